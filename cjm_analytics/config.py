@@ -1,0 +1,235 @@
+"""The one config model: a YAML file validated at the edge; nothing else reads YAML or the environment.
+
+Paths in the file are relative to the file itself and are resolved here, so the rest of the code only
+ever sees absolute paths.
+"""
+
+from __future__ import annotations
+
+import glob
+import re
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from cjm_analytics.errors import ConfigError
+
+PSEUDO_STAGES = ("(start)", "(end)")
+SourceKind = Literal["clickstream", "crm"]
+FileFormat = Literal["auto", "csv", "parquet", "json"]
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ColumnMap(_Strict):
+    """Canonical column name -> the column in the file."""
+
+    event_id: str | None = None
+    customer_id: str | None = None
+    anonymous_id: str | None = None
+    event_name: str
+    timestamp: str
+    channel: str | None = None
+
+    @model_validator(mode="after")
+    def _needs_an_identity(self) -> ColumnMap:
+        if self.customer_id is None and self.anonymous_id is None:
+            raise ValueError("give customer_id or anonymous_id (or both)")
+        return self
+
+    def mapped(self) -> dict[str, str]:
+        """Canonical name -> file column, for the columns that are configured."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+class Source(_Strict):
+    name: str
+    kind: SourceKind
+    path: str
+    format: FileFormat = "auto"
+    timezone: str = "UTC"
+    timestamp_format: str = "auto"
+    columns: ColumnMap
+    # Plausibility horizon (DEFINITIONS.md): historical logs are normal, far-future clocks are not.
+    min_timestamp: date = date(1990, 1, 1)
+    max_future_hours: float = Field(default=24.0, ge=0)
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_simple(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError("use letters, digits, '_', '.', '-' only")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r} (use an IANA name such as 'Europe/Berlin')") from None
+        return v
+
+    @field_validator("timestamp_format")
+    @classmethod
+    def _known_format(cls, v: str) -> str:
+        if v in ("auto", "epoch_s", "epoch_ms", "epoch_us") or "%" in v:
+            return v
+        raise ValueError("use auto, epoch_s, epoch_ms, epoch_us or a strptime pattern such as '%d/%m/%Y %H:%M'")
+
+    def files(self) -> list[Path]:
+        """The files the glob matches, in a stable order."""
+        return sorted(Path(p) for p in glob.glob(self.path, recursive=True) if Path(p).is_file())
+
+
+class EventRule(_Strict):
+    """An event name or glob, optionally with property conditions that must all hold."""
+
+    name: str = Field(min_length=1)
+    where: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("where", mode="before")
+    @classmethod
+    def _values_as_text(cls, v: Any) -> Any:
+        # Properties are stored as text, so conditions compare as text too.
+        if isinstance(v, dict):
+            return {str(k): (str(x).lower() if isinstance(x, bool) else str(x)) for k, x in v.items()}
+        return v
+
+
+class Stage(_Strict):
+    name: str = Field(min_length=1)
+    events: list[Annotated[EventRule, Field()]] = Field(min_length=1)
+
+    @field_validator("events", mode="before")
+    @classmethod
+    def _names_as_rules(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            return [{"name": x} if isinstance(x, str) else x for x in v]
+        return v
+
+    @field_validator("name")
+    @classmethod
+    def _not_pseudo(cls, v: str) -> str:
+        if v in PSEUDO_STAGES:
+            raise ValueError(f"{v!r} is reserved for the transition graph")
+        return v
+
+
+class Sessions(_Strict):
+    inactivity_minutes: float = Field(default=30, gt=0)
+
+
+class Report(_Strict):
+    sankey_steps: int = Field(default=8, ge=1, le=30)
+    # Step nodes holding less than this share of journey customers are folded into "other".
+    sankey_min_share: float = Field(default=0.01, ge=0, lt=1)
+    title: str = "Customer journeys"
+
+
+class Config(_Strict):
+    warehouse: Path
+    reports: Path
+    sources: list[Source] = Field(min_length=1)
+    stages: list[Stage] = Field(min_length=1)
+    goal: str
+    sessions: Sessions = Sessions()
+    report: Report = Report()
+    # Where this config was read from; set by load_config, not by the YAML.
+    config_path: Path | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Config:
+        names = [s.name for s in self.stages]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"stages: duplicate stage name(s) {', '.join(dupes)}")
+        sources = [s.name for s in self.sources]
+        dupes = sorted({n for n in sources if sources.count(n) > 1})
+        if dupes:
+            raise ValueError(f"sources: duplicate source name(s) {', '.join(dupes)}")
+        if self.goal not in names:
+            raise ValueError(f"goal: {self.goal!r} is not a stage (stages: {', '.join(names)})")
+        return self
+
+    @property
+    def stage_names(self) -> list[str]:
+        return [s.name for s in self.stages]
+
+    @property
+    def goal_order(self) -> int:
+        return self.stage_names.index(self.goal) + 1
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _one_line(err: ValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        field = _field_path(loc)
+        parts.append(f"{field}: {msg}" if field and not msg.startswith(f"{field}:") else msg)
+    return "; ".join(parts)
+
+
+def _resolve(base: Path, value: str | Path) -> Path:
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else base / p
+
+
+def parse_config(data: Any, base_dir: Path, origin: str = "<config>") -> Config:
+    """Validate a config mapping; relative paths are taken from base_dir."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: expected a mapping of settings at the top level")
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(f"{origin}: {_one_line(e)}") from None
+    sources = []
+    for i, s in enumerate(cfg.sources):
+        pattern = str(_resolve(base_dir, s.path))
+        resolved = s.model_copy(update={"path": pattern})
+        if not resolved.files():
+            raise ConfigError(f"{origin}: sources[{i}].path: {s.path!r} matches no file")
+        sources.append(resolved)
+    return cfg.model_copy(
+        update={
+            "warehouse": _resolve(base_dir, cfg.warehouse),
+            "reports": _resolve(base_dir, cfg.reports),
+            "sources": sources,
+        }
+    )
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a YAML config file; every problem is a ConfigError naming file and field."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read config file ({e})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}: not valid YAML{where}") from None
+    cfg = parse_config(data, path.resolve().parent, origin=str(path))
+    return cfg.model_copy(update={"config_path": path.resolve()})

@@ -1,0 +1,27 @@
+"""Errors a user can act on; the CLI turns each into one line and an exit code."""
+
+from __future__ import annotations
+
+
+class CjmError(Exception):
+    """Base of every error the CLI reports as one line."""
+
+    exit_code = 1
+
+
+class ConfigError(CjmError):
+    """The config file is missing, malformed or names something that does not exist."""
+
+    exit_code = 2
+
+
+class SourceError(CjmError):
+    """A source file cannot be read as configured (the whole file is refused)."""
+
+    exit_code = 1
+
+
+class WarehouseLockedError(CjmError):
+    """Another run holds the warehouse."""
+
+    exit_code = 3

@@ -1,0 +1,246 @@
+"""Loading source files into the raw layer: every row read is loaded, rejected with a reason, or a duplicate.
+
+Each file is staged as text, mapped to the canonical columns, judged in SQL (sql/raw/) and appended in one
+transaction together with its manifest row, so a file is either wholly loaded or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from cjm_analytics.config import Source
+from cjm_analytics.errors import SourceError
+from cjm_analytics.sql_steps import quote_ident, quote_literal, run_sql
+from cjm_analytics.warehouse import transaction
+
+_CANONICAL = ("event_id", "customer_id", "anonymous_id", "event_name", "timestamp", "channel")
+_STAGED_AS = {"event_id": "given_event_id", "timestamp": "ts_text"}
+# Control characters are escaped inside valid JSON, so this delimiter keeps each JSON line one field.
+_JSON_LINE_DELIM = "\x1e"
+
+
+@dataclass(frozen=True)
+class FileLoad:
+    """What happened to one file in one run."""
+
+    source: str
+    file: str
+    status: str  # loaded | unchanged | refused
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_rejected: int = 0
+    rows_duplicate: int = 0
+    message: str = ""
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def content_hash(path: Path) -> str:
+    """sha256 of the file's bytes: what decides whether a file is new, unchanged or changed."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_format(source: Source, path: Path) -> str:
+    """csv, parquet or json: the configured format, else from the file name."""
+    if source.format != "auto":
+        return source.format
+    name = path.name.lower().removesuffix(".gz")
+    if name.endswith(".parquet"):
+        return "parquet"
+    if name.endswith((".json", ".ndjson", ".jsonl")):
+        return "json"
+    return "csv"
+
+
+def _stage_file(con: duckdb.DuckDBPyConnection, source: Source, path: Path) -> list[str]:
+    """Read one file as text into temp table staged_file (+ _record) and staged_parse_rejects; its columns."""
+    fmt = file_format(source, path)
+    con.execute("CREATE OR REPLACE TEMP TABLE staged_parse_rejects (row_number BIGINT, reason VARCHAR, raw VARCHAR)")
+    if path.stat().st_size == 0:
+        con.execute("CREATE OR REPLACE TEMP TABLE staged_file (_record BIGINT)")
+        return []
+    if fmt == "parquet":
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE staged_file AS "
+            "SELECT * EXCLUDE (file_row_number), file_row_number + 1 AS _record "
+            "FROM read_parquet($path, file_row_number = true)",
+            {"path": str(path)},
+        )
+        columns = _columns(con)
+        casts = ", ".join(f"CAST({quote_ident(c)} AS VARCHAR) AS {quote_ident(c)}" for c in columns)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE staged_file AS SELECT {casts}, _record FROM staged_file")
+        return columns
+    if fmt == "json":
+        _read_text_records(con, path, "read_csv($path, header = false, columns = {'line': 'VARCHAR'}, "
+                           f"delim = {quote_literal(_JSON_LINE_DELIM)}, quote = '', escape = '', "
+                           "store_rejects = true, rejects_table = 'cjm_reject_errors', "
+                           "rejects_scan = 'cjm_reject_scans')", header_lines=0)
+        con.execute("""
+            INSERT INTO staged_parse_rejects
+            SELECT _record, 'not a JSON object', line FROM staged_file
+            WHERE NOT coalesce(json_valid(line) AND json_type(CAST(line AS JSON)) = 'OBJECT', false)""")
+        con.execute("""
+            DELETE FROM staged_file
+            WHERE NOT coalesce(json_valid(line) AND json_type(CAST(line AS JSON)) = 'OBJECT', false)""")
+        return ["line"]
+    _read_text_records(con, path, "read_csv($path, all_varchar = true, header = true, store_rejects = true, "
+                       "rejects_table = 'cjm_reject_errors', rejects_scan = 'cjm_reject_scans')", header_lines=1)
+    return [c for c in _columns(con) if c != "_record"]
+
+
+def _read_text_records(con: duckdb.DuckDBPyConnection, path: Path, reader: str, header_lines: int) -> None:
+    """Stage a text file; rows the CSV reader refuses go to staged_parse_rejects with their record number."""
+    con.execute("DROP TABLE IF EXISTS cjm_reject_errors")
+    con.execute("DROP TABLE IF EXISTS cjm_reject_scans")
+    # row_number() OVER () streams in scan order: the accepted rows' order in the file.
+    con.execute(f"CREATE OR REPLACE TEMP TABLE staged_file AS SELECT *, row_number() OVER () AS _ordinal FROM {reader}",
+                {"path": str(path)})
+    # The reader reports a refused row's record number (counting the header); accepted rows keep file order,
+    # so the i-th accepted row is record i + (refused rows before it).
+    con.execute(
+        """
+        INSERT INTO staged_parse_rejects
+        SELECT line - $header_lines, error_type || ': ' || error_message, csv_line FROM cjm_reject_errors""",
+        {"header_lines": header_lines},
+    )
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE staged_file AS
+        WITH refused AS (
+            SELECT row_number AS record, row_number() OVER (ORDER BY row_number) AS refused_so_far
+            FROM staged_parse_rejects
+        ),
+        accepted_before AS (  -- accepted rows before each refused one
+            SELECT record - refused_so_far AS accepted_before, max(refused_so_far) AS refused_so_far
+            FROM refused GROUP BY ALL
+        )
+        SELECT a.* EXCLUDE (_ordinal), a._ordinal + coalesce(r.refused_so_far, 0) AS _record
+        FROM staged_file AS a ASOF LEFT JOIN accepted_before AS r ON a._ordinal > r.accepted_before
+        ORDER BY _record
+        """)
+
+
+def _columns(con: duckdb.DuckDBPyConnection) -> list[str]:
+    return [str(r[0]) for r in con.execute("DESCRIBE staged_file").fetchall() if r[0] != "_record"]
+
+
+def _map_columns(con: duckdb.DuckDBPyConnection, source: Source, columns: list[str], is_json: bool) -> None:
+    """Project staged_file onto the canonical columns as temp view staged_rows (identifiers quoted)."""
+    mapped = source.columns.mapped()
+    if is_json:
+        def value(col: str) -> str:
+            return f"json_extract_string(CAST(line AS JSON), {quote_literal('$.' + json.dumps(col))})"
+
+        removed = json.dumps({c: None for c in mapped.values()})
+        properties = f"json_merge_patch(CAST(line AS JSON), {quote_literal(removed)})"
+        raw = "line"
+    else:
+        missing = [c for c in mapped.values() if c not in columns]
+        if columns and missing:
+            raise SourceError(f"columns missing from the file: {', '.join(missing)} (it has: {', '.join(columns)})")
+
+        def value(col: str) -> str:
+            return quote_ident(col) if col in columns else "NULL"
+
+        def as_json(cols: list[str]) -> str:
+            pairs = ", ".join(f"{quote_literal(c)}, {quote_ident(c)}" for c in cols)
+            return f"json_object({pairs})" if cols else "CAST('{}' AS JSON)"
+
+        properties = as_json([c for c in columns if c not in mapped.values()])
+        raw = f"CAST({as_json(columns)} AS VARCHAR)"
+    select = [f"{value(mapped[c]) if c in mapped else 'NULL'} AS {_STAGED_AS.get(c, c)}" for c in _CANONICAL]
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW staged_rows AS SELECT _record AS row_number, {', '.join(select)}, "
+        f"{properties} AS properties, {raw} AS raw FROM staged_file"
+    )
+
+
+def _scalar(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, object] | None = None) -> int:
+    row = con.execute(sql, params or {}).fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def load_file(
+    con: duckdb.DuckDBPyConnection, source: Source, path: Path, run_id: str, run_started: datetime
+) -> FileLoad:
+    """Load one file unless the manifest already holds its exact content; a changed file replaces its rows."""
+    file = str(path)
+    stat = path.stat()
+    digest = content_hash(path)
+    known = con.execute(
+        "SELECT content_hash FROM load_manifest WHERE source = $source AND file = $file",
+        {"source": source.name, "file": file},
+    ).fetchall()
+    if any(h == digest for (h,) in known):
+        return FileLoad(source.name, file, "unchanged")
+    with transaction(con):
+        if known:  # the file changed since it was loaded: its old rows go, its new rows come
+            for table in ("raw_events", "rejects", "load_manifest"):
+                con.execute(f"DELETE FROM {table} WHERE source = $source AND file = $file",
+                            {"source": source.name, "file": file})
+        try:
+            columns = _stage_file(con, source, path)
+            _map_columns(con, source, columns, is_json=file_format(source, path) == "json")
+            run_sql(
+                con,
+                "raw/classify_rows",
+                source=source.name,
+                ts_format=source.timestamp_format,
+                timezone=source.timezone,
+                has_zone="%z" in source.timestamp_format or "%Z" in source.timestamp_format,
+                min_timestamp=source.min_timestamp,
+                run_started=run_started.replace(tzinfo=None),
+                max_future_us=int(source.max_future_hours * 3_600_000_000),
+                max_future_hours=f"{source.max_future_hours:g}",
+            )
+        except (duckdb.Error, SourceError) as e:
+            message = str(e).splitlines()[0]
+            _record_manifest(con, source, path, stat.st_size, stat.st_mtime, digest, run_id, (0, 0, 0, 0), "refused")
+            con.execute(
+                "INSERT INTO rejects VALUES ($source, $file, NULL, $reason, NULL, $run_id)",
+                {"source": source.name, "file": file, "reason": f"file refused: {message}", "run_id": run_id},
+            )
+            return FileLoad(source.name, file, "refused", message=message)
+        run_sql(con, "raw/append_file", source=source.name, source_kind=source.kind, file=file, run_id=run_id)
+        parse_rejects = _scalar(con, "SELECT count(*) FROM staged_parse_rejects")
+        staged = _scalar(con, "SELECT count(*) FROM classified_rows")
+        row_rejects = _scalar(con, "SELECT count(*) FROM classified_rows WHERE reject_reason IS NOT NULL")
+        loaded = _scalar(con, "SELECT count(*) FROM raw_events WHERE source = $s AND file = $f AND run_id = $r",
+                         {"s": source.name, "f": file, "r": run_id})
+        counts = (staged + parse_rejects, loaded, parse_rejects + row_rejects, staged - row_rejects - loaded)
+        _record_manifest(con, source, path, stat.st_size, stat.st_mtime, digest, run_id, counts)
+    return FileLoad(source.name, file, "loaded", *counts)
+
+
+def _record_manifest(
+    con: duckdb.DuckDBPyConnection, source: Source, path: Path, size: int, mtime: float, digest: str,
+    run_id: str, counts: tuple[int, int, int, int], status: str = "loaded",
+) -> None:
+    con.execute(
+        "INSERT INTO load_manifest VALUES ($source, $file, $size, $mtime, $hash, $status, $read, $loaded, $rejected, "
+        "$duplicate, $run_id, $now)",
+        {
+            "source": source.name, "file": str(path), "size": size,
+            "mtime": datetime.fromtimestamp(mtime, UTC).replace(tzinfo=None), "hash": digest, "status": status,
+            "read": counts[0], "loaded": counts[1], "rejected": counts[2], "duplicate": counts[3],
+            "run_id": run_id, "now": datetime.now(UTC).replace(tzinfo=None),
+        },
+    )
+
+
+def load_source(
+    con: duckdb.DuckDBPyConnection, source: Source, run_id: str, run_started: datetime
+) -> list[FileLoad]:
+    """Load every file the source's glob matches, each in its own transaction."""
+    run_sql(con, "raw/macros")
+    return [load_file(con, source, path, run_id, run_started) for path in source.files()]

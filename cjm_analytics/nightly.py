@@ -1,0 +1,153 @@
+"""The nightly run as an ordered list of coarse steps, each over the warehouse path in its own transaction.
+
+Both the Prefect flow (pipelines/nightly.py) and `run_nightly` (no orchestrator) walk NIGHTLY_STEPS, so the
+two can never compose the run differently.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cjm_analytics.config import Config
+from cjm_analytics.core import build_journeys, sessionize, stitch_identities
+from cjm_analytics.load import FileLoad, load_source
+from cjm_analytics.marts import build_marts
+from cjm_analytics.warehouse import open_warehouse, run_lock, transaction
+
+
+@dataclass(frozen=True)
+class RunContext:
+    config: Config
+    run_id: str
+    run_started: datetime  # UTC
+
+    @classmethod
+    def start(cls, config: Config) -> RunContext:
+        started = datetime.now(UTC)
+        return cls(config, f"{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}", started)
+
+
+@dataclass
+class StepResult:
+    step: str
+    seconds: float
+    counts: dict[str, Any] = field(default_factory=dict)
+
+
+def _log_step(ctx: RunContext, step: str, started: datetime, seconds: float, counts: dict[str, Any]) -> None:
+    with open_warehouse(ctx.config.warehouse) as con:
+        con.execute(
+            "INSERT INTO run_log VALUES ($run_id, $step, $started, $finished, $seconds, $counts)",
+            {
+                "run_id": ctx.run_id, "step": step, "started": started.replace(tzinfo=None),
+                "finished": datetime.now(UTC).replace(tzinfo=None), "seconds": seconds,
+                "counts": json.dumps(counts, default=str),
+            },
+        )
+
+
+def _timed(ctx: RunContext, step: str, body: Callable[[], dict[str, Any]]) -> StepResult:
+    started, clock = datetime.now(UTC), time.perf_counter()
+    counts = body()
+    result = StepResult(step, round(time.perf_counter() - clock, 3), counts)
+    _log_step(ctx, step, started, result.seconds, counts)
+    return result
+
+
+def load_sources(ctx: RunContext) -> StepResult:
+    """Load every configured source; each file commits with its manifest row."""
+
+    def body() -> dict[str, Any]:
+        with open_warehouse(ctx.config.warehouse) as con:
+            files: list[FileLoad] = []
+            for source in ctx.config.sources:
+                files.extend(load_source(con, source, ctx.run_id, ctx.run_started))
+        return {"files": [f.as_dict() for f in files]}
+
+    return _timed(ctx, "load_sources", body)
+
+
+def _in_transaction(ctx: RunContext, step: str, work: Callable[[Any], dict[str, Any]]) -> StepResult:
+    def body() -> dict[str, Any]:
+        with open_warehouse(ctx.config.warehouse) as con, transaction(con):
+            return work(con)
+
+    return _timed(ctx, step, body)
+
+
+def stitch_identities_step(ctx: RunContext) -> StepResult:
+    """Identity stitching."""
+    return _in_transaction(ctx, "stitch_identities", stitch_identities)
+
+
+def sessionize_step(ctx: RunContext) -> StepResult:
+    """Stage mapping and sessions."""
+    cfg = ctx.config
+    return _in_transaction(
+        ctx, "sessionize", lambda con: sessionize(con, cfg.stages, cfg.sessions.inactivity_minutes)
+    )
+
+
+def build_journeys_step(ctx: RunContext) -> StepResult:
+    """Stage paths and journeys."""
+    return _in_transaction(ctx, "build_journeys", lambda con: build_journeys(con, ctx.config.goal_order))
+
+
+def aggregate_step(ctx: RunContext) -> StepResult:
+    """The marts."""
+    return _in_transaction(
+        ctx, "aggregate", lambda con: build_marts(con, ctx.config.report, ctx.run_id, ctx.run_started)
+    )
+
+
+def publish_reports_step(ctx: RunContext) -> StepResult:
+    """The report site and the GraphML graph."""
+
+    def body() -> dict[str, Any]:
+        # Imported here: plotly is only needed by the step that draws.
+        from cjm_analytics.graph import stage_graph, write_graphml
+        from cjm_analytics.report import build_report
+
+        out = ctx.config.reports
+        with open_warehouse(ctx.config.warehouse) as con:
+            pages = build_report(con, out, ctx.config.report.title)
+            graph = write_graphml(stage_graph(con), out / "stage_graph.graphml")
+        return {"report": str(out / "index.html"), "files": len(pages) + 1, "graphml": str(graph)}
+
+    return _timed(ctx, "publish_reports", body)
+
+
+NIGHTLY_STEPS: tuple[tuple[str, Callable[[RunContext], StepResult]], ...] = (
+    ("load_sources", load_sources),
+    ("stitch_identities", stitch_identities_step),
+    ("sessionize", sessionize_step),
+    ("build_journeys", build_journeys_step),
+    ("aggregate", aggregate_step),
+    ("publish_reports", publish_reports_step),
+)
+
+
+def run_nightly(config: Config) -> tuple[RunContext, list[StepResult]]:
+    """The whole nightly run without an orchestrator (tests, benchmarks, `cjm run --no-prefect`)."""
+    ctx = RunContext.start(config)
+    with run_lock(config.warehouse, ctx.run_id):
+        return ctx, [step(ctx) for _, step in NIGHTLY_STEPS]
+
+
+def run_summary(warehouse: Path) -> dict[str, Any]:
+    """The run_summary row of the warehouse, as a dict."""
+    from cjm_analytics.warehouse import connect
+
+    con = connect(warehouse, read_only=True)
+    try:
+        df = con.execute("SELECT * FROM run_summary").fetchdf()
+    finally:
+        con.close()
+    return {k: (None if v != v else v) for k, v in df.iloc[0].to_dict().items()} if len(df) else {}

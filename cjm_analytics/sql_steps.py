@@ -1,0 +1,39 @@
+"""Runs the named SQL steps in `sql/` with bound parameters; the only place that reads SQL files."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+# Installed wheels carry sql/ inside the package; a source checkout keeps it at the repo root.
+_PACKAGED = Path(__file__).with_name("sql")
+SQL_DIR = _PACKAGED if _PACKAGED.is_dir() else Path(__file__).resolve().parent.parent / "sql"
+
+
+@cache
+def sql_text(step: str) -> str:
+    """The text of `sql/<step>.sql`, e.g. step='core/sessions'."""
+    return (SQL_DIR / f"{step}.sql").read_text(encoding="utf-8")
+
+
+def run_sql(con: duckdb.DuckDBPyConnection, step: str, **params: Any) -> None:
+    """Execute every statement of a step, binding to each only the $parameters it names."""
+    for statement in duckdb.extract_statements(sql_text(step)):
+        used = {k: v for k, v in params.items() if k in statement.named_parameters}
+        missing = statement.named_parameters - used.keys()
+        if missing:
+            raise ValueError(f"sql/{step}.sql needs parameter(s) {sorted(missing)}")
+        con.execute(statement, used)
+
+
+def quote_ident(name: str) -> str:
+    """A SQL identifier for any column name found in a file."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(text: str) -> str:
+    """A SQL string literal, for the few places DuckDB cannot take a bound parameter."""
+    return "'" + text.replace("'", "''") + "'"

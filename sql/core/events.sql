@@ -1,0 +1,84 @@
+-- Every loaded event with its customer_key, journey stage and session.
+CREATE OR REPLACE TABLE events AS
+WITH event_names AS (
+    SELECT DISTINCT event_name FROM raw_events
+),
+
+-- Globs are matched once per distinct name, not once per event.
+name_rules AS (
+    SELECT
+        n.event_name,
+        list(
+            {'stage': r.stage, 'stage_order': r.stage_order, 'conditions': r.conditions}
+            ORDER BY r.rule_order
+        ) AS rules
+    FROM event_names AS n
+    INNER JOIN stage_rules AS r ON n.event_name GLOB r.pattern
+    GROUP BY n.event_name
+),
+
+keyed AS (
+    SELECT
+        e.*,
+        coalesce(e.customer_id, i.customer_id, e.anonymous_id) AS customer_key
+    FROM raw_events AS e
+    LEFT JOIN identities AS i ON e.anonymous_id = i.anonymous_id
+),
+
+-- The first rule whose property conditions all hold wins.
+mapped AS (
+    SELECT
+        k.*,
+        list_filter(
+            nr.rules, lambda r: r.conditions IS NULL OR json_contains(k.properties, r.conditions)
+        )[1] AS rule
+    FROM keyed AS k
+    LEFT JOIN name_rules AS nr ON k.event_name = nr.event_name
+),
+
+gaps AS (
+    SELECT
+        * EXCLUDE (rule),
+        rule.stage AS stage,
+        rule.stage_order AS stage_order,
+        epoch_us(ts) - lag(epoch_us(ts)) OVER by_time AS gap_us
+    FROM mapped
+    WINDOW by_time AS (PARTITION BY customer_key ORDER BY ts, event_id, source)
+),
+
+-- A session starts at the first event and after every gap GREATER than the inactivity timeout.
+session_starts AS (
+    SELECT
+        *,
+        gap_us IS NULL OR gap_us > $inactivity_us AS starts_session
+    FROM gaps
+),
+
+numbered AS (
+    SELECT
+        *,
+        CAST(sum(CAST(starts_session AS INTEGER)) OVER so_far AS BIGINT) AS session_number,
+        max(CASE WHEN starts_session THEN ts END) OVER so_far AS session_start
+    FROM session_starts
+    WINDOW so_far AS (PARTITION BY customer_key ORDER BY ts, event_id, source ROWS UNBOUNDED PRECEDING)
+)
+
+SELECT
+    event_id,
+    source,
+    source_kind,
+    customer_key,
+    customer_id,
+    anonymous_id,
+    event_name,
+    ts,
+    channel,
+    stage,
+    stage_order,
+    md5(customer_key || '|' || strftime(session_start, '%Y-%m-%dT%H:%M:%S.%f')) AS session_id,
+    session_number,
+    properties,
+    file,
+    row_number,
+    run_id
+FROM numbered;

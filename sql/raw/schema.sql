@@ -1,0 +1,48 @@
+-- The raw layer and the run bookkeeping: created once, appended to by every load.
+CREATE TABLE IF NOT EXISTS raw_events (
+    event_id     VARCHAR NOT NULL,
+    source       VARCHAR NOT NULL,
+    source_kind  VARCHAR NOT NULL,
+    file         VARCHAR NOT NULL,
+    row_number   BIGINT  NOT NULL,
+    customer_id  VARCHAR,
+    anonymous_id VARCHAR,
+    event_name   VARCHAR NOT NULL,
+    ts           TIMESTAMP NOT NULL,
+    channel      VARCHAR,
+    properties   JSON,
+    run_id       VARCHAR NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS rejects (
+    source     VARCHAR NOT NULL,
+    file       VARCHAR NOT NULL,
+    row_number BIGINT,
+    reason     VARCHAR NOT NULL,
+    raw        VARCHAR,
+    run_id     VARCHAR NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS load_manifest (
+    source         VARCHAR NOT NULL,
+    file           VARCHAR NOT NULL,
+    size_bytes     BIGINT NOT NULL,
+    modified_at    TIMESTAMP NOT NULL,
+    content_hash   VARCHAR NOT NULL,
+    status         VARCHAR NOT NULL,  -- loaded | refused (the whole file; reason in rejects)
+    rows_read      BIGINT NOT NULL,
+    rows_loaded    BIGINT NOT NULL,
+    rows_rejected  BIGINT NOT NULL,
+    rows_duplicate BIGINT NOT NULL,
+    run_id         VARCHAR NOT NULL,
+    loaded_at      TIMESTAMP NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS run_log (
+    run_id      VARCHAR NOT NULL,
+    step        VARCHAR NOT NULL,
+    started_at  TIMESTAMP NOT NULL,
+    finished_at TIMESTAMP NOT NULL,
+    seconds     DOUBLE NOT NULL,
+    counts      JSON
+);
