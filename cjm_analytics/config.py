@@ -34,7 +34,7 @@ class ColumnMap(_Strict):
     event_id: str | None = None
     customer_id: str | None = None
     anonymous_id: str | None = None
-    event_name: str
+    event_name: str | None = None
     timestamp: str
     channel: str | None = None
 
@@ -57,6 +57,8 @@ class Source(_Strict):
     timezone: str = "UTC"
     timestamp_format: str = "auto"
     columns: ColumnMap
+    # For files that are one kind of event (e.g. a "closed deals" export): the name every row gets.
+    event_name: str | None = Field(default=None, min_length=1)
     # Plausibility horizon (DEFINITIONS.md): historical logs are normal, far-future clocks are not.
     min_timestamp: date = date(1990, 1, 1)
     max_future_hours: float = Field(default=24.0, ge=0)
@@ -83,6 +85,12 @@ class Source(_Strict):
         if v in ("auto", "epoch_s", "epoch_ms", "epoch_us") or "%" in v:
             return v
         raise ValueError("use auto, epoch_s, epoch_ms, epoch_us or a strptime pattern such as '%d/%m/%Y %H:%M'")
+
+    @model_validator(mode="after")
+    def _one_event_name(self) -> Source:
+        if (self.columns.event_name is None) == (self.event_name is None):
+            raise ValueError("give columns.event_name (a column) or event_name (one name for every row), not both")
+        return self
 
     def files(self) -> list[Path]:
         """The files the glob matches, in a stable order."""

@@ -89,10 +89,10 @@ def _stage_file(con: duckdb.DuckDBPyConnection, source: Source, path: Path) -> l
         con.execute("""
             INSERT INTO staged_parse_rejects
             SELECT _record, 'not a JSON object', line FROM staged_file
-            WHERE NOT coalesce(json_valid(line) AND json_type(CAST(line AS JSON)) = 'OBJECT', false)""")
+            WHERE NOT coalesce(json_type(TRY_CAST(line AS JSON)) = 'OBJECT', false)""")
         con.execute("""
             DELETE FROM staged_file
-            WHERE NOT coalesce(json_valid(line) AND json_type(CAST(line AS JSON)) = 'OBJECT', false)""")
+            WHERE NOT coalesce(json_type(TRY_CAST(line AS JSON)) = 'OBJECT', false)""")
         return ["line"]
     _read_text_records(con, path, "read_csv($path, all_varchar = true, header = true, store_rejects = true, "
                        "rejects_table = 'cjm_reject_errors', rejects_scan = 'cjm_reject_scans')", header_lines=1)
@@ -110,8 +110,9 @@ def _read_text_records(con: duckdb.DuckDBPyConnection, path: Path, reader: str, 
     # so the i-th accepted row is record i + (refused rows before it).
     con.execute(
         """
-        INSERT INTO staged_parse_rejects
-        SELECT line - $header_lines, error_type || ': ' || error_message, csv_line FROM cjm_reject_errors""",
+        INSERT INTO staged_parse_rejects  -- one row per record: a short row is reported once per missing column
+        SELECT line - $header_lines, arg_min(error_type || ': ' || error_message, column_idx), any_value(csv_line)
+        FROM cjm_reject_errors GROUP BY line""",
         {"header_lines": header_lines},
     )
     con.execute("""
@@ -159,6 +160,8 @@ def _map_columns(con: duckdb.DuckDBPyConnection, source: Source, columns: list[s
         properties = as_json([c for c in columns if c not in mapped.values()])
         raw = f"CAST({as_json(columns)} AS VARCHAR)"
     select = [f"{value(mapped[c]) if c in mapped else 'NULL'} AS {_STAGED_AS.get(c, c)}" for c in _CANONICAL]
+    if source.event_name is not None:
+        select[_CANONICAL.index("event_name")] = f"{quote_literal(source.event_name)} AS event_name"
     con.execute(
         f"CREATE OR REPLACE TEMP VIEW staged_rows AS SELECT _record AS row_number, {', '.join(select)}, "
         f"{properties} AS properties, {raw} AS raw FROM staged_file"
@@ -183,34 +186,33 @@ def load_file(
     ).fetchall()
     if any(h == digest for (h,) in known):
         return FileLoad(source.name, file, "unchanged")
-    with transaction(con):
-        if known:  # the file changed since it was loaded: its old rows go, its new rows come
-            for table in ("raw_events", "rejects", "load_manifest"):
-                con.execute(f"DELETE FROM {table} WHERE source = $source AND file = $file",
-                            {"source": source.name, "file": file})
-        try:
-            columns = _stage_file(con, source, path)
-            _map_columns(con, source, columns, is_json=file_format(source, path) == "json")
-            run_sql(
-                con,
-                "raw/classify_rows",
-                source=source.name,
-                ts_format=source.timestamp_format,
-                timezone=source.timezone,
-                has_zone="%z" in source.timestamp_format or "%Z" in source.timestamp_format,
-                min_timestamp=source.min_timestamp,
-                run_started=run_started.replace(tzinfo=None),
-                max_future_us=int(source.max_future_hours * 3_600_000_000),
-                max_future_hours=f"{source.max_future_hours:g}",
-            )
-        except (duckdb.Error, SourceError) as e:
-            message = str(e).splitlines()[0]
+    try:  # staging writes temp tables only: a file that cannot be read leaves the warehouse untouched
+        columns = _stage_file(con, source, path)
+        _map_columns(con, source, columns, is_json=file_format(source, path) == "json")
+        run_sql(
+            con,
+            "raw/classify_rows",
+            source=source.name,
+            ts_format=source.timestamp_format,
+            timezone=source.timezone,
+            has_zone="%z" in source.timestamp_format or "%Z" in source.timestamp_format,
+            min_timestamp=source.min_timestamp,
+            run_started=run_started.replace(tzinfo=None),
+            max_future_us=int(source.max_future_hours * 3_600_000_000),
+            max_future_hours=f"{source.max_future_hours:g}",
+        )
+    except (duckdb.Error, SourceError) as e:
+        message = str(e).splitlines()[0]
+        with transaction(con):
+            _forget_file(con, source, file, known=bool(known))
             _record_manifest(con, source, path, stat.st_size, stat.st_mtime, digest, run_id, (0, 0, 0, 0), "refused")
             con.execute(
                 "INSERT INTO rejects VALUES ($source, $file, NULL, $reason, NULL, $run_id)",
                 {"source": source.name, "file": file, "reason": f"file refused: {message}", "run_id": run_id},
             )
-            return FileLoad(source.name, file, "refused", message=message)
+        return FileLoad(source.name, file, "refused", message=message)
+    with transaction(con):
+        _forget_file(con, source, file, known=bool(known))
         run_sql(con, "raw/append_file", source=source.name, source_kind=source.kind, file=file, run_id=run_id)
         parse_rejects = _scalar(con, "SELECT count(*) FROM staged_parse_rejects")
         staged = _scalar(con, "SELECT count(*) FROM classified_rows")
@@ -220,6 +222,14 @@ def load_file(
         counts = (staged + parse_rejects, loaded, parse_rejects + row_rejects, staged - row_rejects - loaded)
         _record_manifest(con, source, path, stat.st_size, stat.st_mtime, digest, run_id, counts)
     return FileLoad(source.name, file, "loaded", *counts)
+
+
+def _forget_file(con: duckdb.DuckDBPyConnection, source: Source, file: str, known: bool) -> None:
+    """A changed file's earlier rows, rejects and manifest entry go: its new content replaces them."""
+    if known:
+        for table in ("raw_events", "rejects", "load_manifest"):
+            con.execute(f"DELETE FROM {table} WHERE source = $source AND file = $file",
+                        {"source": source.name, "file": file})
 
 
 def _record_manifest(

@@ -1,0 +1,77 @@
+"""Tiny hand-made inputs: write CSV tables and a config around them, run steps, read tables back."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from cjm_analytics.config import Config, parse_config
+from cjm_analytics.nightly import NIGHTLY_STEPS, RunContext
+
+WEB_COLUMNS = {
+    "event_id": "event_id", "customer_id": "user_id", "anonymous_id": "anonymous_id",
+    "event_name": "event", "timestamp": "ts", "channel": "channel",
+}
+STAGES = [
+    {"name": "browse", "events": ["product_*", "landing"]},
+    {"name": "cart", "events": ["add_to_cart"]},
+    {"name": "buy", "events": ["order"]},
+]
+
+
+def write_csv(path: Path, text: str) -> Path:
+    """Write a CSV table given as text (leading indentation and blank edges removed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [line.strip() for line in text.strip().splitlines()]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def make_config(tmp_path: Path, sources: list[dict[str, Any]] | None = None, **overrides: Any) -> Config:
+    """A config over files already written below tmp_path (default: one web source, web/*.csv)."""
+    data: dict[str, Any] = {
+        "warehouse": "warehouse/cjm.duckdb",
+        "reports": "reports",
+        "sources": sources or [{"name": "web", "kind": "clickstream", "path": "web/*", "columns": WEB_COLUMNS}],
+        "stages": STAGES,
+        "goal": "buy",
+    }
+    data.update(overrides)
+    return parse_config(data, tmp_path, origin="test.yaml")
+
+
+def run_steps(cfg: Config, until: str = "aggregate", run_started: datetime | None = None) -> RunContext:
+    """Run the nightly steps without Prefect up to and including `until`."""
+    ctx = RunContext.start(cfg)
+    if run_started is not None:
+        ctx = RunContext(cfg, ctx.run_id, run_started)
+    for name, step in NIGHTLY_STEPS:
+        step(ctx)
+        if name == until:
+            break
+    return ctx
+
+
+def table(cfg: Config, sql: str) -> pd.DataFrame:
+    """Query the warehouse read-only."""
+    con = duckdb.connect(str(cfg.warehouse), read_only=True)
+    try:
+        return con.execute(sql).fetchdf()
+    finally:
+        con.close()
+
+
+RUN_STARTED = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def rows(cfg: Config, sql: str) -> list[tuple[Any, ...]]:
+    """Query the warehouse read-only, as plain tuples (NULL stays None)."""
+    con = duckdb.connect(str(cfg.warehouse), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
