@@ -15,6 +15,8 @@ from typing import Any
 from cjm_analytics.config import Config, load_config
 from cjm_analytics.errors import CjmError, ConfigError
 
+_COUNTS = ("rows_read", "rows_loaded", "rows_rejected", "rows_duplicate")
+
 
 def _int(n: Any) -> str:
     return f"{int(n):,}" if n is not None else "-"
@@ -29,7 +31,7 @@ def format_summary(config: Config, run_id: str, files: list[dict[str, Any]], sum
     lines = [f"cjm run {run_id}"]
     for source in config.sources:
         mine = [f for f in files if f["source"] == source.name]
-        total = {k: sum(int(f[k]) for f in mine) for k in ("rows_read", "rows_loaded", "rows_rejected", "rows_duplicate")}
+        total = {k: sum(int(f[k]) for f in mine) for k in _COUNTS}
         unchanged = sum(f["status"] == "unchanged" for f in mine)
         refused = [f for f in mine if f["status"] == "refused"]
         lines.append(
@@ -79,13 +81,11 @@ def _serve(args: argparse.Namespace) -> int:
             "cjm serve needs a running Prefect server: start one with `prefect server start` and set "
             "PREFECT_API_URL=http://127.0.0.1:4200/api (a schedule does nothing on the temporary server)"
         )
-    from pipelines.nightly import nightly_flow
+    from prefect import serve
 
-    nightly_flow.serve(
-        name=args.name,
-        cron=args.cron,
-        parameters={"config_path": str(Path(args.config).resolve())},
-    )
+    from pipelines.nightly import nightly_deployment
+
+    serve(nightly_deployment(str(Path(args.config).resolve()), cron=args.cron, name=args.name))
     return 0
 
 

@@ -24,12 +24,12 @@ def stage_graph(con: duckdb.DuckDBPyConnection) -> nx.DiGraph:
     graph.add_node(PSEUDO_STAGES[0], stage_order=0, pseudo=True)
     for record in funnel.to_dict("records"):
         stage = str(record.pop("stage"))
-        graph.add_node(stage, pseudo=False, **_present({k: _plain(v) for k, v in record.items()}))
+        graph.add_node(stage, pseudo=False, **_present({str(k): _plain(v) for k, v in record.items()}))
     graph.add_node(PSEUDO_STAGES[1], stage_order=last_order, pseudo=True)
     edges = con.execute("SELECT * FROM stage_transitions ORDER BY from_order, to_order").fetchdf()
     for record in edges.to_dict("records"):
         source, target = str(record.pop("from_stage")), str(record.pop("to_stage"))
-        graph.add_edge(source, target, **_present({k: _plain(v) for k, v in record.items()}))
+        graph.add_edge(source, target, **_present({str(k): _plain(v) for k, v in record.items()}))
     return graph
 
 

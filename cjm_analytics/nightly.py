@@ -150,4 +150,4 @@ def run_summary(warehouse: Path) -> dict[str, Any]:
         df = con.execute("SELECT * FROM run_summary").fetchdf()
     finally:
         con.close()
-    return {k: (None if v != v else v) for k, v in df.iloc[0].to_dict().items()} if len(df) else {}
+    return {str(k): (None if v != v else v) for k, v in df.iloc[0].to_dict().items()} if len(df) else {}

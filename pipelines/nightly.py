@@ -61,6 +61,13 @@ def nightly_flow(config_path: str) -> dict[str, Any]:
     return {"run_id": ctx.run_id, "steps": steps, "summary": run_summary(config.warehouse)}
 
 
+def nightly_deployment(config_path: str, cron: str = NIGHTLY_CRON, name: str = "cjm-nightly") -> Any:
+    """The nightly flow as a deployment on a cron schedule (UTC), for `prefect.serve`."""
+    return nightly_flow.to_deployment(
+        name=name, cron=cron, parameters={"config_path": config_path}, description=nightly_flow.description
+    )
+
+
 def _brief(counts: dict[str, Any]) -> dict[str, Any]:
     files = counts.get("files")
     if not isinstance(files, list):
