@@ -1,0 +1,170 @@
+"""The real Prefect flow on data/sample/, compared with the independent pandas oracle (tests/reference.py)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from cjm_analytics.config import Config, load_config
+from tests.conftest import SAMPLE_CONFIG
+from tests.fixtures import table
+from tests.reference import reference_figures, reference_load
+
+pytestmark = [pytest.mark.flow, pytest.mark.slow, pytest.mark.xdist_group("prefect")]
+
+
+@dataclass
+class FlowRun:
+    cfg: Config
+    first: dict[str, Any]
+    second: dict[str, Any]
+    snapshot_after_first: dict[str, pd.DataFrame]
+    expected: dict[str, pd.DataFrame]
+    expected_events: pd.DataFrame
+    expected_rejects: pd.DataFrame
+
+
+MARTS = ("stage_funnel", "stage_transitions", "stage_conversion_daily", "sankey_links", "journeys", "sessions")
+
+
+def _snapshot(cfg: Config) -> dict[str, pd.DataFrame]:
+    out = {}
+    for name in ("raw_events", "rejects", "load_manifest", "events", *MARTS):
+        df = table(cfg, f"SELECT * FROM {name}")
+        df = df.drop(columns=[c for c in ("run_id", "loaded_at") if c in df.columns])
+        out[name] = df.sort_values(list(df.columns[:3])).reset_index(drop=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def flow_run(prefect_harness: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlowRun]:
+    from pipelines.nightly import nightly_flow
+
+    root = tmp_path_factory.mktemp("sample")
+    shutil.copytree(SAMPLE_CONFIG.parent, root, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("warehouse", "reports"))
+    config_path = root / "cjm.yaml"
+    cfg = load_config(config_path)
+    first = nightly_flow(config_path=str(config_path))
+    snapshot = _snapshot(cfg)
+    second = nightly_flow(config_path=str(config_path))
+    run_started = pd.Timestamp(first["summary"]["run_started_at"]).to_pydatetime()
+    events, rejects = reference_load(cfg, run_started)
+    yield FlowRun(cfg, first, second, snapshot, reference_figures(events, cfg), events, rejects)
+
+
+def test_every_input_row_is_accounted_for(flow_run: FlowRun) -> None:
+    m = table(flow_run.cfg, "SELECT * FROM load_manifest")
+    assert (m.rows_read == m.rows_loaded + m.rows_rejected + m.rows_duplicate).all()
+    assert m.rows_loaded.sum() == len(flow_run.expected_events)
+    assert m.rows_rejected.sum() == len(flow_run.expected_rejects)
+    assert table(flow_run.cfg, "SELECT count(*) AS n FROM rejects").n[0] == len(flow_run.expected_rejects)
+
+
+def test_rejects_match_the_oracle_row_by_row(flow_run: FlowRun) -> None:
+    ours = table(flow_run.cfg, "SELECT source, file, row_number FROM rejects")
+    theirs = flow_run.expected_rejects[["source", "file", "row_number"]]
+    key = ["source", "file", "row_number"]
+    pd.testing.assert_frame_equal(
+        ours.astype(str).sort_values(key).reset_index(drop=True),
+        theirs.astype(str).sort_values(key).reset_index(drop=True),
+    )
+
+
+def test_stage_funnel_equals_the_oracle(flow_run: FlowRun) -> None:
+    ours = table(flow_run.cfg, "SELECT * FROM stage_funnel ORDER BY stage_order")
+    theirs = flow_run.expected["stage_funnel"].sort_values("stage_order").reset_index(drop=True)
+    cols = ["stage", "stage_order", "reached", "exited", "dropoff_rate", "conversion_to_next", "conversion_from_first"]
+    pd.testing.assert_frame_equal(ours[cols], theirs[cols], check_dtype=False)
+
+
+def test_stage_transitions_equal_the_oracle(flow_run: FlowRun) -> None:
+    key = ["from_stage", "to_stage"]
+    cols = [*key, "from_order", "to_order", "transitions", "customers", "probability", "median_hours"]
+    ours = table(flow_run.cfg, "SELECT * FROM stage_transitions")[cols].sort_values(key).reset_index(drop=True)
+    theirs = flow_run.expected["stage_transitions"][cols].sort_values(key).reset_index(drop=True)
+    pd.testing.assert_frame_equal(ours, theirs, check_dtype=False)
+
+
+def test_sessions_equal_the_oracle(flow_run: FlowRun) -> None:
+    key = ["customer_key", "session_start"]
+    cols = [*key, "session_end", "n_events", "first_event", "last_event", "channel"]
+    ours = table(flow_run.cfg, "SELECT * FROM sessions")[cols].sort_values(key).reset_index(drop=True)
+    theirs = flow_run.expected["sessions"][cols].sort_values(key).reset_index(drop=True)
+    assert len(ours) == len(theirs)
+    pd.testing.assert_frame_equal(ours.astype(str), theirs.astype(str))
+
+
+def test_journeys_equal_the_oracle(flow_run: FlowRun) -> None:
+    cols = ["customer_key", "first_ts", "last_ts", "path_length", "furthest_stage", "furthest_stage_order",
+            "converted", "converted_at", "n_sessions", "n_events", "first_channel"]
+    ours = table(flow_run.cfg, "SELECT * FROM journeys").sort_values("customer_key").reset_index(drop=True)
+    theirs = flow_run.expected["journeys"].sort_values("customer_key").reset_index(drop=True)
+    pd.testing.assert_frame_equal(ours[cols].astype(str), theirs[cols].astype(str))
+    assert [list(p) for p in ours.stage_path] == [list(p) for p in theirs.stage_path]
+    pd.testing.assert_series_equal(ours.hours_to_convert, theirs.hours_to_convert, check_dtype=False,
+                                   check_names=False)
+
+
+def test_identities_equal_the_oracle(flow_run: FlowRun) -> None:
+    ours = table(flow_run.cfg, "SELECT anonymous_id, customer_id FROM identities ORDER BY 1")
+    theirs = flow_run.expected["identities"][["anonymous_id", "customer_id"]].sort_values("anonymous_id")
+    assert len(ours) > 0
+    pd.testing.assert_frame_equal(ours.astype(str), theirs.reset_index(drop=True).astype(str))
+
+
+def test_daily_conversion_and_sankey_equal_the_oracle(flow_run: FlowRun) -> None:
+    key = ["cohort_date", "stage_order"]
+    ours = table(flow_run.cfg, "SELECT * FROM stage_conversion_daily").sort_values(key).reset_index(drop=True)
+    theirs = flow_run.expected["stage_conversion_daily"].sort_values(key).reset_index(drop=True)
+    cols = ["stage", "stage_order", "reached", "exited", "dropoff_rate"]
+    pd.testing.assert_frame_equal(ours[cols], theirs[cols], check_dtype=False)
+    assert (pd.to_datetime(ours.cohort_date) == pd.to_datetime(theirs.cohort_date)).all()
+    key = ["from_step", "from_node", "to_node"]
+    ours = table(flow_run.cfg, "SELECT * FROM sankey_links").sort_values(key).reset_index(drop=True)
+    theirs = flow_run.expected["sankey_links"].sort_values(key).reset_index(drop=True)
+    pd.testing.assert_frame_equal(ours, theirs[ours.columns], check_dtype=False)
+
+
+def test_run_summary_equals_the_oracle(flow_run: FlowRun) -> None:
+    s = flow_run.first["summary"]
+    e = flow_run.expected["run_summary"]
+    e = e.iloc[0].to_dict() if isinstance(e, pd.DataFrame) else e
+    for k in ("customers", "journey_customers", "sessions", "converted", "worst_dropoff_stage"):
+        assert s[k] == e[k], k
+    assert s["conversion_rate"] == pytest.approx(e["conversion_rate"])
+    assert s["worst_dropoff_rate"] == pytest.approx(e["worst_dropoff_rate"])
+
+
+def test_the_second_run_loads_nothing_and_changes_nothing(flow_run: FlowRun) -> None:
+    files = flow_run.second["steps"][0].counts["files"]
+    assert {f["status"] for f in files} == {"unchanged"}
+    after = _snapshot(flow_run.cfg)
+    for name, before in flow_run.snapshot_after_first.items():
+        pd.testing.assert_frame_equal(before, after[name], obj=name)
+
+
+def test_the_run_log_has_every_step_of_both_runs(flow_run: FlowRun) -> None:
+    log = table(flow_run.cfg, "SELECT run_id, step FROM run_log")
+    assert log.run_id.nunique() == 2
+    assert sorted(log.step.unique()) == sorted(
+        ["load_sources", "stitch_identities", "sessionize", "build_journeys", "aggregate", "publish_reports"])
+
+
+def test_the_report_and_graph_are_published(flow_run: FlowRun) -> None:
+    reports = flow_run.cfg.reports
+    for name in ("index.html", "sankey.html", "funnel.html", "transitions.html", "plotly.min.js",
+                 "stage_graph.graphml"):
+        assert (reports / name).is_file(), name
+    import networkx as nx
+
+    g = nx.read_graphml(reports / "stage_graph.graphml")
+    funnel = flow_run.expected["stage_funnel"].set_index("stage")
+    for stage, row in funnel.iterrows():
+        assert g.nodes[stage]["reached"] == row.reached
+
