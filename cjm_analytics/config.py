@@ -131,6 +131,61 @@ class Stage(_Strict):
         return v
 
 
+class CleanRule(_Strict):
+    """A touchpoint value fully matching `pattern` (a regular expression) becomes `alias`."""
+
+    pattern: str
+    alias: str
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, v: str) -> str:
+        try:
+            re.compile(v)
+        except re.error as e:
+            raise ValueError(f"not a regular expression: {e}") from None
+        return v
+
+
+class Touchpoints(_Strict):
+    """What a touchpoint is (for paths and pain points): the event name or a property, cleaned by rules."""
+
+    field: str = "event_name"
+    clean: list[CleanRule] = Field(default_factory=list)
+
+
+class Survey(_Strict):
+    """A survey event whose `score` property is a rating on [min, max] (NPS 0-10, CSAT 1-5 by default)."""
+
+    event: str
+    score: str = "score"
+    kind: Literal["nps", "csat", "rating"] = "rating"
+    min: float | None = None
+    max: float | None = None
+    # Normalized scores (0..1) below this are "low" (NPS: detractors 0-6 are below 0.65).
+    low_below: float = Field(default=0.65, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _scale(self) -> Survey:
+        defaults = {"nps": (0.0, 10.0), "csat": (1.0, 5.0)}
+        lo, hi = defaults.get(self.kind, (None, None))
+        lo, hi = (self.min if self.min is not None else lo), (self.max if self.max is not None else hi)
+        if lo is None or hi is None:
+            raise ValueError("give min and max for a rating survey")
+        if hi <= lo:
+            raise ValueError("max must be greater than min")
+        return self.model_copy(update={"min": lo, "max": hi})
+
+
+class Analysis(_Strict):
+    """Settings of the analyst's toolkit."""
+
+    surveys: list[Survey] = Field(default_factory=list)
+    support_events: list[str] = Field(default_factory=list)  # names or globs, e.g. support_ticket_*
+    min_segment_size: int = Field(default=30, ge=1)
+    funnel_window_days: float = Field(default=14, gt=0)
+
+
 class Sessions(_Strict):
     inactivity_minutes: float = Field(default=30, gt=0)
 
@@ -150,6 +205,8 @@ class Config(_Strict):
     goal: str
     sessions: Sessions = Sessions()
     report: Report = Report()
+    touchpoints: Touchpoints = Touchpoints()
+    analysis: Analysis = Analysis()
     # Where this config was read from; set by load_config, not by the YAML.
     config_path: Path | None = Field(default=None, exclude=True)
 

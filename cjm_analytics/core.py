@@ -6,7 +6,7 @@ import json
 
 import duckdb
 
-from cjm_analytics.config import Stage
+from cjm_analytics.config import Stage, Touchpoints
 from cjm_analytics.sql_steps import run_sql
 
 
@@ -34,16 +34,37 @@ def write_stage_rules(con: duckdb.DuckDBPyConnection, stages: list[Stage]) -> No
     )
 
 
+def write_touchpoint_rules(con: duckdb.DuckDBPyConnection, touchpoints: Touchpoints) -> None:
+    """The touchpoint cleaning rules as table touchpoint_rules (rule order = config order)."""
+    con.execute("CREATE OR REPLACE TABLE touchpoint_rules (rule_order INTEGER, pattern VARCHAR, alias VARCHAR)")
+    rules = [(i, rule.pattern, rule.alias) for i, rule in enumerate(touchpoints.clean, 1)]
+    if rules:  # executemany refuses an empty list
+        con.executemany("INSERT INTO touchpoint_rules VALUES (?, ?, ?)", rules)
+
+
 def stitch_identities(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     """Map each anonymous_id to the last customer_id seen together with it."""
     run_sql(con, "core/identities")
     return {"stitched_anonymous_ids": _count(con, "identities")}
 
 
-def sessionize(con: duckdb.DuckDBPyConnection, stages: list[Stage], inactivity_minutes: float) -> dict[str, int]:
-    """Events with customer_key, stage and session; and the sessions table."""
+def sessionize(
+    con: duckdb.DuckDBPyConnection,
+    stages: list[Stage],
+    inactivity_minutes: float,
+    touchpoints: Touchpoints | None = None,
+) -> dict[str, int]:
+    """Events with customer_key, stage, touchpoint and session; and the sessions table."""
+    touchpoints = touchpoints or Touchpoints()
     write_stage_rules(con, stages)
-    run_sql(con, "core/events", inactivity_us=round(inactivity_minutes * 60_000_000))
+    write_touchpoint_rules(con, touchpoints)
+    run_sql(
+        con,
+        "core/events",
+        inactivity_us=round(inactivity_minutes * 60_000_000),
+        touchpoint_field=touchpoints.field,
+        touchpoint_path="$." + json.dumps(touchpoints.field),
+    )
     run_sql(con, "core/sessions")
     row = con.execute(
         "SELECT count(*), count(stage), count(DISTINCT customer_key) FROM events"

@@ -91,7 +91,7 @@ def sessionize_step(ctx: RunContext) -> StepResult:
     """Stage mapping and sessions."""
     cfg = ctx.config
     return _in_transaction(
-        ctx, "sessionize", lambda con: sessionize(con, cfg.stages, cfg.sessions.inactivity_minutes)
+        ctx, "sessionize", lambda con: sessionize(con, cfg.stages, cfg.sessions.inactivity_minutes, cfg.touchpoints)
     )
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pandas as pd
 
 # Installed wheels carry sql/ inside the package; a source checkout keeps it at the repo root.
 _PACKAGED = Path(__file__).with_name("sql")
@@ -19,7 +20,7 @@ def sql_text(step: str) -> str:
     return (SQL_DIR / f"{step}.sql").read_text(encoding="utf-8")
 
 
-def run_sql(con: duckdb.DuckDBPyConnection, step: str, **params: Any) -> None:
+def run_sql(con: duckdb.DuckDBPyConnection, step: str, **params: Any) -> duckdb.DuckDBPyConnection:
     """Execute every statement of a step, binding to each only the $parameters it names."""
     for statement in duckdb.extract_statements(sql_text(step)):
         used = {k: v for k, v in params.items() if k in statement.named_parameters}
@@ -27,6 +28,12 @@ def run_sql(con: duckdb.DuckDBPyConnection, step: str, **params: Any) -> None:
         if missing:
             raise ValueError(f"sql/{step}.sql needs parameter(s) {sorted(missing)}")
         con.execute(statement, used)
+    return con
+
+
+def query_sql(con: duckdb.DuckDBPyConnection, step: str, **params: Any) -> pd.DataFrame:
+    """Run a step whose last statement is a query; its result as a DataFrame."""
+    return run_sql(con, step, **params).fetchdf()
 
 
 def quote_ident(name: str) -> str:

@@ -185,3 +185,20 @@ def test_property_conditions_and_first_rule_wins(tmp_path: Path) -> None:
     run_steps(cfg, until="sessionize", run_started=RUN_STARTED)
     assert rows(cfg, "SELECT customer_key, stage FROM events ORDER BY 1") == [
         ("c1", "intent"), ("c2", None), ("c3", "lead")]
+
+
+def test_touchpoints_are_cleaned_at_mapping_time(tmp_path: Path) -> None:
+    write_csv(tmp_path / "web" / "a.csv", """
+        event_id,anonymous_id,user_id,event,ts,channel,page
+        1,a1,,product_view,2026-11-01T10:00:00Z,,/product/123
+        2,a1,,product_view,2026-11-01T10:01:00Z,,/product/9
+        3,a1,,landing,2026-11-01T10:02:00Z,,/
+        4,a1,,landing,2026-11-01T10:03:00Z,,
+        5,a1,,landing,2026-11-01T10:04:00Z,,/product/12/reviews
+    """)
+    cfg = make_config(tmp_path, touchpoints={"field": "page", "clean": [
+        {"pattern": r"/product/\d+", "alias": "/product/*"}, {"pattern": "/.*", "alias": "other page"}]})
+    run_steps(cfg, until="sessionize", run_started=RUN_STARTED)
+    # Full matches only; the first rule wins; no page property -> the event name.
+    assert rows(cfg, "SELECT touchpoint FROM events ORDER BY event_id") == [
+        ("/product/*",), ("/product/*",), ("other page",), ("landing",), ("other page",)]

@@ -25,15 +25,36 @@ keyed AS (
     LEFT JOIN identities AS i ON e.anonymous_id = i.anonymous_id
 ),
 
+-- A touchpoint is the event name or a configured property, before cleaning.
+touched AS (
+    SELECT
+        *,
+        CASE
+            WHEN $touchpoint_field = 'event_name' THEN event_name
+            ELSE coalesce(json_extract_string(properties, $touchpoint_path), event_name)
+        END AS touchpoint_raw
+    FROM keyed
+),
+
+-- Cleaning rules (regex -> alias, first full match wins), matched once per distinct value.
+touchpoint_aliases AS (
+    SELECT t.touchpoint_raw, arg_min(r.alias, r.rule_order) AS alias
+    FROM (SELECT DISTINCT touchpoint_raw FROM touched) AS t
+    INNER JOIN touchpoint_rules AS r ON regexp_full_match(t.touchpoint_raw, r.pattern)
+    GROUP BY t.touchpoint_raw
+),
+
 -- The first rule whose property conditions all hold wins.
 mapped AS (
     SELECT
-        k.*,
+        k.* EXCLUDE (touchpoint_raw),
+        coalesce(ta.alias, k.touchpoint_raw) AS touchpoint,
         list_filter(
             nr.rules, lambda r: r.conditions IS NULL OR json_contains(k.properties, r.conditions)
         )[1] AS rule
-    FROM keyed AS k
+    FROM touched AS k
     LEFT JOIN name_rules AS nr ON k.event_name = nr.event_name
+    LEFT JOIN touchpoint_aliases AS ta ON k.touchpoint_raw = ta.touchpoint_raw
 ),
 
 gaps AS (
@@ -71,6 +92,7 @@ SELECT
     customer_id,
     anonymous_id,
     event_name,
+    touchpoint,
     ts,
     channel,
     stage,
