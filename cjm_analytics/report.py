@@ -733,6 +733,48 @@ row sums to 100%; the (end) column is the exit probability. Median hours: from t
     )
 
 
+MAX_TABLE_ROWS = 500
+
+
+def _cell(value: Any) -> str:
+    if _missing(value):
+        return ""
+    if isinstance(value, float):
+        return f"{value:,.4g}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def table_page(
+    *,
+    site_title: str,
+    page_title: str,
+    summary: Mapping[str, Any],
+    intro: str,
+    table: pd.DataFrame,
+    figure: go.Figure | None = None,
+) -> str:
+    """A page of one analysis: its question in words, an optional chart and its table (every cell escaped)."""
+    shown = table.head(MAX_TABLE_ROWS)
+    headers = [(str(c), pd.api.types.is_numeric_dtype(table[c])) for c in table.columns]
+    rows = ([_cell(v) for v in record] for record in shown.itertuples(index=False))
+    note = (f"<p>First {MAX_TABLE_ROWS:,} of {len(table):,} rows; the full table is in the CSV/Parquet output.</p>"
+            if len(table) > MAX_TABLE_ROWS else "")
+    chart = _chart(figure, "analysis-chart") if figure is not None else ""
+    body = f"<p>{_esc(intro)}</p>\n{chart}\n{_table(headers, rows)}\n{note}"
+    return _page(site_title=site_title, page_title=page_title, active="", summary=summary, body=body,
+                 uses_plotly=figure is not None)
+
+
+def write_page(out_dir: Path, name: str, html_text: str) -> Path:
+    """Write one page into the report site (beside the shared plotly.min.js, written if missing)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if not (out_dir / PLOTLY_JS).exists():
+        _write(out_dir / PLOTLY_JS, plotly.offline.get_plotlyjs())
+    return _write(out_dir / name, html_text)
+
+
 def _write(path: Path, text: str) -> Path:
     # Write beside the target and rename, so a published site never holds a half-written page.
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

@@ -1,0 +1,48 @@
+"""Writing an analysis result: a CSV or Parquet file, and a page in the report site."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import plotly.graph_objects as go
+
+from cjm_analytics.report import table_page, write_page
+
+
+def write_table(df: pd.DataFrame, out: Path) -> Path:
+    """CSV or Parquet by the file's suffix (.csv, .parquet)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".parquet":
+        df.to_parquet(out, index=False)
+    elif out.suffix == ".csv":
+        df.to_csv(out, index=False)
+    else:
+        raise ValueError(f"{out}: write .csv or .parquet")
+    return out
+
+
+def _summary(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    try:
+        df = con.execute("SELECT run_id, run_started_at FROM run_summary").fetchdf()
+    except duckdb.Error:
+        return {}
+    return df.iloc[0].to_dict() if len(df) else {}
+
+
+def write_analysis_page(
+    con: duckdb.DuckDBPyConnection,
+    reports: Path,
+    name: str,
+    title: str,
+    intro: str,
+    table: pd.DataFrame,
+    figure: go.Figure | None = None,
+    site_title: str = "Customer journeys",
+) -> Path:
+    """reports/<name>.html: the question, an optional chart and the table."""
+    page = table_page(site_title=site_title, page_title=title, summary=_summary(con), intro=intro,
+                      table=table, figure=figure)
+    return write_page(reports, f"{name}.html", page)
