@@ -29,7 +29,7 @@ def _summary(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
         df = con.execute("SELECT run_id, run_started_at FROM run_summary").fetchdf()
     except duckdb.Error:
         return {}
-    return df.iloc[0].to_dict() if len(df) else {}
+    return {str(k): v for k, v in df.iloc[0].to_dict().items()} if len(df) else {}
 
 
 def write_analysis_page(
