@@ -134,6 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--config", required=True)
     report.set_defaults(func=_report)
 
+    from cjm_analytics.analysis.commands import register_all
+
+    register_all(sub)
+
     sample = sub.add_parser("sample", help="generate the seeded sample data set")
     sample.add_argument("--out", default="data/sample")
     sample.add_argument("--customers", type=int, default=5000)
