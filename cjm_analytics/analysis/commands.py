@@ -64,7 +64,7 @@ def register_all(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
     commands = analyze.add_subparsers(dest="analysis", required=True)
 
     def add_analysis(name: str, help_text: str, compute: Compute) -> argparse.ArgumentParser:
-        parser = commands.add_parser(name, help=help_text, description=help_text)
+        parser: argparse.ArgumentParser = commands.add_parser(name, help=help_text, description=help_text)
         parser.add_argument("--config", required=True, help="the YAML config of the warehouse")
         parser.add_argument("--out", help="a .csv or .parquet file (default: <reports>/analysis/<name>.csv)")
         parser.set_defaults(func=lambda args: _run(name, compute, args))
