@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser import browser  # noqa: F401  (a fixture, shared by the report and flow tests)
+
 # Before Prefect is imported anywhere: never touch the developer's ~/.prefect.
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="cjm-prefect-"))
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")

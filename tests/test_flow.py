@@ -5,15 +5,19 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pytest
 
 from cjm_analytics.config import Config, load_config
+from tests.browser import Visit
 from tests.conftest import SAMPLE_CONFIG
 from tests.fixtures import table
 from tests.reference import reference_figures, reference_load
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 pytestmark = [pytest.mark.flow, pytest.mark.slow, pytest.mark.xdist_group("prefect")]
 
@@ -168,3 +172,26 @@ def test_the_report_and_graph_are_published(flow_run: FlowRun) -> None:
     for stage, row in funnel.iterrows():
         assert g.nodes[stage]["reached"] == row.reached
 
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("name", ["index.html", "sankey.html", "funnel.html", "transitions.html"])
+def test_the_published_pages_open_cleanly_in_chromium(flow_run: FlowRun, browser: Browser, name: str) -> None:
+    visit = Visit(browser, (flow_run.cfg.reports / name).as_uri())
+    if name != "index.html":
+        visit.page.wait_for_selector(".plotly-graph-div .main-svg")
+    visit.page.wait_for_timeout(300)
+    visit.assert_clean()
+    visit.page.close()
+
+
+@pytest.mark.browser
+def test_the_published_sankey_draws_every_node_of_the_mart(flow_run: FlowRun, browser: Browser) -> None:
+    links = flow_run.expected["sankey_links"]
+    nodes = set(zip(links.from_step, links.from_node, strict=True)) | set(
+        zip(links.to_step, links.to_node, strict=True))
+    visit = Visit(browser, (flow_run.cfg.reports / "sankey.html").as_uri())
+    visit.page.wait_for_selector("g.sankey-node")
+    assert visit.page.locator("g.sankey-node").count() == len(nodes)
+    assert visit.page.locator(".sankey-link").count() == len(links)
+    visit.assert_clean()
