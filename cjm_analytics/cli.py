@@ -63,12 +63,12 @@ def _run(args: argparse.Namespace) -> int:
     if args.no_prefect:
         from cjm_analytics.nightly import run_nightly, run_summary
 
-        ctx, steps = run_nightly(config)
+        ctx, steps = run_nightly(config, full_refresh=args.full_refresh)
         run_id, files, summary = ctx.run_id, steps[0].counts["files"], run_summary(config.warehouse)
     else:
         from pipelines.nightly import nightly_flow
 
-        result = nightly_flow(config_path=str(args.config))
+        result = nightly_flow(config_path=str(args.config), full_refresh=args.full_refresh)
         run_id, files, summary = result["run_id"], result["steps"][0].counts["files"], result["summary"]
     print(format_summary(config, run_id, files, summary))
     return 0
@@ -122,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the nightly pipeline once")
     run.add_argument("--config", required=True, help="the YAML config (see README)")
     run.add_argument("--no-prefect", action="store_true", help="run the same steps without Prefect")
+    run.add_argument("--full-refresh", action="store_true",
+                     help="recompute every customer from the raw events (otherwise only those with changes)")
     run.set_defaults(func=_run)
 
     serve = sub.add_parser("serve", help="serve the nightly flow on a cron schedule (needs a Prefect server)")

@@ -54,8 +54,12 @@ class Source(_Strict):
     kind: SourceKind
     path: str
     format: FileFormat = "auto"
+    # CSV dialect, fixed rather than sniffed so that a night's data can never change how a file is split.
+    delimiter: str = Field(default=",", min_length=1, max_length=1)
     timezone: str = "UTC"
     timestamp_format: str = "auto"
+    # A wall-clock time that occurs twice when clocks go back: refuse it, or take one of the two instants.
+    ambiguous_times: Literal["reject", "earliest", "latest"] = "reject"
     columns: ColumnMap
     # For files that are one kind of event (e.g. a "closed deals" export): the name every row gets.
     event_name: str | None = Field(default=None, min_length=1)

@@ -1,18 +1,67 @@
-"""The core layer: identities, stage-mapped and sessionized events, sessions, journeys (sql/core/)."""
+"""The core layer: identities, stage-mapped and sessionized events, sessions, journeys (sql/core/).
+
+The customer is the unit of reprocessing: each step deletes and recomputes the customers in scope, either
+every customer (a full refresh) or those in dirty_customers, with the same SQL. So an incremental night
+and a full refresh give the same tables by construction.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import duckdb
 
-from cjm_analytics.config import Stage, Touchpoints
+from cjm_analytics.config import Config, Stage, Touchpoints
 from cjm_analytics.sql_steps import run_sql
 
+_CUSTOMER_TABLES = ("events", "sessions", "journey_steps", "journeys")
 
-def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
-    row = con.execute(f"SELECT count(*) FROM {table}").fetchone()
+
+def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    row = con.execute(sql).fetchone()
     return int(row[0]) if row else 0
+
+
+def derivation_fingerprint(config: Config) -> str:
+    """What the core tables depend on besides the raw events: a change means a full refresh."""
+    settings = {
+        "stages": [s.model_dump() for s in config.stages],
+        "goal": config.goal,
+        "sessions": config.sessions.model_dump(),
+        "touchpoints": config.touchpoints.model_dump(),
+    }
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _state(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    return {str(k): str(v) for k, v in con.execute("SELECT key, value FROM pipeline_state").fetchall()}
+
+
+def _set_state(con: duckdb.DuckDBPyConnection, key: str, value: str | None) -> None:
+    con.execute("DELETE FROM pipeline_state WHERE key = $key", {"key": key})
+    if value is not None:
+        con.execute("INSERT INTO pipeline_state VALUES ($key, $value)", {"key": key, "value": value})
+
+
+def needs_full_refresh(con: duckdb.DuckDBPyConnection, fingerprint: str, requested: bool) -> bool:
+    """Full when asked, when the config changed since the last build, or when a refresh did not finish."""
+    run_sql(con, "core/schema")
+    state = _state(con)
+    return requested or state.get("full_refresh") == "pending" or state.get("built_with") != fingerprint
+
+
+def _scope(con: duckdb.DuckDBPyConnection, full: bool) -> None:
+    run_sql(con, "core/scope_full" if full else "core/scope_dirty")
+
+
+def _clear(con: duckdb.DuckDBPyConnection, table: str, full: bool) -> None:
+    if table not in _CUSTOMER_TABLES:
+        raise ValueError(table)
+    if full:
+        con.execute(f"DELETE FROM {table}")
+    else:
+        con.execute(f"DELETE FROM {table} WHERE customer_key IN (SELECT customer_key FROM dirty_customers)")
 
 
 def write_stage_rules(con: duckdb.DuckDBPyConnection, stages: list[Stage]) -> None:
@@ -42,10 +91,24 @@ def write_touchpoint_rules(con: duckdb.DuckDBPyConnection, touchpoints: Touchpoi
         con.executemany("INSERT INTO touchpoint_rules VALUES (?, ?, ?)", rules)
 
 
-def stitch_identities(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
-    """Map each anonymous_id to the last customer_id seen together with it."""
+def stitch_identities(con: duckdb.DuckDBPyConnection, full: bool) -> dict[str, int]:
+    """Re-stitch the anonymous ids with new or removed rows; mark the customers they touch as dirty."""
+    run_sql(con, "core/schema")
+    if full:  # remembered until the marts commit, so a crash half-way resumes as a full refresh
+        _set_state(con, "full_refresh", "pending")
+    _scope(con, full)
+    if full:
+        con.execute("DELETE FROM identities")
+    else:
+        con.execute("DELETE FROM identities WHERE anonymous_id IN (SELECT anonymous_id FROM scope_anonymous_ids)")
     run_sql(con, "core/identities")
-    return {"stitched_anonymous_ids": _count(con, "identities")}
+    if not full:
+        run_sql(con, "core/dirty_customers")
+    return {
+        "full_refresh": int(full),
+        "stitched_anonymous_ids": _count(con, "SELECT count(*) FROM identities"),
+        "dirty_customers": -1 if full else _count(con, "SELECT count(*) FROM dirty_customers"),
+    }
 
 
 def sessionize(
@@ -53,11 +116,14 @@ def sessionize(
     stages: list[Stage],
     inactivity_minutes: float,
     touchpoints: Touchpoints | None = None,
+    full: bool = True,
 ) -> dict[str, int]:
     """Events with customer_key, stage, touchpoint and session; and the sessions table."""
     touchpoints = touchpoints or Touchpoints()
     write_stage_rules(con, stages)
     write_touchpoint_rules(con, touchpoints)
+    _scope(con, full)
+    _clear(con, "events", full)
     run_sql(
         con,
         "core/events",
@@ -65,18 +131,30 @@ def sessionize(
         touchpoint_field=touchpoints.field,
         touchpoint_path="$." + json.dumps(touchpoints.field),
     )
+    _clear(con, "sessions", full)
     run_sql(con, "core/sessions")
-    row = con.execute(
-        "SELECT count(*), count(stage), count(DISTINCT customer_key) FROM events"
-    ).fetchone()
+    row = con.execute("SELECT count(*), count(stage), count(DISTINCT customer_key) FROM scope_events").fetchone()
     events, mapped, customers = row if row else (0, 0, 0)
-    return {"events": events, "mapped_events": mapped, "customers": customers, "sessions": _count(con, "sessions")}
+    sessions = _count(con, "SELECT count(*) FROM sessions")
+    return {"events_recomputed": events, "mapped_events": mapped, "customers_recomputed": customers,
+            "sessions": sessions}
 
 
-def build_journeys(con: duckdb.DuckDBPyConnection, goal_order: int) -> dict[str, int]:
+def build_journeys(con: duckdb.DuckDBPyConnection, goal_order: int, full: bool = True) -> dict[str, int]:
     """Collapsed stage paths (journey_steps) and one journeys row per journey customer."""
+    _scope(con, full)
+    _clear(con, "journey_steps", full)
     run_sql(con, "core/journey_steps")
+    _clear(con, "journeys", full)
     run_sql(con, "core/journeys", goal_order=goal_order)
     row = con.execute("SELECT count(*), count(*) FILTER (WHERE converted) FROM journeys").fetchone()
     journeys, converted = row if row else (0, 0)
     return {"journeys": journeys, "converted": converted}
+
+
+def finish_core(con: duckdb.DuckDBPyConnection, fingerprint: str) -> None:
+    """The core tables now reflect every raw row under this config: forget what was pending."""
+    con.execute("DELETE FROM pending_changes")
+    con.execute("DELETE FROM dirty_customers")
+    _set_state(con, "built_with", fingerprint)
+    _set_state(con, "full_refresh", None)

@@ -6,6 +6,8 @@ transaction together with its manifest row, so a file is either wholly loaded or
 
 from __future__ import annotations
 
+import csv
+import gzip
 import hashlib
 import json
 from dataclasses import asdict, dataclass
@@ -53,8 +55,11 @@ def content_hash(path: Path) -> str:
 
 def file_format(source: Source, path: Path) -> str:
     """csv, parquet or json: the configured format, else from the file name."""
-    if source.format != "auto":
-        return source.format
+    return source.format if source.format != "auto" else file_format_of_name(path)
+
+
+def file_format_of_name(path: Path) -> str:
+    """csv, parquet or json, from the file name."""
     name = path.name.lower().removesuffix(".gz")
     if name.endswith(".parquet"):
         return "parquet"
@@ -94,9 +99,32 @@ def _stage_file(con: duckdb.DuckDBPyConnection, source: Source, path: Path) -> l
             DELETE FROM staged_file
             WHERE NOT coalesce(json_type(TRY_CAST(line AS JSON)) = 'OBJECT', false)""")
         return ["line"]
-    _read_text_records(con, path, "read_csv($path, all_varchar = true, header = true, store_rejects = true, "
-                       "rejects_table = 'cjm_reject_errors', rejects_scan = 'cjm_reject_scans')", header_lines=1)
-    return [c for c in _columns(con) if c != "_record"]
+    header = csv_header(path, source.delimiter)
+    if not header:
+        raise SourceError("the first line holds no column names")
+    columns = "{" + ", ".join(f"{quote_literal(c)}: 'VARCHAR'" for c in header) + "}"
+    # The dialect is fixed and the columns come from the header: nothing is sniffed from the data, so a
+    # broken row (e.g. an unclosed quote) is that row's reject, not a reason to misread the whole file.
+    _read_text_records(con, path, f"read_csv($path, auto_detect = false, header = true, columns = {columns}, "
+                       f"delim = {quote_literal(source.delimiter)}, quote = '\"', escape = '\"', "
+                       "store_rejects = true, rejects_table = 'cjm_reject_errors', "
+                       "rejects_scan = 'cjm_reject_scans')", header_lines=1)
+    return header
+
+
+def csv_header(path: Path, delimiter: str) -> list[str]:
+    """The column names on a CSV file's first line (gzip and a UTF-8 BOM allowed), made unique."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8-sig", errors="replace", newline="") as f:
+        names = next(csv.reader(f, delimiter=delimiter), [])
+    unique: list[str] = []
+    for name in names:
+        candidate, n = name, 1
+        while candidate in unique:
+            n += 1
+            candidate = f"{name}_{n}"
+        unique.append(candidate)
+    return unique
 
 
 def _read_text_records(con: duckdb.DuckDBPyConnection, path: Path, reader: str, header_lines: int) -> None:
@@ -195,6 +223,7 @@ def load_file(
             source=source.name,
             ts_format=source.timestamp_format,
             timezone=source.timezone,
+            ambiguous_times=source.ambiguous_times,
             has_zone="%z" in source.timestamp_format or "%Z" in source.timestamp_format,
             min_timestamp=source.min_timestamp,
             run_started=run_started.replace(tzinfo=None),
@@ -202,9 +231,9 @@ def load_file(
             max_future_hours=f"{source.max_future_hours:g}",
         )
     except (duckdb.Error, SourceError) as e:
-        message = str(e).splitlines()[0]
+        message = _explain(path, str(e).splitlines()[0])
         with transaction(con):
-            _forget_file(con, source, file, known=bool(known))
+            _forget_file(con, source, file, known=bool(known), run_id=run_id)
             _record_manifest(con, source, path, stat.st_size, stat.st_mtime, digest, run_id, (0, 0, 0, 0), "refused")
             con.execute(
                 "INSERT INTO rejects VALUES ($source, $file, NULL, $reason, NULL, $run_id)",
@@ -212,21 +241,38 @@ def load_file(
             )
         return FileLoad(source.name, file, "refused", message=message)
     with transaction(con):
-        _forget_file(con, source, file, known=bool(known))
+        _forget_file(con, source, file, known=bool(known), run_id=run_id)
         run_sql(con, "raw/append_file", source=source.name, source_kind=source.kind, file=file, run_id=run_id)
         parse_rejects = _scalar(con, "SELECT count(*) FROM staged_parse_rejects")
         staged = _scalar(con, "SELECT count(*) FROM classified_rows")
         row_rejects = _scalar(con, "SELECT count(*) FROM classified_rows WHERE reject_reason IS NOT NULL")
-        loaded = _scalar(con, "SELECT count(*) FROM raw_events WHERE source = $s AND file = $f AND run_id = $r",
-                         {"s": source.name, "f": file, "r": run_id})
+        loaded = _scalar(con, "SELECT count(*) FROM appended_events")
         counts = (staged + parse_rejects, loaded, parse_rejects + row_rejects, staged - row_rejects - loaded)
         _record_manifest(con, source, path, stat.st_size, stat.st_mtime, digest, run_id, counts)
     return FileLoad(source.name, file, "loaded", *counts)
 
 
-def _forget_file(con: duckdb.DuckDBPyConnection, source: Source, file: str, known: bool) -> None:
+def _explain(path: Path, message: str) -> str:
+    """The reader's error, with the likely cause where the reader's own words don't say it."""
+    if "state machine reached an invalid state" in message and file_format_of_name(path) == "csv":
+        opener = gzip.open if path.name.lower().endswith(".gz") else open
+        with opener(path, "rb") as f:
+            head = f.read(1 << 24)
+        crlf = head.count(b"\r\n")
+        if crlf and head.count(b"\n") > crlf:
+            return "mixed line endings (some lines end in LF, others in CRLF): normalize the file, e.g. dos2unix"
+    return message
+
+
+def _forget_file(con: duckdb.DuckDBPyConnection, source: Source, file: str, known: bool, run_id: str) -> None:
     """A changed file's earlier rows, rejects and manifest entry go: its new content replaces them."""
     if known:
+        # The customers of the removed rows are recomputed too.
+        con.execute(
+            "INSERT INTO pending_changes SELECT DISTINCT customer_id, anonymous_id, $run_id FROM raw_events "
+            "WHERE source = $source AND file = $file",
+            {"source": source.name, "file": file, "run_id": run_id},
+        )
         for table in ("raw_events", "rejects", "load_manifest"):
             con.execute(f"DELETE FROM {table} WHERE source = $source AND file = $file",
                         {"source": source.name, "file": file})

@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from cjm_analytics.config import Config
-from cjm_analytics.core import build_journeys, sessionize, stitch_identities
+from cjm_analytics.core import (
+    build_journeys,
+    derivation_fingerprint,
+    finish_core,
+    needs_full_refresh,
+    sessionize,
+    stitch_identities,
+)
 from cjm_analytics.load import FileLoad, load_source
 from cjm_analytics.marts import build_marts
 from cjm_analytics.warehouse import open_warehouse, run_lock, transaction
@@ -27,11 +34,20 @@ class RunContext:
     config: Config
     run_id: str
     run_started: datetime  # UTC
+    full_refresh: bool = False  # asked for; a config change or an unfinished refresh also makes a run full
 
     @classmethod
-    def start(cls, config: Config) -> RunContext:
+    def start(cls, config: Config, full_refresh: bool = False) -> RunContext:
         started = datetime.now(UTC)
-        return cls(config, f"{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}", started)
+        return cls(config, f"{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}", started, full_refresh)
+
+    @property
+    def fingerprint(self) -> str:
+        return derivation_fingerprint(self.config)
+
+    def is_full(self, con: Any) -> bool:
+        """Whether this step recomputes every customer (decided from the warehouse's state)."""
+        return needs_full_refresh(con, self.fingerprint, self.full_refresh)
 
 
 @dataclass
@@ -83,28 +99,36 @@ def _in_transaction(ctx: RunContext, step: str, work: Callable[[Any], dict[str, 
 
 
 def stitch_identities_step(ctx: RunContext) -> StepResult:
-    """Identity stitching."""
-    return _in_transaction(ctx, "stitch_identities", stitch_identities)
+    """Identity stitching, and which customers this run recomputes."""
+    return _in_transaction(ctx, "stitch_identities", lambda con: stitch_identities(con, ctx.is_full(con)))
 
 
 def sessionize_step(ctx: RunContext) -> StepResult:
-    """Stage mapping and sessions."""
+    """Stage mapping and sessions of the customers in scope."""
     cfg = ctx.config
     return _in_transaction(
-        ctx, "sessionize", lambda con: sessionize(con, cfg.stages, cfg.sessions.inactivity_minutes, cfg.touchpoints)
+        ctx,
+        "sessionize",
+        lambda con: sessionize(con, cfg.stages, cfg.sessions.inactivity_minutes, cfg.touchpoints, ctx.is_full(con)),
     )
 
 
 def build_journeys_step(ctx: RunContext) -> StepResult:
-    """Stage paths and journeys."""
-    return _in_transaction(ctx, "build_journeys", lambda con: build_journeys(con, ctx.config.goal_order))
+    """Stage paths and journeys of the customers in scope."""
+    return _in_transaction(
+        ctx, "build_journeys", lambda con: build_journeys(con, ctx.config.goal_order, ctx.is_full(con))
+    )
 
 
 def aggregate_step(ctx: RunContext) -> StepResult:
-    """The marts."""
-    return _in_transaction(
-        ctx, "aggregate", lambda con: build_marts(con, ctx.config.report, ctx.run_id, ctx.run_started)
-    )
+    """The marts, rebuilt from the journeys; the run's pending changes are done with in the same commit."""
+
+    def work(con: Any) -> dict[str, Any]:
+        counts = build_marts(con, ctx.config.report, ctx.run_id, ctx.run_started)
+        finish_core(con, ctx.fingerprint)
+        return counts
+
+    return _in_transaction(ctx, "aggregate", work)
 
 
 def publish_reports_step(ctx: RunContext) -> StepResult:
@@ -134,9 +158,9 @@ NIGHTLY_STEPS: tuple[tuple[str, Callable[[RunContext], StepResult]], ...] = (
 )
 
 
-def run_nightly(config: Config) -> tuple[RunContext, list[StepResult]]:
+def run_nightly(config: Config, full_refresh: bool = False) -> tuple[RunContext, list[StepResult]]:
     """The whole nightly run without an orchestrator (tests, benchmarks, `cjm run --no-prefect`)."""
-    ctx = RunContext.start(config)
+    ctx = RunContext.start(config, full_refresh)
     with run_lock(config.warehouse, ctx.run_id):
         return ctx, [step(ctx) for _, step in NIGHTLY_STEPS]
 

@@ -47,11 +47,11 @@ STEP_TASKS = [(name, _as_task(name, step)) for name, step in NIGHTLY_STEPS]
 
 
 @flow(name="cjm-nightly", log_prints=False)
-def nightly_flow(config_path: str) -> dict[str, Any]:
+def nightly_flow(config_path: str, full_refresh: bool = False) -> dict[str, Any]:
     """Load, stitch, sessionize, build journeys, aggregate and publish, for the config at config_path."""
     logger = get_run_logger()
     config = load_config(config_path)
-    ctx = RunContext.start(config)
+    ctx = RunContext.start(config, full_refresh)
     steps: list[StepResult] = []
     with run_lock(config.warehouse, ctx.run_id):
         for name, step_task in STEP_TASKS:

@@ -44,11 +44,12 @@ def make_config(tmp_path: Path, sources: list[dict[str, Any]] | None = None, **o
     return parse_config(data, tmp_path, origin="test.yaml")
 
 
-def run_steps(cfg: Config, until: str = "aggregate", run_started: datetime | None = None) -> RunContext:
+def run_steps(cfg: Config, until: str = "aggregate", run_started: datetime | None = None,
+              full_refresh: bool = False) -> RunContext:
     """Run the nightly steps without Prefect up to and including `until`."""
-    ctx = RunContext.start(cfg)
+    ctx = RunContext.start(cfg, full_refresh)
     if run_started is not None:
-        ctx = RunContext(cfg, ctx.run_id, run_started)
+        ctx = RunContext(cfg, ctx.run_id, run_started, full_refresh)
     for name, step in NIGHTLY_STEPS:
         step(ctx)
         if name == until:

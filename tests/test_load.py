@@ -218,3 +218,30 @@ def test_names_that_look_like_sql_or_html_are_data(tmp_path: Path) -> None:
     run_steps(cfg, run_started=RUN_STARTED)
     row = table(cfg, "SELECT event_name, channel FROM events")
     assert row.values.tolist() == [["'; drop table events; --", "<script>alert(1)</script>"]]
+
+
+@pytest.mark.parametrize(
+    ("policy", "wall", "expected"),
+    [
+        # Europe/Berlin: 2026-10-25 03:00 CEST -> 02:00 CET, so 02:30 happens twice (00:30 and 01:30 UTC).
+        ("reject", "2026-10-25 02:30:00", "ambiguous local time in Europe/Berlin (clocks moved back); "
+                                          "set ambiguous_times: earliest or latest to accept"),
+        ("earliest", "2026-10-25 02:30:00", pd.Timestamp("2026-10-25 00:30:00")),
+        ("latest", "2026-10-25 02:30:00", pd.Timestamp("2026-10-25 01:30:00")),
+        # 2026-03-29 02:00 CET -> 03:00 CEST: 02:30 never happens.
+        ("earliest", "2026-03-29 02:30:00", "nonexistent local time in Europe/Berlin (clocks moved forward)"),
+        ("reject", "2026-10-25 01:59:59", pd.Timestamp("2026-10-24 23:59:59")),
+        ("reject", "2026-10-25 03:00:00", pd.Timestamp("2026-10-25 02:00:00")),
+    ],
+)
+def test_daylight_saving_changes(tmp_path: Path, policy: str, wall: str, expected: object) -> None:
+    write_csv(tmp_path / "crm" / "a.csv", f"customer_id,activity,at\nc1,lead,{wall}")
+    source = {"name": "crm", "kind": "crm", "path": "crm/*.csv", "timezone": "Europe/Berlin",
+              "ambiguous_times": policy,
+              "columns": {"customer_id": "customer_id", "event_name": "activity", "timestamp": "at"}}
+    cfg = make_config(tmp_path, sources=[source])
+    run_steps(cfg, until="load_sources", run_started=RUN_STARTED)
+    if isinstance(expected, str):
+        assert table(cfg, "SELECT reason FROM rejects").reason.tolist() == [expected]
+    else:
+        assert table(cfg, "SELECT ts FROM raw_events").ts.tolist() == [expected]

@@ -1,7 +1,7 @@
--- Every loaded event with its customer_key, journey stage and session.
-CREATE OR REPLACE TABLE events AS
+-- Every loaded event of the customers in scope, with its customer_key, stage, touchpoint and session.
+INSERT INTO events BY NAME
 WITH event_names AS (
-    SELECT DISTINCT event_name FROM raw_events
+    SELECT DISTINCT event_name FROM scope_raw_events
 ),
 
 -- Globs are matched once per distinct name, not once per event.
@@ -21,7 +21,7 @@ keyed AS (
     SELECT
         e.*,
         coalesce(e.customer_id, i.customer_id, e.anonymous_id) AS customer_key
-    FROM raw_events AS e
+    FROM scope_raw_events AS e
     LEFT JOIN identities AS i ON e.anonymous_id = i.anonymous_id
 ),
 

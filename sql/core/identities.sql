@@ -1,9 +1,11 @@
 -- Identity stitching (Snowplow's rule): an anonymous_id belongs to the LAST customer_id seen with it.
-CREATE OR REPLACE TABLE identities AS
+-- Recomputed for the anonymous ids in scope (all of them, or those with new or removed rows).
+INSERT INTO identities
 WITH seen_together AS (
     SELECT anonymous_id, customer_id, ts, event_id, source
     FROM raw_events
-    WHERE anonymous_id IS NOT NULL AND customer_id IS NOT NULL
+    WHERE customer_id IS NOT NULL
+        AND anonymous_id IN (SELECT anonymous_id FROM scope_anonymous_ids)
 )
 
 SELECT

@@ -1,8 +1,8 @@
 -- The collapsed stage path, one row per step: what paths, transitions and the Sankey are built from.
-CREATE OR REPLACE TABLE journey_steps AS
+INSERT INTO journey_steps BY NAME
 WITH mapped AS (
     SELECT customer_key, event_id, source, ts, stage, stage_order
-    FROM events
+    FROM scope_events
     WHERE stage IS NOT NULL
 ),
 

@@ -1,8 +1,8 @@
--- One row per journey customer: a customer with at least one event mapped to a stage.
-CREATE OR REPLACE TABLE journeys AS
+-- One row per journey customer in scope: a customer with at least one event mapped to a stage.
+INSERT INTO journeys BY NAME
 WITH paths AS (
     SELECT customer_key, list(stage ORDER BY step) AS stage_path, count(*) AS path_length
-    FROM journey_steps
+    FROM scope_journey_steps
     GROUP BY customer_key
 ),
 
@@ -14,7 +14,7 @@ mapped AS (
         max(stage_order) AS furthest_stage_order,
         -- Stages are a ladder: any event at or beyond the goal converts.
         min(ts) FILTER (WHERE stage_order >= $goal_order) AS converted_at
-    FROM events
+    FROM scope_events
     WHERE stage IS NOT NULL
     GROUP BY customer_key
 ),
@@ -25,7 +25,7 @@ activity AS (
         count(DISTINCT session_id) AS n_sessions,
         count(*) AS n_events,
         arg_min(channel, (ts, event_id, source)) FILTER (WHERE channel IS NOT NULL) AS first_channel
-    FROM events
+    FROM scope_events
     GROUP BY customer_key
 )
 

@@ -1,5 +1,5 @@
--- One row per session; ties in time are broken by event_id, as in events.
-CREATE OR REPLACE TABLE sessions AS
+-- One row per session of the customers in scope; ties in time are broken by event_id, as in events.
+INSERT INTO sessions BY NAME
 SELECT
     customer_key,
     session_id,
@@ -10,5 +10,5 @@ SELECT
     arg_min(event_name, (ts, event_id, source)) AS first_event,
     arg_max(event_name, (ts, event_id, source)) AS last_event,
     arg_min(channel, (ts, event_id, source)) FILTER (WHERE channel IS NOT NULL) AS channel
-FROM events
+FROM scope_events
 GROUP BY customer_key, session_id;

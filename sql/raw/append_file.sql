@@ -8,7 +8,7 @@ SELECT $source, $file, row_number, reject_reason, raw, $run_id
 FROM classified_rows
 WHERE reject_reason IS NOT NULL;
 
-INSERT INTO raw_events
+CREATE OR REPLACE TEMP TABLE appended_events AS
 WITH accepted AS (
     SELECT *
     FROM classified_rows
@@ -42,3 +42,9 @@ SELECT
     properties,
     $run_id AS run_id
 FROM new_events;
+
+INSERT INTO raw_events SELECT * FROM appended_events;
+
+-- The customers these rows belong to are recomputed by the core steps.
+INSERT INTO pending_changes
+SELECT DISTINCT customer_id, anonymous_id, $run_id FROM appended_events;

@@ -14,11 +14,48 @@ WITH cleaned AS (
     FROM staged_rows
 ),
 
+read AS (
+    SELECT
+        *,
+        cjm_read_ts(ts_text, $ts_format, $has_zone) AS reading
+    FROM cleaned
+),
+
+-- Wall-clock times are read in the source's zone; at a DST change one can be ambiguous or not exist.
+zoned AS (
+    SELECT
+        * EXCLUDE (reading),
+        reading.ts AS wall,
+        reading.is_local AND $timezone <> 'UTC' AS in_zone,
+        CASE
+            WHEN reading.is_local AND $timezone <> 'UTC' THEN timezone('UTC', timezone($timezone, reading.ts))
+            ELSE reading.ts
+        END AS guess
+    FROM read
+),
+
+checked AS (
+    SELECT
+        *,
+        in_zone AND cjm_wall(guess, $timezone) <> wall AS nonexistent,
+        CASE
+            WHEN NOT in_zone THEN NULL
+            WHEN cjm_wall(guess - INTERVAL 1 HOUR, $timezone) = wall THEN guess - INTERVAL 1 HOUR
+            WHEN cjm_wall(guess + INTERVAL 1 HOUR, $timezone) = wall THEN guess + INTERVAL 1 HOUR
+        END AS other_reading
+    FROM zoned
+),
+
 parsed AS (
     SELECT
         *,
-        cjm_parse_ts(ts_text, $ts_format, $timezone, $has_zone) AS ts
-    FROM cleaned
+        other_reading IS NOT NULL AS ambiguous,
+        CASE
+            WHEN other_reading IS NULL THEN guess
+            WHEN $ambiguous_times = 'earliest' THEN least(guess, other_reading)
+            WHEN $ambiguous_times = 'latest' THEN greatest(guess, other_reading)
+        END AS ts
+    FROM checked
 ),
 
 judged AS (
@@ -28,7 +65,11 @@ judged AS (
             WHEN customer_id IS NULL AND anonymous_id IS NULL THEN 'missing customer_id and anonymous_id'
             WHEN event_name IS NULL THEN 'missing event_name'
             WHEN ts_text IS NULL THEN 'missing timestamp'
-            WHEN ts IS NULL THEN 'unparseable timestamp'
+            WHEN wall IS NULL THEN 'unparseable timestamp'
+            WHEN nonexistent THEN 'nonexistent local time in ' || $timezone || ' (clocks moved forward)'
+            WHEN ambiguous AND $ambiguous_times = 'reject'
+                THEN 'ambiguous local time in ' || $timezone
+                    || ' (clocks moved back); set ambiguous_times: earliest or latest to accept'
             WHEN ts < CAST($min_timestamp AS TIMESTAMP)
                 THEN 'timestamp before ' || strftime(CAST($min_timestamp AS DATE), '%Y-%m-%d')
             WHEN ts > CAST($run_started AS TIMESTAMP) + to_microseconds(CAST($max_future_us AS BIGINT))

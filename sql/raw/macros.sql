@@ -1,4 +1,4 @@
--- Timestamp parsing shared by every source: text in, UTC TIMESTAMP out, NULL when it cannot be read.
+-- Timestamp parsing shared by every source: text in, UTC TIMESTAMP out (sql/raw/classify_rows.sql).
 
 -- Epoch numbers by magnitude: seconds until year 5138, then milliseconds, microseconds, nanoseconds.
 CREATE OR REPLACE TEMP MACRO cjm_epoch_auto(x) AS (
@@ -11,19 +11,24 @@ CREATE OR REPLACE TEMP MACRO cjm_epoch_auto(x) AS (
 );
 
 -- fmt: auto | epoch_s | epoch_ms | epoch_us | a strptime pattern (has_zone: the pattern reads %z/%Z).
--- auto honours an offset, 'Z' or a zone name after the time (e.g. '2019-10-01 00:00:00 UTC');
--- naive times are local times in tz.
-CREATE OR REPLACE TEMP MACRO cjm_parse_ts(s, fmt, tz, has_zone) AS (
+-- Returns {ts, is_local}: ts is UTC, or (is_local) a wall-clock time still to be read in the source's zone.
+-- auto honours an offset, 'Z' or a zone name after the time (e.g. '2019-10-01 00:00:00 UTC').
+CREATE OR REPLACE TEMP MACRO cjm_read_ts(s, fmt, has_zone) AS (
     CASE
-        WHEN fmt = 'epoch_s' THEN make_timestamp(CAST(round(TRY_CAST(s AS DOUBLE) * 1e6) AS BIGINT))
-        WHEN fmt = 'epoch_ms' THEN make_timestamp(CAST(round(TRY_CAST(s AS DOUBLE) * 1e3) AS BIGINT))
-        WHEN fmt = 'epoch_us' THEN make_timestamp(TRY_CAST(s AS BIGINT))
+        WHEN fmt = 'epoch_s' THEN
+            {'ts': make_timestamp(CAST(round(TRY_CAST(s AS DOUBLE) * 1e6) AS BIGINT)), 'is_local': false}
+        WHEN fmt = 'epoch_ms' THEN
+            {'ts': make_timestamp(CAST(round(TRY_CAST(s AS DOUBLE) * 1e3) AS BIGINT)), 'is_local': false}
+        WHEN fmt = 'epoch_us' THEN {'ts': make_timestamp(TRY_CAST(s AS BIGINT)), 'is_local': false}
         WHEN fmt = 'auto' AND regexp_full_match(s, '[+-]?[0-9]+(\.[0-9]+)?') THEN
-            cjm_epoch_auto(TRY_CAST(s AS DOUBLE))
+            {'ts': cjm_epoch_auto(TRY_CAST(s AS DOUBLE)), 'is_local': false}
         WHEN fmt = 'auto' AND regexp_matches(s, ':[0-9]{2}(\.[0-9]+)?\s*(Z|z|[+-][0-9]{2}(:?[0-9]{2})?|[A-Za-z][A-Za-z0-9_/+-]*)$') THEN
-            timezone('UTC', TRY_CAST(s AS TIMESTAMPTZ))
-        WHEN fmt = 'auto' THEN timezone('UTC', timezone(tz, TRY_CAST(s AS TIMESTAMP)))
-        WHEN has_zone THEN timezone('UTC', CAST(try_strptime(s, fmt) AS TIMESTAMPTZ))
-        ELSE timezone('UTC', timezone(tz, CAST(try_strptime(s, fmt) AS TIMESTAMP)))
+            {'ts': timezone('UTC', TRY_CAST(s AS TIMESTAMPTZ)), 'is_local': false}
+        WHEN fmt = 'auto' THEN {'ts': TRY_CAST(s AS TIMESTAMP), 'is_local': true}
+        WHEN has_zone THEN {'ts': timezone('UTC', CAST(try_strptime(s, fmt) AS TIMESTAMPTZ)), 'is_local': false}
+        ELSE {'ts': CAST(try_strptime(s, fmt) AS TIMESTAMP), 'is_local': true}
     END
 );
+
+-- A naive UTC timestamp's wall-clock time in zone tz.
+CREATE OR REPLACE TEMP MACRO cjm_wall(utc, tz) AS (timezone(tz, timezone('UTC', utc)));

@@ -46,3 +46,21 @@ CREATE TABLE IF NOT EXISTS run_log (
     seconds     DOUBLE NOT NULL,
     counts      JSON
 );
+
+-- What changed since the core layer was last rebuilt: the ids of every row loaded or removed.
+-- Cleared only when the marts of a run commit, so a run that dies leaves them for the next one.
+CREATE TABLE IF NOT EXISTS pending_changes (
+    customer_id  VARCHAR,
+    anonymous_id VARCHAR,
+    run_id       VARCHAR NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS dirty_customers (
+    customer_key VARCHAR NOT NULL
+);
+
+-- Small facts about the derived layers, e.g. the fingerprint of the config they were built with.
+CREATE TABLE IF NOT EXISTS pipeline_state (
+    key   VARCHAR NOT NULL,
+    value VARCHAR
+);

@@ -1,0 +1,68 @@
+-- The core layer's tables: created once, then maintained customer by customer.
+CREATE TABLE IF NOT EXISTS identities (
+    anonymous_id VARCHAR NOT NULL,
+    customer_id  VARCHAR NOT NULL,
+    stitched_at  TIMESTAMP NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS events (
+    event_id       VARCHAR NOT NULL,
+    source         VARCHAR NOT NULL,
+    source_kind    VARCHAR NOT NULL,
+    customer_key   VARCHAR NOT NULL,
+    customer_id    VARCHAR,
+    anonymous_id   VARCHAR,
+    event_name     VARCHAR NOT NULL,
+    touchpoint     VARCHAR,
+    ts             TIMESTAMP NOT NULL,
+    channel        VARCHAR,
+    stage          VARCHAR,
+    stage_order    INTEGER,
+    session_id     VARCHAR NOT NULL,
+    session_number BIGINT NOT NULL,
+    properties     JSON,
+    file           VARCHAR NOT NULL,
+    row_number     BIGINT NOT NULL,
+    run_id         VARCHAR NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS sessions (
+    customer_key   VARCHAR NOT NULL,
+    session_id     VARCHAR NOT NULL,
+    session_number BIGINT NOT NULL,
+    session_start  TIMESTAMP NOT NULL,
+    session_end    TIMESTAMP NOT NULL,
+    n_events       BIGINT NOT NULL,
+    first_event    VARCHAR NOT NULL,
+    last_event     VARCHAR NOT NULL,
+    channel        VARCHAR
+);
+
+CREATE TABLE IF NOT EXISTS journey_steps (
+    customer_key     VARCHAR NOT NULL,
+    step             BIGINT NOT NULL,
+    path_length      BIGINT NOT NULL,
+    stage            VARCHAR NOT NULL,
+    stage_order      INTEGER NOT NULL,
+    ts               TIMESTAMP NOT NULL,
+    prev_stage       VARCHAR,
+    prev_stage_order INTEGER,
+    hours_from_prev  DOUBLE
+);
+
+CREATE TABLE IF NOT EXISTS journeys (
+    customer_key         VARCHAR NOT NULL,
+    first_ts             TIMESTAMP NOT NULL,
+    last_ts              TIMESTAMP NOT NULL,
+    stage_path           VARCHAR[] NOT NULL,
+    path_length          BIGINT NOT NULL,
+    furthest_stage       VARCHAR NOT NULL,
+    furthest_stage_order INTEGER NOT NULL,
+    converted            BOOLEAN NOT NULL,
+    converted_at         TIMESTAMP,
+    hours_to_convert     DOUBLE,
+    n_sessions           BIGINT NOT NULL,
+    n_events             BIGINT NOT NULL,
+    first_channel        VARCHAR,
+    cohort_date          DATE NOT NULL
+);

@@ -1,0 +1,12 @@
+-- A full refresh: every customer is recomputed from every raw event.
+CREATE OR REPLACE TEMP VIEW scope_raw_events AS
+SELECT * FROM raw_events;
+
+CREATE OR REPLACE TEMP VIEW scope_anonymous_ids AS
+SELECT DISTINCT anonymous_id FROM raw_events WHERE anonymous_id IS NOT NULL;
+
+CREATE OR REPLACE TEMP VIEW scope_events AS
+SELECT * FROM events;
+
+CREATE OR REPLACE TEMP VIEW scope_journey_steps AS
+SELECT * FROM journey_steps;
