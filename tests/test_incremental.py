@@ -1,0 +1,272 @@
+"""Nightly runs that never lose or double-count: incremental = full refresh, late data, crashes."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cjm_analytics.config import Config
+from tests.fixtures import RUN_STARTED, make_config, rows, run_steps, write_csv
+
+HEADER = "event_id,anonymous_id,user_id,event,ts,channel"
+# Every derived table, without the columns that name the run that wrote a row.
+COMPARED = {
+    "raw_events": "* EXCLUDE (run_id)",
+    "rejects": "* EXCLUDE (run_id)",
+    "identities": "*",
+    "events": "* EXCLUDE (run_id)",
+    "sessions": "*",
+    "journey_steps": "*",
+    "journeys": "*",
+    "stage_funnel": "*",
+    "stage_transitions": "*",
+    "stage_conversion_daily": "*",
+    "sankey_links": "*",
+}
+
+
+def differences(left: Path, right: Path) -> dict[str, tuple[int, int]]:
+    """Per table, rows only in left and rows only in right (EXCEPT ALL both ways); empty when equal."""
+    con = duckdb.connect()
+    con.execute(f"ATTACH '{left}' AS l (READ_ONLY)")
+    con.execute(f"ATTACH '{right}' AS r (READ_ONLY)")
+    out = {}
+    for name, cols in COMPARED.items():
+        only_left = con.execute(f"SELECT count(*) FROM (SELECT {cols} FROM l.{name} EXCEPT ALL "
+                                f"SELECT {cols} FROM r.{name})").fetchone()
+        only_right = con.execute(f"SELECT count(*) FROM (SELECT {cols} FROM r.{name} EXCEPT ALL "
+                                 f"SELECT {cols} FROM l.{name})").fetchone()
+        assert only_left is not None and only_right is not None
+        if only_left[0] or only_right[0]:
+            out[name] = (only_left[0], only_right[0])
+    con.close()
+    return out
+
+
+def full_run_copy(cfg: Config, name: str = "full.duckdb") -> Path:
+    """The same files loaded in one run into a fresh warehouse beside the first."""
+    full = cfg.model_copy(update={"warehouse": cfg.warehouse.with_name(name)})
+    full.warehouse.unlink(missing_ok=True)
+    run_steps(full, run_started=RUN_STARTED)
+    return full.warehouse
+
+
+# --- incremental = full refresh, for any split and order -----------------------------------------------
+
+T0 = datetime(2026, 11, 1, 9, 0)
+NAMES = ["landing", "product_view", "product_x", "add_to_cart", "order", "login", "page"]
+
+
+@st.composite
+def nights(draw: st.DrawFn) -> list[list[str]]:
+    """Random customers' events as CSV rows, split into files that arrive on successive nights."""
+    lines = []
+    for c in range(draw(st.integers(1, 6))):
+        anon = f"a{c}" if draw(st.booleans()) else f"a{draw(st.integers(0, 2))}"  # anonymous ids may be shared
+        login_at = draw(st.integers(0, 6))
+        t = T0 + timedelta(minutes=draw(st.integers(0, 3000)))
+        for i in range(draw(st.integers(1, 6))):
+            t += timedelta(minutes=draw(st.sampled_from([0, 1, 5, 30, 31, 90, 1500])))
+            user = f"u{c}" if i >= login_at else ""
+            name = "login" if i == login_at else draw(st.sampled_from(NAMES))
+            lines.append(f"e{c}-{i},{anon},{user},{name},{t:%Y-%m-%dT%H:%M:%SZ},{draw(st.sampled_from(['', 'ads']))}")
+    n_files = draw(st.integers(1, 4))
+    files: list[list[str]] = [[] for _ in range(n_files)]
+    for line in lines:
+        files[draw(st.integers(0, n_files - 1))].append(line)
+        if draw(st.integers(0, 9)) == 0:  # the same event exported again in another file
+            files[draw(st.integers(0, n_files - 1))].append(line)
+    return draw(st.permutations(files))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(arrivals=nights())
+def test_any_split_in_any_order_equals_one_full_run(tmp_path: Path, arrivals: list[list[str]]) -> None:
+    root = tmp_path / "split"
+    shutil.rmtree(root, ignore_errors=True)
+    for night, lines in enumerate(arrivals):
+        write_csv(root / "web" / f"night{night}.csv", "\n".join([HEADER, *lines]))
+        cfg = make_config(root)
+        run_steps(cfg, run_started=RUN_STARTED)
+    assert differences(cfg.warehouse, full_run_copy(cfg)) == {}
+
+
+# --- named cases -----------------------------------------------------------------------------------------
+
+
+def test_a_late_event_lands_in_the_right_session_and_journey(tmp_path: Path) -> None:
+    write_csv(tmp_path / "web" / "night1.csv", f"""
+        {HEADER}
+        1,a1,u1,landing,2026-11-01T10:00:00Z,
+        2,a1,u1,order,2026-11-03T10:00:00Z,
+    """)
+    cfg = make_config(tmp_path)
+    run_steps(cfg, run_started=RUN_STARTED)
+    assert rows(cfg, "SELECT count(*) FROM sessions") == [(2,)]
+    # Last week's cart event arrives tonight: ten minutes after the landing, so in its session.
+    write_csv(tmp_path / "web" / "night2.csv", f"""
+        {HEADER}
+        3,a1,u1,add_to_cart,2026-11-01T10:10:00Z,
+    """)
+    ctx = run_steps(cfg, run_started=RUN_STARTED)
+    assert rows(cfg, "SELECT session_number, n_events, last_event FROM sessions ORDER BY 1") == [
+        (1, 2, "add_to_cart"), (2, 1, "order")]
+    assert rows(cfg, "SELECT stage_path FROM journeys") == [(["browse", "cart", "buy"],)]
+    log = rows(cfg, f"SELECT counts->>'dirty_customers' FROM run_log WHERE run_id = '{ctx.run_id}' "
+                    "AND step = 'stitch_identities'")
+    assert log == [("1",)]  # only u1 was recomputed
+    assert differences(cfg.warehouse, full_run_copy(cfg)) == {}
+
+
+def test_a_login_moves_earlier_anonymous_history_to_the_customer(tmp_path: Path) -> None:
+    write_csv(tmp_path / "web" / "night1.csv", f"""
+        {HEADER}
+        1,a1,,landing,2026-11-01T10:00:00Z,ads
+        2,a1,,product_view,2026-11-01T10:05:00Z,
+        3,a2,u2,order,2026-11-01T11:00:00Z,
+    """)
+    cfg = make_config(tmp_path)
+    run_steps(cfg, run_started=RUN_STARTED)
+    assert rows(cfg, "SELECT customer_key FROM journeys ORDER BY 1") == [("a1",), ("u2",)]
+    write_csv(tmp_path / "web" / "night2.csv", f"""
+        {HEADER}
+        4,a1,u2,login,2026-11-02T09:00:00Z,
+    """)
+    run_steps(cfg, run_started=RUN_STARTED)
+    assert rows(cfg, "SELECT customer_key, stage_path, first_channel FROM journeys") == [
+        ("u2", ["browse", "buy"], "ads")]
+    assert differences(cfg.warehouse, full_run_copy(cfg)) == {}
+
+
+def test_a_reexported_file_replaces_its_rows(tmp_path: Path) -> None:
+    day = write_csv(tmp_path / "web" / "day.csv", f"""
+        {HEADER}
+        1,a1,u1,landing,2026-11-01T10:00:00Z,
+        2,a2,u2,order,2026-11-01T10:00:00Z,
+    """)
+    cfg = make_config(tmp_path)
+    run_steps(cfg, run_started=RUN_STARTED)
+    write_csv(day, f"""
+        {HEADER}
+        1,a1,u1,landing,2026-11-01T10:00:00Z,
+        5,a1,u1,order,2026-11-01T10:20:00Z,
+    """)
+    run_steps(cfg, run_started=RUN_STARTED)
+    assert rows(cfg, "SELECT customer_key, converted FROM journeys ORDER BY 1") == [("u1", True)]
+    assert differences(cfg.warehouse, full_run_copy(cfg)) == {}
+
+
+def test_a_config_change_rebuilds_everything(tmp_path: Path) -> None:
+    write_csv(tmp_path / "web" / "a.csv", f"""
+        {HEADER}
+        1,a1,u1,landing,2026-11-01T10:00:00Z,
+        2,a1,u1,add_to_cart,2026-11-01T10:50:00Z,
+    """)
+    run_steps(make_config(tmp_path), run_started=RUN_STARTED)
+    changed = make_config(tmp_path, sessions={"inactivity_minutes": 60},
+                          stages=[{"name": "browse", "events": ["landing"]}, {"name": "buy", "events": ["add_*"]}])
+    ctx = run_steps(changed, run_started=RUN_STARTED)
+    assert rows(changed, f"SELECT counts->>'full_refresh' FROM run_log WHERE run_id = '{ctx.run_id}' "
+                         "AND step = 'stitch_identities'") == [("1",)]
+    assert rows(changed, "SELECT count(*), any_value(converted) FROM journeys") == [(1, True)]
+    assert rows(changed, "SELECT count(*) FROM sessions") == [(1,)]
+    assert differences(changed.warehouse, full_run_copy(changed)) == {}
+
+
+def test_full_refresh_on_request_gives_the_same_tables(tmp_path: Path) -> None:
+    write_csv(tmp_path / "web" / "a.csv", f"""
+        {HEADER}
+        1,a1,,landing,2026-11-01T10:00:00Z,
+        2,a1,u1,order,2026-11-01T10:50:00Z,
+    """)
+    cfg = make_config(tmp_path)
+    run_steps(cfg, run_started=RUN_STARTED)
+    shutil.copy(cfg.warehouse, tmp_path / "before.duckdb")
+    ctx = run_steps(cfg, run_started=RUN_STARTED, full_refresh=True)
+    assert rows(cfg, f"SELECT counts->>'full_refresh' FROM run_log WHERE run_id = '{ctx.run_id}' "
+                     "AND step = 'stitch_identities'") == [("1",)]
+    assert differences(cfg.warehouse, tmp_path / "before.duckdb") == {}
+
+
+# --- crashes --------------------------------------------------------------------------------------------
+
+# Runs the nightly steps in a child process that kills itself (SIGKILL: no cleanup, no commit) at one point.
+CRASHING_RUN = """
+import os, signal, sys
+from cjm_analytics import core, load, nightly
+from cjm_analytics.config import load_config
+
+point = sys.argv[2]
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+def killing(module, step_name, after_calls):
+    original, calls = module.run_sql, []
+    def run_sql(con, step, **params):
+        result = original(con, step, **params)
+        if step == step_name:
+            calls.append(step)
+            if len(calls) == after_calls:
+                die()  # inside the step's transaction, after its SQL ran
+        return result
+    module.run_sql = run_sql
+
+if point == "mid-load":
+    killing(load, "raw/append_file", 2)  # the first file committed, the second not
+elif point == "mid-recompute":
+    killing(core, "core/journeys", 1)
+elif point == "between-steps":
+    nightly.NIGHTLY_STEPS = nightly.NIGHTLY_STEPS[:3] + (("die", lambda ctx: die()),)
+nightly.run_nightly(load_config(sys.argv[1]))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["mid-load", "mid-recompute", "between-steps"])
+def test_a_run_killed_at_any_point_then_rerun_equals_an_uninterrupted_run(tmp_path: Path, point: str) -> None:
+    write_csv(tmp_path / "web" / "a.csv", f"""
+        {HEADER}
+        1,a1,,landing,2026-11-01T10:00:00Z,ads
+        2,a1,u1,product_view,2026-11-01T10:05:00Z,
+        3,a3,,product_view,2026-11-01T11:00:00Z,
+    """)
+    config_text = (
+        "warehouse: warehouse/cjm.duckdb\nreports: reports\nsources:\n"
+        "  - {name: web, kind: clickstream, path: 'web/*.csv', columns: {event_id: event_id, customer_id: user_id,"
+        " anonymous_id: anonymous_id, event_name: event, timestamp: ts, channel: channel}}\n"
+        "stages:\n  - {name: browse, events: ['product_*', landing]}\n  - {name: cart, events: [add_to_cart]}\n"
+        "  - {name: buy, events: [order]}\ngoal: buy\n"
+    )
+    (tmp_path / "cjm.yaml").write_text(config_text)
+    cfg = make_config(tmp_path)
+    subprocess.run([sys.executable, "-m", "cjm_analytics.cli", "run", "--no-prefect", "--config",
+                    str(tmp_path / "cjm.yaml")], check=True, capture_output=True, timeout=120)
+    # The next night brings two files (one of them moves a3 to u3, a late event joins u1's session).
+    write_csv(tmp_path / "web" / "b.csv", f"""
+        {HEADER}
+        4,a3,u3,login,2026-11-02T09:00:00Z,
+        5,a1,u1,add_to_cart,2026-11-01T10:09:00Z,
+    """)
+    write_csv(tmp_path / "web" / "c.csv", f"""
+        {HEADER}
+        6,,u1,order,2026-11-02T10:00:00Z,
+    """)
+    crashed = subprocess.run([sys.executable, "-c", CRASHING_RUN, str(tmp_path / "cjm.yaml"), point],
+                             capture_output=True, timeout=120)
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr.decode()
+    # The next run takes over the dead run's lock and finishes its work.
+    subprocess.run([sys.executable, "-m", "cjm_analytics.cli", "run", "--no-prefect", "--config",
+                    str(tmp_path / "cjm.yaml")], check=True, capture_output=True, timeout=120)
+    assert rows(cfg, "SELECT customer_key, stage_path FROM journeys ORDER BY 1") == [
+        ("u1", ["browse", "cart", "buy"]), ("u3", ["browse"])]
+    assert rows(cfg, "SELECT count(*) FROM raw_events") == [(6,)]
+    assert differences(cfg.warehouse, full_run_copy(cfg)) == {}
