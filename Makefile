@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# A DuckDB 1.x, as bundled in BI tools, to test that published marts open there (never imported by the project).
+DUCKDB1 := $(VENV)/duckdb1
 
 .PHONY: demo test lint bench sample clean
 
@@ -10,6 +12,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --target $(DUCKDB1) 'duckdb>=1.4,<1.5'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -55,6 +55,7 @@ def format_summary(config: Config, run_id: str, files: list[dict[str, Any]], sum
             f"who reach it go no further"
         )
     lines.append(f"report: {config.reports / 'index.html'}")
+    lines.append(f"marts for dashboards: {config.marts / 'current'} (marts.duckdb and parquet/)")
     return "\n".join(lines)
 
 

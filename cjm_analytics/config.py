@@ -204,6 +204,8 @@ class Report(_Strict):
 class Config(_Strict):
     warehouse: Path
     reports: Path
+    # Where dashboards read the published marts (marts/current/), away from the warehouse's writer.
+    marts: Path = Path("marts")
     sources: list[Source] = Field(min_length=1)
     stages: list[Stage] = Field(min_length=1)
     goal: str
@@ -280,6 +282,7 @@ def parse_config(data: Any, base_dir: Path, origin: str = "<config>") -> Config:
         update={
             "warehouse": _resolve(base_dir, cfg.warehouse),
             "reports": _resolve(base_dir, cfg.reports),
+            "marts": _resolve(base_dir, cfg.marts),
             "sources": sources,
         }
     )

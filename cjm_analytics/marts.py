@@ -9,7 +9,10 @@ import duckdb
 from cjm_analytics.config import Report
 from cjm_analytics.sql_steps import run_sql
 
-MART_TABLES = ("stage_conversion_daily", "stage_funnel", "stage_transitions", "sankey_links", "run_summary")
+MART_TABLES = (
+    "stage_conversion_daily", "stage_funnel", "stage_funnel_by_segment", "stage_transitions", "sankey_links",
+    "run_summary",
+)
 
 
 def build_marts(
@@ -18,6 +21,7 @@ def build_marts(
     """Rebuild every mart from the core tables; returns the row count of each."""
     run_sql(con, "marts/stage_conversion_daily")
     run_sql(con, "marts/stage_funnel")
+    run_sql(con, "marts/stage_funnel_by_segment")
     run_sql(con, "marts/stage_transitions")
     run_sql(con, "marts/sankey_links", max_steps=report.sankey_steps, min_share=report.sankey_min_share)
     run_sql(con, "marts/run_summary", run_id=run_id, run_started=run_started.replace(tzinfo=None))

@@ -148,6 +148,18 @@ def publish_reports_step(ctx: RunContext) -> StepResult:
     return _timed(ctx, "publish_reports", body)
 
 
+def publish_marts_step(ctx: RunContext) -> StepResult:
+    """The marts for dashboards, swapped in only now that every step before has succeeded."""
+    from cjm_analytics.publish import publish_marts
+
+    def body() -> dict[str, Any]:
+        with open_warehouse(ctx.config.warehouse) as con:
+            folder = publish_marts(con, ctx.config.marts, ctx.run_id, ctx.run_started)
+        return {"published": str(folder), "current": str(ctx.config.marts / "current")}
+
+    return _timed(ctx, "publish_marts", body)
+
+
 NIGHTLY_STEPS: tuple[tuple[str, Callable[[RunContext], StepResult]], ...] = (
     ("load_sources", load_sources),
     ("stitch_identities", stitch_identities_step),
@@ -155,6 +167,7 @@ NIGHTLY_STEPS: tuple[tuple[str, Callable[[RunContext], StepResult]], ...] = (
     ("build_journeys", build_journeys_step),
     ("aggregate", aggregate_step),
     ("publish_reports", publish_reports_step),
+    ("publish_marts", publish_marts_step),
 )
 
 

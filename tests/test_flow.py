@@ -157,7 +157,8 @@ def test_the_run_log_has_every_step_of_both_runs(flow_run: FlowRun) -> None:
     log = table(flow_run.cfg, "SELECT run_id, step FROM run_log")
     assert log.run_id.nunique() == 2
     assert sorted(log.step.unique()) == sorted(
-        ["load_sources", "stitch_identities", "sessionize", "build_journeys", "aggregate", "publish_reports"])
+        ["load_sources", "stitch_identities", "sessionize", "build_journeys", "aggregate", "publish_reports",
+         "publish_marts"])
 
 
 def test_the_report_and_graph_are_published(flow_run: FlowRun) -> None:
