@@ -11,8 +11,10 @@ from cjm_analytics.sql_steps import run_sql
 
 MART_TABLES = (
     "stage_conversion_daily", "stage_funnel", "stage_funnel_by_segment", "stage_transitions", "sankey_links",
-    "run_summary",
+    "sankey_segment_links", "run_summary", "run_history",
 )
+# The Sankey's segment selector offers this many of the largest first-touch channels.
+SANKEY_TOP_SEGMENTS = 5
 
 
 def build_marts(
@@ -23,7 +25,8 @@ def build_marts(
     run_sql(con, "marts/stage_funnel")
     run_sql(con, "marts/stage_funnel_by_segment")
     run_sql(con, "marts/stage_transitions")
-    run_sql(con, "marts/sankey_links", max_steps=report.sankey_steps, min_share=report.sankey_min_share)
+    run_sql(con, "marts/sankey_links", max_steps=report.sankey_steps, min_share=report.sankey_min_share,
+            top_segments=SANKEY_TOP_SEGMENTS)
     run_sql(con, "marts/run_summary", run_id=run_id, run_started=run_started.replace(tzinfo=None))
     counts = {}
     for table in MART_TABLES:

@@ -202,3 +202,29 @@ def test_touchpoints_are_cleaned_at_mapping_time(tmp_path: Path) -> None:
     # Full matches only; the first rule wins; no page property -> the event name.
     assert rows(cfg, "SELECT touchpoint FROM events ORDER BY event_id") == [
         ("/product/*",), ("/product/*",), ("other page",), ("landing",), ("other page",)]
+
+
+def test_sankey_per_segment_balances_and_all_is_the_sankey(cfg) -> None:  # type: ignore[no-untyped-def]
+    assert rows(cfg, "SELECT from_step, from_node, to_step, to_node, customers FROM sankey_segment_links "
+                     "WHERE segment_type = 'all' EXCEPT ALL SELECT * FROM sankey_links") == []
+    # First-touch channel of each journey: a4 direct, u1 social, u2 none, u3 none (u3's channel-less events).
+    sizes = rows(cfg, "SELECT segment, sum(customers) FROM sankey_segment_links "
+                      "WHERE segment_type = 'first_channel' AND from_step = 1 GROUP BY 1 ORDER BY 1")
+    assert sizes == [("(none)", 2), ("direct", 1), ("social", 1)]
+    # Within a segment every step's outflow equals its inflow.
+    unbalanced = rows(cfg, """
+        WITH inflow AS (SELECT segment_type, segment, to_step AS step, sum(customers) AS n
+                        FROM sankey_segment_links WHERE to_node NOT IN ('(drop-off)', '(continues)') GROUP BY ALL),
+             outflow AS (SELECT segment_type, segment, from_step AS step, sum(customers) AS n
+                         FROM sankey_segment_links GROUP BY ALL)
+        SELECT * FROM inflow i JOIN outflow o USING (segment_type, segment, step) WHERE i.n <> o.n""")
+    assert unbalanced == []
+
+
+def test_every_run_appends_one_history_row(tmp_path: Path) -> None:
+    write_csv(tmp_path / "web" / "a.csv", EVENTS)
+    config = make_config(tmp_path)
+    first = run_steps(config, run_started=RUN_STARTED)
+    second = run_steps(config, run_started=RUN_STARTED)
+    assert rows(config, "SELECT run_id, journey_customers FROM run_history ORDER BY run_id") == sorted(
+        [(first.run_id, 4), (second.run_id, 4)])

@@ -39,3 +39,8 @@ SELECT
     w.worst_dropoff_stage,
     w.worst_dropoff_rate
 FROM loads AS l, journey_counts AS j, worst AS w;
+
+-- One row per successful run: the overview compares tonight with the previous night and a week ago.
+CREATE TABLE IF NOT EXISTS run_history AS SELECT * FROM run_summary WITH NO DATA;
+
+INSERT INTO run_history SELECT * FROM run_summary;
