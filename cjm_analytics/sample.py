@@ -295,6 +295,17 @@ stages:
 goal: purchase
 sessions: {inactivity_minutes: 30}
 report: {sankey_steps: 8}
+# Paths and pain points by page; CRM activities have no page, so theirs is the activity name.
+touchpoints:
+  field: page
+  clean:
+    - {pattern: "/product/[0-9]+", alias: "/product/*"}
+    - {pattern: "/lp/.+", alias: "/lp/*"}
+analysis:
+  surveys:
+    - {event: nps_response, score: score, kind: nps}  # 0-10
+    - {event: csat_response, score: score, kind: csat}  # 1-5
+  support_events: [support_ticket_opened]
 """
 
 

@@ -1,0 +1,120 @@
+-- Droppers' last touchpoints, ranked by count and by lift against the customers who went on from the stage.
+-- Droppers at k: furthest stage k, before the last stage. Their touchpoint: that of their last event.
+-- Continuers at k: furthest stage above k. Their touchpoint at the same position: that of the event just
+-- before their first event above stage k (the last thing they did before moving on).
+WITH ordered AS (
+    SELECT
+        customer_key,
+        touchpoint,
+        stage_order,
+        row_number() OVER by_time AS position,
+        lag(touchpoint) OVER by_time AS prev_touchpoint
+    FROM events
+    WINDOW by_time AS (PARTITION BY customer_key ORDER BY ts, event_id, source)
+),
+
+last_touchpoints AS (
+    SELECT customer_key, arg_max(touchpoint, position) AS touchpoint
+    FROM ordered
+    GROUP BY customer_key
+),
+
+dropped AS (
+    SELECT j.furthest_stage_order AS stage_order, l.touchpoint
+    FROM journeys AS j
+    INNER JOIN last_touchpoints AS l ON j.customer_key = l.customer_key
+    WHERE j.furthest_stage_order < (SELECT max(stage_order) FROM stage_list)
+),
+
+-- Each customer's first event at each stage, and what they touched just before it.
+stage_entries AS (
+    SELECT
+        customer_key,
+        stage_order,
+        min(position) AS position,
+        -- arg_min would skip a NULL (the customer's very first event has nothing before it).
+        arg_min_null(prev_touchpoint, position) AS prev_touchpoint
+    FROM ordered
+    WHERE stage_order IS NOT NULL
+    GROUP BY customer_key, stage_order
+),
+
+-- Stages are a ladder: a customer moves beyond k at their earliest first event at any stage above k.
+went_on AS (
+    SELECT s.stage_order, arg_min_null(e.prev_touchpoint, e.position) AS touchpoint
+    FROM stage_entries AS e
+    INNER JOIN stage_list AS s ON e.stage_order > s.stage_order
+    GROUP BY e.customer_key, s.stage_order
+    -- A customer whose very first event is already beyond k has no touchpoint before it to compare.
+    HAVING touchpoint IS NOT NULL
+),
+
+dropped_counts AS (
+    SELECT
+        stage_order,
+        touchpoint,
+        count(*) AS droppers,
+        sum(count(*)) OVER (PARTITION BY stage_order) AS all_droppers
+    FROM dropped
+    GROUP BY stage_order, touchpoint
+),
+
+went_on_counts AS (
+    SELECT
+        stage_order,
+        touchpoint,
+        count(*) AS continuers,
+        sum(count(*)) OVER (PARTITION BY stage_order) AS all_continuers
+    FROM went_on
+    GROUP BY stage_order, touchpoint
+),
+
+went_on_totals AS (
+    SELECT DISTINCT stage_order, all_continuers FROM went_on_counts
+),
+
+compared AS (
+    SELECT
+        d.stage_order,
+        d.touchpoint,
+        d.droppers,
+        d.droppers / d.all_droppers AS dropper_share,
+        coalesce(c.continuers, 0) AS continuers,
+        coalesce(c.continuers, 0) / t.all_continuers AS continuer_share
+    FROM dropped_counts AS d
+    LEFT JOIN went_on_counts AS c ON d.stage_order = c.stage_order AND d.touchpoint = c.touchpoint
+    LEFT JOIN went_on_totals AS t ON d.stage_order = t.stage_order
+),
+
+-- Lift is infinite for a touchpoint no continuer had there, and null when nobody went on from the stage.
+lifted AS (
+    SELECT
+        *,
+        CASE
+            WHEN continuer_share IS NULL THEN NULL
+            WHEN continuer_share = 0 THEN CAST('inf' AS DOUBLE)
+            ELSE dropper_share / continuer_share
+        END AS lift
+    FROM compared
+)
+
+SELECT
+    s.stage,
+    l.stage_order,
+    l.touchpoint,
+    l.droppers,
+    l.dropper_share,
+    l.continuers,
+    l.continuer_share,
+    l.lift,
+    row_number() OVER (PARTITION BY l.stage_order ORDER BY l.droppers DESC, l.touchpoint) AS rank_by_count,
+    -- Lift on a handful of droppers is noise: only touchpoints with at least min_customers droppers are ranked.
+    CASE WHEN l.droppers >= $min_customers AND l.lift IS NOT NULL THEN
+        row_number() OVER (
+            PARTITION BY l.stage_order, l.droppers >= $min_customers AND l.lift IS NOT NULL
+            ORDER BY l.lift DESC, l.droppers DESC, l.touchpoint
+        )
+    END AS rank_by_lift
+FROM lifted AS l
+INNER JOIN stage_list AS s ON l.stage_order = s.stage_order
+ORDER BY l.stage_order, rank_by_count;

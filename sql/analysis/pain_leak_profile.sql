@@ -1,0 +1,87 @@
+-- Per stage before the last: the customers lost there (the stage funnel's exited) and what marks them.
+WITH data_end AS (
+    SELECT max(ts) AS ts FROM events
+),
+
+droppers AS (
+    SELECT customer_key, furthest_stage_order AS stage_order
+    FROM journeys
+    WHERE furthest_stage_order < (SELECT max(stage_order) FROM stage_list)
+),
+
+-- Globs are matched once per distinct event name, not once per event.
+support_names AS (
+    SELECT DISTINCT n.event_name
+    FROM (SELECT DISTINCT event_name FROM events) AS n
+    INNER JOIN unnest(CAST($support_events AS VARCHAR[])) AS p(pattern) ON n.event_name GLOB p.pattern
+),
+
+activity AS (
+    SELECT
+        e.customer_key,
+        max(e.ts) AS last_ts,
+        bool_or(e.event_name IN (SELECT event_name FROM support_names)) AS contacted_support
+    FROM events AS e
+    INNER JOIN droppers AS d ON e.customer_key = d.customer_key
+    GROUP BY e.customer_key
+),
+
+low_scorers AS (
+    SELECT DISTINCT customer_key
+    FROM cjm_survey_responses($surveys)
+    WHERE valid AND score < low_below
+),
+
+pair_moves AS (
+    SELECT
+        customer_key,
+        least(prev_stage_order, stage_order) AS order_a,
+        greatest(prev_stage_order, stage_order) AS order_b,
+        count(*) AS moves
+    FROM journey_steps
+    WHERE prev_stage IS NOT NULL
+    GROUP BY ALL
+),
+
+loopers AS (
+    SELECT DISTINCT customer_key FROM pair_moves WHERE moves > $loop_threshold
+),
+
+marked AS (
+    SELECT
+        d.stage_order,
+        (epoch_us((SELECT ts FROM data_end)) - epoch_us(a.last_ts)) / 3.6e9 AS hours_since_last_event,
+        a.contacted_support,
+        l.customer_key IS NOT NULL AS low_score,
+        p.customer_key IS NOT NULL AS looped
+    FROM droppers AS d
+    INNER JOIN activity AS a ON d.customer_key = a.customer_key
+    LEFT JOIN low_scorers AS l ON d.customer_key = l.customer_key
+    LEFT JOIN loopers AS p ON d.customer_key = p.customer_key
+),
+
+per_stage AS (
+    SELECT
+        stage_order,
+        count(*) FILTER (WHERE contacted_support) AS contacted_support,
+        count(*) FILTER (WHERE low_score) AS low_score,
+        count(*) FILTER (WHERE looped) AS loopers,
+        median(hours_since_last_event) AS median_hours_since_last_event
+    FROM marked
+    GROUP BY stage_order
+)
+
+SELECT
+    f.stage,
+    f.stage_order,
+    f.reached,
+    f.exited AS customers_lost,
+    f.dropoff_rate AS share_of_reached,
+    p.contacted_support / nullif(f.exited, 0) AS support_share,
+    p.low_score / nullif(f.exited, 0) AS low_score_share,
+    coalesce(p.loopers, 0) AS loopers,
+    p.median_hours_since_last_event
+FROM stage_funnel AS f
+LEFT JOIN per_stage AS p ON f.stage_order = p.stage_order
+WHERE f.stage_order < (SELECT max(stage_order) FROM stage_list)
+ORDER BY f.stage_order;
