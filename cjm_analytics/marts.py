@@ -6,21 +6,46 @@ from datetime import datetime
 
 import duckdb
 
-from cjm_analytics.config import Report
+import pandas as pd
+
+from cjm_analytics.config import Config
 from cjm_analytics.sql_steps import run_sql
 
 MART_TABLES = (
     "stage_conversion_daily", "stage_funnel", "stage_funnel_by_segment", "stage_transitions", "sankey_links",
     "sankey_segment_links", "run_summary", "run_history",
 )
+# The analyst's answers the report shows every night, stored so that pages and dashboards read one number.
+ANALYSIS_MARTS = ("leaks", "channel_attribution", "emotion_curve")
 # The Sankey's segment selector offers this many of the largest first-touch channels.
 SANKEY_TOP_SEGMENTS = 5
 
 
+def _store(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame | None) -> None:
+    """A computed answer as a table (dropped when there is no answer, e.g. no surveys configured)."""
+    con.execute(f"DROP TABLE IF EXISTS {table}")
+    if frame is not None:
+        con.register("answer_frame", frame)
+        con.execute(f"CREATE TABLE {table} AS SELECT * FROM answer_frame")
+        con.unregister("answer_frame")
+
+
+def build_analysis_marts(con: duckdb.DuckDBPyConnection, config: Config) -> None:
+    """The leak table, channel attribution and (with surveys configured) the emotion curve."""
+    from cjm_analytics.analysis.attribution import channel_attribution
+    from cjm_analytics.analysis.emotion import emotion_curve
+    from cjm_analytics.analysis.pain_points import leaks
+
+    _store(con, "leaks", leaks(con, config))
+    _store(con, "channel_attribution", channel_attribution(con))
+    _store(con, "emotion_curve", emotion_curve(con, config) if config.analysis.surveys else None)
+
+
 def build_marts(
-    con: duckdb.DuckDBPyConnection, report: Report, run_id: str, run_started: datetime
+    con: duckdb.DuckDBPyConnection, config: Config, run_id: str, run_started: datetime
 ) -> dict[str, int]:
     """Rebuild every mart from the core tables; returns the row count of each."""
+    report = config.report
     run_sql(con, "marts/stage_conversion_daily")
     run_sql(con, "marts/stage_funnel")
     run_sql(con, "marts/stage_funnel_by_segment")
@@ -28,8 +53,10 @@ def build_marts(
     run_sql(con, "marts/sankey_links", max_steps=report.sankey_steps, min_share=report.sankey_min_share,
             top_segments=SANKEY_TOP_SEGMENTS)
     run_sql(con, "marts/run_summary", run_id=run_id, run_started=run_started.replace(tzinfo=None))
+    build_analysis_marts(con, config)
     counts = {}
-    for table in MART_TABLES:
+    present = {str(r[0]) for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    for table in (*MART_TABLES, *(t for t in ANALYSIS_MARTS if t in present)):
         row = con.execute(f"SELECT count(*) FROM {table}").fetchone()
         counts[table] = int(row[0]) if row else 0
     return counts

@@ -124,7 +124,7 @@ def aggregate_step(ctx: RunContext) -> StepResult:
     """The marts, rebuilt from the journeys; the run's pending changes are done with in the same commit."""
 
     def work(con: Any) -> dict[str, Any]:
-        counts = build_marts(con, ctx.config.report, ctx.run_id, ctx.run_started)
+        counts = build_marts(con, ctx.config, ctx.run_id, ctx.run_started)
         finish_core(con, ctx.fingerprint)
         return counts
 
