@@ -224,3 +224,19 @@ def test_cli(sample: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     table = pd.read_csv(out)
     assert table.columns.tolist() == ["channel", "first_touch", "last_touch", "linear", "markov", "removal_effect"]
     assert (sample.reports / "analysis-attribution.html").exists()
+
+
+def test_no_channel_at_all_gives_an_empty_table(tmp_path: Path) -> None:
+    """A CRM-only or channel-less warehouse: every model is empty, nothing crashes (the nightly marts use this)."""
+    write_csv(tmp_path / "web" / "a.csv", """
+        event_id,anonymous_id,user_id,event,ts,channel
+        1,a1,u1,landing,2026-11-01T10:00:00Z,
+        2,a1,u1,order,2026-11-01T10:05:00Z,
+    """)
+    cfg = make_config(tmp_path)
+    run_steps(cfg, until="aggregate", run_started=RUN_STARTED)
+    con = duckdb.connect(str(cfg.warehouse), read_only=True)
+    try:
+        assert channel_attribution(con).empty
+    finally:
+        con.close()

@@ -57,7 +57,8 @@ def markov_attribution(transitions: pd.DataFrame) -> pd.DataFrame:
     q, r = probs[:, : len(transient)], probs[:, index[CONVERSION]]
     conversions = float(transitions.loc[transitions["to_state"] == CONVERSION, "transitions"].sum())
     if conversions == 0:  # nothing to attribute; a removal effect is undefined
-        return pd.DataFrame({"channel": channels, "markov": 0.0, "removal_effect": np.nan})
+        # object dtype even when there is no channel at all, so the merge with the other models still works
+        return pd.DataFrame({"channel": pd.Series(channels, dtype=object), "markov": 0.0, "removal_effect": np.nan})
     p_conversion = _conversion_probability(q, r)
     effects = []
     for i in range(1, len(transient)):  # one tiny solve per channel, not per customer
