@@ -17,7 +17,9 @@ from cjm_analytics.config import Config, load_config
 from cjm_analytics.errors import ConfigError
 
 # Modules with a `register(add_analysis)` function, in the order their commands are listed.
-ANALYSIS_MODULES: tuple[str, ...] = ("paths", "pain_points", "emotion", "attribution")
+ANALYSIS_MODULES: tuple[str, ...] = (
+    "funnels", "segments", "timing", "paths", "pain_points", "emotion", "attribution",
+)
 
 
 @dataclass(frozen=True)
