@@ -10,17 +10,29 @@ import glob
 import re
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
 
 from cjm_analytics.errors import ConfigError
 
 PSEUDO_STAGES = ("(start)", "(end)")
 SourceKind = Literal["clickstream", "crm"]
-FileFormat = Literal["auto", "csv", "parquet", "json"]
+# A preset reads a well-known export (docs/presets.md) with a mapping of its own: sql/raw/presets/<name>.sql.
+Preset = Literal["segment", "ga4", "snowplow", "crm_stage_history"]
+PRESETS: tuple[str, ...] = get_args(Preset)
+FileFormat = Literal["auto", "csv", "parquet", "json", Preset]
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
@@ -49,6 +61,21 @@ class ColumnMap(_Strict):
         return {k: v for k, v in self.model_dump().items() if v is not None}
 
 
+class ColumnOverrides(_Strict):
+    """With a preset format: canonical column name -> the record's field to take it from instead of the preset's."""
+
+    event_id: str | None = None
+    customer_id: str | None = None
+    anonymous_id: str | None = None
+    event_name: str | None = None
+    timestamp: str | None = None
+    channel: str | None = None
+
+    def mapped(self) -> dict[str, str]:
+        """Canonical name -> field, for the columns that are overridden."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
 class Source(_Strict):
     name: str
     kind: SourceKind
@@ -60,7 +87,8 @@ class Source(_Strict):
     timestamp_format: str = "auto"
     # A wall-clock time that occurs twice when clocks go back: refuse it, or take one of the two instants.
     ambiguous_times: Literal["reject", "earliest", "latest"] = "reject"
-    columns: ColumnMap
+    # Required unless `format` is a preset; with a preset, only the canonical columns to take from elsewhere.
+    columns: ColumnMap | ColumnOverrides | None = Field(default=None, validate_default=True)
     # For files that are one kind of event (e.g. a "closed deals" export): the name every row gets.
     event_name: str | None = Field(default=None, min_length=1)
     # Plausibility horizon (DEFINITIONS.md): historical logs are normal, far-future clocks are not.
@@ -90,9 +118,22 @@ class Source(_Strict):
             return v
         raise ValueError("use auto, epoch_s, epoch_ms, epoch_us or a strptime pattern such as '%d/%m/%Y %H:%M'")
 
+    @field_validator("columns", mode="wrap")
+    @classmethod
+    def _columns_for_format(cls, v: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo) -> Any:
+        fmt = info.data.get("format")
+        if fmt is None:  # the format itself is wrong and says so
+            return handler(v)
+        if fmt in PRESETS:
+            return None if v is None else ColumnOverrides.model_validate(v)
+        if v is None:
+            raise ValueError(f"Field required (only a preset format has a mapping of its own: {', '.join(PRESETS)})")
+        return ColumnMap.model_validate(v)
+
     @model_validator(mode="after")
     def _one_event_name(self) -> Source:
-        if (self.columns.event_name is None) == (self.event_name is None):
+        named = int(self.columns is not None and self.columns.event_name is not None) + int(self.event_name is not None)
+        if named > 1 or (named == 0 and self.format not in PRESETS):  # a preset names its events itself
             raise ValueError("give columns.event_name (a column) or event_name (one name for every row), not both")
         return self
 

@@ -1,7 +1,8 @@
 """Loading source files into the raw layer: every row read is loaded, rejected with a reason, or a duplicate.
 
-Each file is staged as text, mapped to the canonical columns, judged in SQL (sql/raw/) and appended in one
-transaction together with its manifest row, so a file is either wholly loaded or not at all.
+Each file is staged as text, mapped to the canonical columns (by the source's column map, or by a preset's
+SQL in sql/raw/presets/), judged in SQL (sql/raw/) and appended in one transaction together with its manifest
+row, so a file is either wholly loaded or not at all.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from pathlib import Path
 
 import duckdb
 
-from cjm_analytics.config import Source
+from cjm_analytics.config import PRESETS, Source
 from cjm_analytics.errors import SourceError
+from cjm_analytics.presets import SNOWPLOW_TSV_COLUMNS, staged_as
 from cjm_analytics.sql_steps import quote_ident, quote_literal, run_sql
 from cjm_analytics.warehouse import transaction
 
@@ -76,40 +78,106 @@ def _stage_file(con: duckdb.DuckDBPyConnection, source: Source, path: Path) -> l
         con.execute("CREATE OR REPLACE TEMP TABLE staged_file (_record BIGINT)")
         return []
     if fmt == "parquet":
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE staged_file AS "
-            "SELECT * EXCLUDE (file_row_number), file_row_number + 1 AS _record "
-            "FROM read_parquet($path, file_row_number = true)",
-            {"path": str(path)},
-        )
+        _stage_parquet(con, path)
         columns = _columns(con)
         casts = ", ".join(f"CAST({quote_ident(c)} AS VARCHAR) AS {quote_ident(c)}" for c in columns)
         con.execute(f"CREATE OR REPLACE TEMP TABLE staged_file AS SELECT {casts}, _record FROM staged_file")
         return columns
     if fmt == "json":
-        _read_text_records(con, path, "read_csv($path, header = false, columns = {'line': 'VARCHAR'}, "
-                           f"delim = {quote_literal(_JSON_LINE_DELIM)}, quote = '', escape = '', "
-                           "store_rejects = true, rejects_table = 'cjm_reject_errors', "
-                           "rejects_scan = 'cjm_reject_scans')", header_lines=0)
-        con.execute("""
-            INSERT INTO staged_parse_rejects
-            SELECT _record, 'not a JSON object', line FROM staged_file
-            WHERE NOT coalesce(json_type(TRY_CAST(line AS JSON)) = 'OBJECT', false)""")
-        con.execute("""
-            DELETE FROM staged_file
-            WHERE NOT coalesce(json_type(TRY_CAST(line AS JSON)) = 'OBJECT', false)""")
+        _stage_json_lines(con, path)
         return ["line"]
-    header = csv_header(path, source.delimiter)
+    return _stage_csv(con, path, source.delimiter)
+
+
+def _stage_json_lines(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """One JSON object per line into staged_file(line); a line that is not one is rejected."""
+    _read_text_records(con, path, "read_csv($path, header = false, columns = {'line': 'VARCHAR'}, "
+                       f"delim = {quote_literal(_JSON_LINE_DELIM)}, quote = '', escape = '', "
+                       "store_rejects = true, rejects_table = 'cjm_reject_errors', "
+                       "rejects_scan = 'cjm_reject_scans')", header_lines=0)
+    con.execute("""
+        INSERT INTO staged_parse_rejects
+        SELECT _record, 'not a JSON object', line FROM staged_file
+        WHERE NOT coalesce(json_type(TRY_CAST(line AS JSON)) = 'OBJECT', false)""")
+    con.execute("""
+        DELETE FROM staged_file
+        WHERE NOT coalesce(json_type(TRY_CAST(line AS JSON)) = 'OBJECT', false)""")
+
+
+def _stage_csv(con: duckdb.DuckDBPyConnection, path: Path, delimiter: str) -> list[str]:
+    """A CSV file with a header into staged_file, every column as text; the header's names."""
+    header = csv_header(path, delimiter)
     if not header:
         raise SourceError("the first line holds no column names")
     columns = "{" + ", ".join(f"{quote_literal(c)}: 'VARCHAR'" for c in header) + "}"
     # The dialect is fixed and the columns come from the header: nothing is sniffed from the data, so a
     # broken row (e.g. an unclosed quote) is that row's reject, not a reason to misread the whole file.
     _read_text_records(con, path, f"read_csv($path, auto_detect = false, header = true, columns = {columns}, "
-                       f"delim = {quote_literal(source.delimiter)}, quote = '\"', escape = '\"', "
+                       f"delim = {quote_literal(delimiter)}, quote = '\"', escape = '\"', "
                        "store_rejects = true, rejects_table = 'cjm_reject_errors', "
                        "rejects_scan = 'cjm_reject_scans')", header_lines=1)
     return header
+
+
+def _stage_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE staged_file AS "
+        "SELECT * EXCLUDE (file_row_number), file_row_number + 1 AS _record "
+        "FROM read_parquet($path, file_row_number = true)",
+        {"path": str(path)},
+    )
+
+
+def _stage_preset(con: duckdb.DuckDBPyConnection, source: Source, path: Path) -> None:
+    """Stage a preset's file as one JSON object text per record, staged_file(line); its SQL builds staged_rows."""
+    con.execute("CREATE OR REPLACE TEMP TABLE staged_parse_rejects (row_number BIGINT, reason VARCHAR, raw VARCHAR)")
+    how = staged_as(source.format, path)
+    header: list[str] = []
+    if path.stat().st_size == 0:
+        con.execute("CREATE OR REPLACE TEMP TABLE staged_file (line VARCHAR, _record BIGINT)")
+    elif how == "json_lines":
+        _stage_json_lines(con, path)
+    else:
+        if how == "parquet":
+            _stage_parquet(con, path)
+        elif how == "csv":
+            header = _stage_csv(con, path, source.delimiter)
+        else:
+            _stage_snowplow_tsv(con, path)
+        # Each record as a JSON object; typed values (GA4's nested event_params in Parquet) stay typed.
+        pairs = ", ".join(f"{quote_literal(c)}, {quote_ident(c)}" for c in _columns(con))
+        con.execute(f"CREATE OR REPLACE TEMP TABLE staged_file AS "
+                    f"SELECT CAST(json_object({pairs}) AS VARCHAR) AS line, _record FROM staged_file")
+    try:
+        run_sql(con, f"raw/presets/{source.format}", header=header)
+    except duckdb.InvalidInputException as e:  # the preset's own check of the file (SQL error())
+        raise SourceError(str(e).splitlines()[0].removeprefix("Invalid Input Error: ")) from None
+    _override_columns(con, source)
+
+
+def _stage_snowplow_tsv(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Snowplow's enriched TSV: no header, the canonical columns in order, no quoting (values hold no tabs)."""
+    names = "{" + ", ".join(f"{quote_literal(c)}: 'VARCHAR'" for c in SNOWPLOW_TSV_COLUMNS) + "}"
+    _read_text_records(con, path, f"read_csv($path, auto_detect = false, header = false, columns = {names}, "
+                       "delim = '\\t', quote = '', escape = '', store_rejects = true, "
+                       "rejects_table = 'cjm_reject_errors', rejects_scan = 'cjm_reject_scans')", header_lines=0)
+
+
+def _override_columns(con: duckdb.DuckDBPyConnection, source: Source) -> None:
+    """A preset's columns replaced where the config names a field: the record's own, else one in properties."""
+    overrides = source.columns.mapped() if source.columns is not None else {}
+    if not overrides and source.event_name is None:
+        return
+    select = [_STAGED_AS.get(c, c) for c in _CANONICAL]
+    for c, key in overrides.items():
+        path = quote_literal("$." + json.dumps(key))
+        select[_CANONICAL.index(c)] = (f"coalesce(json_extract_string(CAST(raw AS JSON), {path}), "
+                                       f"json_extract_string(properties, {path})) AS {_STAGED_AS.get(c, c)}")
+    if source.event_name is not None:
+        select[_CANONICAL.index("event_name")] = f"{quote_literal(source.event_name)} AS event_name"
+    con.execute("CREATE OR REPLACE TEMP TABLE preset_rows AS SELECT * FROM staged_rows")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW staged_rows AS "
+                f"SELECT row_number, {', '.join(select)}, properties, raw FROM preset_rows")
 
 
 def csv_header(path: Path, delimiter: str) -> list[str]:
@@ -165,6 +233,8 @@ def _columns(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 def _map_columns(con: duckdb.DuckDBPyConnection, source: Source, columns: list[str], is_json: bool) -> None:
     """Project staged_file onto the canonical columns as temp view staged_rows (identifiers quoted)."""
+    if source.columns is None:
+        raise SourceError("no columns configured")  # the config requires them for csv, json and parquet
     mapped = source.columns.mapped()
     if is_json:
         def value(col: str) -> str:
@@ -215,8 +285,11 @@ def load_file(
     if any(h == digest for (h,) in known):
         return FileLoad(source.name, file, "unchanged")
     try:  # staging writes temp tables only: a file that cannot be read leaves the warehouse untouched
-        columns = _stage_file(con, source, path)
-        _map_columns(con, source, columns, is_json=file_format(source, path) == "json")
+        if source.format in PRESETS:
+            _stage_preset(con, source, path)
+        else:
+            columns = _stage_file(con, source, path)
+            _map_columns(con, source, columns, is_json=file_format(source, path) == "json")
         run_sql(
             con,
             "raw/classify_rows",

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 
 import duckdb
-
 import pandas as pd
 
 from cjm_analytics.config import Config

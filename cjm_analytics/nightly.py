@@ -10,6 +10,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,56 +58,44 @@ class StepResult:
     counts: dict[str, Any] = field(default_factory=dict)
 
 
-def _log_step(ctx: RunContext, step: str, started: datetime, seconds: float, counts: dict[str, Any]) -> None:
-    with open_warehouse(ctx.config.warehouse) as con:
+def run_step(ctx: RunContext, step: str, work: Callable[[Any], dict[str, Any]], atomic: bool = True) -> StepResult:
+    """Run one step over the warehouse; its run_log row commits together with its writes (atomic steps)."""
+    started, clock = datetime.now(UTC), time.perf_counter()
+    with open_warehouse(ctx.config.warehouse) as con, transaction(con) if atomic else nullcontext(con):
+        counts = work(con)
+        result = StepResult(step, round(time.perf_counter() - clock, 3), counts)
         con.execute(
             "INSERT INTO run_log VALUES ($run_id, $step, $started, $finished, $seconds, $counts)",
             {
                 "run_id": ctx.run_id, "step": step, "started": started.replace(tzinfo=None),
-                "finished": datetime.now(UTC).replace(tzinfo=None), "seconds": seconds,
+                "finished": datetime.now(UTC).replace(tzinfo=None), "seconds": result.seconds,
                 "counts": json.dumps(counts, default=str),
             },
         )
-
-
-def _timed(ctx: RunContext, step: str, body: Callable[[], dict[str, Any]]) -> StepResult:
-    started, clock = datetime.now(UTC), time.perf_counter()
-    counts = body()
-    result = StepResult(step, round(time.perf_counter() - clock, 3), counts)
-    _log_step(ctx, step, started, result.seconds, counts)
     return result
 
 
 def load_sources(ctx: RunContext) -> StepResult:
     """Load every configured source; each file commits with its manifest row."""
 
-    def body() -> dict[str, Any]:
-        with open_warehouse(ctx.config.warehouse) as con:
-            files: list[FileLoad] = []
-            for source in ctx.config.sources:
-                files.extend(load_source(con, source, ctx.run_id, ctx.run_started))
+    def work(con: Any) -> dict[str, Any]:
+        files: list[FileLoad] = []
+        for source in ctx.config.sources:
+            files.extend(load_source(con, source, ctx.run_id, ctx.run_started))
         return {"files": [f.as_dict() for f in files]}
 
-    return _timed(ctx, "load_sources", body)
-
-
-def _in_transaction(ctx: RunContext, step: str, work: Callable[[Any], dict[str, Any]]) -> StepResult:
-    def body() -> dict[str, Any]:
-        with open_warehouse(ctx.config.warehouse) as con, transaction(con):
-            return work(con)
-
-    return _timed(ctx, step, body)
+    return run_step(ctx, "load_sources", work, atomic=False)
 
 
 def stitch_identities_step(ctx: RunContext) -> StepResult:
     """Identity stitching, and which customers this run recomputes."""
-    return _in_transaction(ctx, "stitch_identities", lambda con: stitch_identities(con, ctx.is_full(con)))
+    return run_step(ctx, "stitch_identities", lambda con: stitch_identities(con, ctx.is_full(con)))
 
 
 def sessionize_step(ctx: RunContext) -> StepResult:
     """Stage mapping and sessions of the customers in scope."""
     cfg = ctx.config
-    return _in_transaction(
+    return run_step(
         ctx,
         "sessionize",
         lambda con: sessionize(con, cfg.stages, cfg.sessions.inactivity_minutes, cfg.touchpoints, ctx.is_full(con)),
@@ -115,9 +104,7 @@ def sessionize_step(ctx: RunContext) -> StepResult:
 
 def build_journeys_step(ctx: RunContext) -> StepResult:
     """Stage paths and journeys of the customers in scope."""
-    return _in_transaction(
-        ctx, "build_journeys", lambda con: build_journeys(con, ctx.config.goal_order, ctx.is_full(con))
-    )
+    return run_step(ctx, "build_journeys", lambda con: build_journeys(con, ctx.config.goal_order, ctx.is_full(con)))
 
 
 def aggregate_step(ctx: RunContext) -> StepResult:
@@ -128,36 +115,34 @@ def aggregate_step(ctx: RunContext) -> StepResult:
         finish_core(con, ctx.fingerprint)
         return counts
 
-    return _in_transaction(ctx, "aggregate", work)
+    return run_step(ctx, "aggregate", work)
 
 
 def publish_reports_step(ctx: RunContext) -> StepResult:
     """The report site and the GraphML graph."""
 
-    def body() -> dict[str, Any]:
+    def work(con: Any) -> dict[str, Any]:
         # Imported here: plotly is only needed by the step that draws.
         from cjm_analytics.graph import stage_graph, write_graphml
         from cjm_analytics.report import build_report
 
         out = ctx.config.reports
-        with open_warehouse(ctx.config.warehouse) as con:
-            pages = build_report(con, out, ctx.config.report.title)
-            graph = write_graphml(stage_graph(con), out / "stage_graph.graphml")
+        pages = build_report(con, out, ctx.config.report.title)
+        graph = write_graphml(stage_graph(con), out / "stage_graph.graphml")
         return {"report": str(out / "index.html"), "files": len(pages) + 1, "graphml": str(graph)}
 
-    return _timed(ctx, "publish_reports", body)
+    return run_step(ctx, "publish_reports", work, atomic=False)
 
 
 def publish_marts_step(ctx: RunContext) -> StepResult:
     """The marts for dashboards, swapped in only now that every step before has succeeded."""
     from cjm_analytics.publish import publish_marts
 
-    def body() -> dict[str, Any]:
-        with open_warehouse(ctx.config.warehouse) as con:
-            folder = publish_marts(con, ctx.config.marts, ctx.run_id, ctx.run_started)
+    def work(con: Any) -> dict[str, Any]:
+        folder = publish_marts(con, ctx.config.marts, ctx.run_id, ctx.run_started)
         return {"published": str(folder), "current": str(ctx.config.marts / "current")}
 
-    return _timed(ctx, "publish_marts", body)
+    return run_step(ctx, "publish_marts", work, atomic=False)
 
 
 NIGHTLY_STEPS: tuple[tuple[str, Callable[[RunContext], StepResult]], ...] = (
