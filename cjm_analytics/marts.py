@@ -45,6 +45,7 @@ def build_marts(
 ) -> dict[str, int]:
     """Rebuild every mart from the core tables; returns the row count of each."""
     report = config.report
+    run_sql(con, "marts/stage_ladder")
     run_sql(con, "marts/stage_conversion_daily")
     run_sql(con, "marts/stage_funnel")
     run_sql(con, "marts/stage_funnel_by_segment")

@@ -172,3 +172,16 @@ def test_first_touch_of_the_sample_is_the_journeys_first_channel(
     segments = customer_segments(con, "first_touch_channel", cfg).set_index("customer_key").segment
     journeys = con.execute("SELECT customer_key, first_channel FROM journeys").fetchdf()
     assert segments[journeys.customer_key].tolist() == journeys.first_channel.tolist()
+
+
+@pytest.mark.parametrize(("by", "segment_type"), [("first_touch_channel", "first_channel"),
+                                                  ("cohort_month", "cohort_month")])
+def test_the_dashboard_mart_agrees_with_the_analysis(sample: tuple[Config, duckdb.DuckDBPyConnection], by: str,
+                                                     segment_type: str) -> None:
+    cfg, con = sample
+    cols = ["segment", "segment_size", "stage", "reached", "exited", "dropoff_rate", "conversion_to_next",
+            "conversion_from_first"]
+    analysis = stage_funnel_by_segment(con, by, cfg)[cols].sort_values(["segment", "stage"]).reset_index(drop=True)
+    mart = con.execute("SELECT * FROM stage_funnel_by_segment WHERE segment_type = $t",
+                       {"t": segment_type}).fetchdf()[cols].sort_values(["segment", "stage"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(analysis, mart, check_dtype=False)

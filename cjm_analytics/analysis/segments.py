@@ -53,6 +53,7 @@ def customer_segments(con: duckdb.DuckDBPyConnection, by: str, cfg: Config | Non
 def stage_funnel_by_segment(con: duckdb.DuckDBPyConnection, by: str, cfg: Config) -> pd.DataFrame:
     """The stage funnel of each segment, with segment_size and too_small (columns: docs/analysis/segments.md)."""
     build_segment_table(con, by)
+    run_sql(con, "marts/stage_ladder")
     return query_sql(con, "analysis/stage_funnel_by_segment", min_segment_size=cfg.analysis.min_segment_size)
 
 
