@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from cjm_analytics.config import Config
 from tests.browser import browser  # noqa: F401  (a fixture, shared by the report and flow tests)
 
 # Before Prefect is imported anywhere: never touch the developer's ~/.prefect.
@@ -26,3 +28,17 @@ def prefect_harness() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture(scope="session")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> Config:
+    """The committed sample after one nightly run without Prefect, built once per test process: read it only."""
+    from cjm_analytics.config import load_config
+    from tests.fixtures import run_steps
+
+    root = tmp_path_factory.mktemp("sample")
+    shutil.copytree(SAMPLE_CONFIG.parent, root, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("warehouse", "reports", "marts"))
+    config = load_config(root / "cjm.yaml")
+    run_steps(config)
+    return config

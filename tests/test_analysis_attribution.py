@@ -22,7 +22,6 @@ The hand example: three paths, C1 > C2 > C3 -> conversion, C1 -> null, C2 > C3 -
 from __future__ import annotations
 
 import argparse
-import shutil
 from collections import Counter
 from collections.abc import Iterator
 from itertools import groupby, pairwise
@@ -40,9 +39,8 @@ from cjm_analytics.analysis.attribution import (
     channel_transitions,
     markov_attribution,
 )
-from cjm_analytics.config import Config, load_config
+from cjm_analytics.config import Config
 from cjm_analytics.warehouse import connect
-from tests.conftest import SAMPLE_CONFIG
 from tests.fixtures import RUN_STARTED, make_config, run_steps, write_csv
 
 VIGNETTE = pd.DataFrame(
@@ -145,16 +143,6 @@ def test_channel_attribution(con: duckdb.DuckDBPyConnection) -> None:
 
 
 # ---- the sample ---------------------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory) -> Config:
-    root = tmp_path_factory.mktemp("sample")
-    shutil.copytree(SAMPLE_CONFIG.parent, root, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("warehouse", "reports"))
-    config = load_config(root / "cjm.yaml")
-    run_steps(config)
-    return config
-
 
 def _independent_paths(sessions: pd.DataFrame) -> list[tuple[list[str], bool]]:
     """Each customer's collapsed channel path up to the conversion, written out with plain Python."""

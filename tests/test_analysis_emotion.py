@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from statistics import mean, stdev
@@ -35,9 +34,8 @@ import pytest
 
 from cjm_analytics.analysis import commands
 from cjm_analytics.analysis.emotion import emotion_curve
-from cjm_analytics.config import Analysis, Config, load_config
+from cjm_analytics.config import Analysis, Config
 from cjm_analytics.warehouse import connect
-from tests.conftest import SAMPLE_CONFIG
 from tests.fixtures import RUN_STARTED, make_config, run_steps, write_csv
 
 EVENTS = """
@@ -149,16 +147,6 @@ def test_no_surveys_gives_the_stages_with_no_answers(con: duckdb.DuckDBPyConnect
 
 
 # ---- the sample ---------------------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory) -> Config:
-    root = tmp_path_factory.mktemp("sample")
-    shutil.copytree(SAMPLE_CONFIG.parent, root, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("warehouse", "reports"))
-    config = load_config(root / "cjm.yaml")
-    run_steps(config)
-    return config
-
 
 @pytest.mark.slow
 def test_emotion_means_on_the_sample_equal_pandas(sample: Config) -> None:

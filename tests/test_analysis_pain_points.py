@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,9 +39,8 @@ import pytest
 
 from cjm_analytics.analysis import commands
 from cjm_analytics.analysis.pain_points import LEAK_COLUMNS, exit_rates, last_touchpoints, leaks, stage_loops
-from cjm_analytics.config import Config, load_config
+from cjm_analytics.config import Config
 from cjm_analytics.warehouse import connect
-from tests.conftest import SAMPLE_CONFIG
 from tests.fixtures import RUN_STARTED, make_config, run_steps, write_csv
 
 EVENTS = """
@@ -181,16 +179,6 @@ def test_without_surveys_or_support_events_the_shares_are_zero(con: duckdb.DuckD
 
 
 # ---- the sample ---------------------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory) -> Config:
-    root = tmp_path_factory.mktemp("sample")
-    shutil.copytree(SAMPLE_CONFIG.parent, root, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("warehouse", "reports"))
-    config = load_config(root / "cjm.yaml")
-    run_steps(config)
-    return config
-
 
 @pytest.mark.slow
 def test_leaks_on_the_sample_lose_what_the_stage_funnel_loses(sample: Config) -> None:

@@ -29,7 +29,6 @@ Journey customers: 7 (all but c5); customers with events: 8. c1's uncollapsed to
 from __future__ import annotations
 
 import argparse
-import shutil
 from collections.abc import Iterator
 from itertools import groupby
 from pathlib import Path
@@ -41,9 +40,8 @@ import pytest
 
 from cjm_analytics.analysis import commands
 from cjm_analytics.analysis.paths import paths_around, paths_between, top_paths
-from cjm_analytics.config import Config, load_config
+from cjm_analytics.config import Config
 from cjm_analytics.warehouse import connect
-from tests.conftest import SAMPLE_CONFIG
 from tests.fixtures import RUN_STARTED, make_config, run_steps, write_csv
 
 EVENTS = """
@@ -223,16 +221,6 @@ def test_bad_arguments_are_refused(con: duckdb.DuckDBPyConnection, call: Any) ->
 
 
 # ---- the sample ---------------------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory) -> Config:
-    root = tmp_path_factory.mktemp("sample")
-    shutil.copytree(SAMPLE_CONFIG.parent, root, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("warehouse", "reports"))
-    cfg = load_config(root / "cjm.yaml")
-    run_steps(cfg)
-    return cfg
-
 
 def _read(cfg: Config, sql: str) -> pd.DataFrame:
     c = connect(cfg.warehouse, read_only=True)

@@ -21,7 +21,6 @@ plan are event properties. 2026-10-30 is a Friday, 11-01 a Sunday, 11-02 a Monda
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,9 +29,8 @@ import pandas as pd
 import pytest
 
 from cjm_analytics.analysis.segments import customer_segments, stage_funnel_by_segment
-from cjm_analytics.config import Config, load_config
+from cjm_analytics.config import Config
 from cjm_analytics.warehouse import connect
-from tests.conftest import SAMPLE_CONFIG
 from tests.fixtures import RUN_STARTED, make_config, run_steps, write_csv
 
 EVENTS = """
@@ -141,14 +139,9 @@ def test_stage_funnel_by_segment_counted_by_hand(con: duckdb.DuckDBPyConnection,
 # ---- the sample ---------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def sample(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Config, duckdb.DuckDBPyConnection]]:
-    root = tmp_path_factory.mktemp("sample")
-    shutil.copytree(SAMPLE_CONFIG.parent, root, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("warehouse", "reports"))
-    config = load_config(root / "cjm.yaml")
-    run_steps(config)
-    c = connect(config.warehouse, read_only=True)
-    yield config, c
+def sample(sample: Config) -> Iterator[tuple[Config, duckdb.DuckDBPyConnection]]:
+    c = connect(sample.warehouse, read_only=True)
+    yield sample, c
     c.close()
 
 
