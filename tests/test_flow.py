@@ -45,7 +45,8 @@ def _snapshot(cfg: Config) -> dict[str, pd.DataFrame]:
     return out
 
 
-@pytest.fixture(scope="module")
+# Session scope: xdist may interleave other modules' tests on this worker, which would rebuild a module fixture.
+@pytest.fixture(scope="session")
 def flow_run(prefect_harness: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlowRun]:
     from pipelines.nightly import nightly_flow
 
