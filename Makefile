@@ -19,7 +19,7 @@ demo: $(STAMP)
 	$(BIN)/cjm run --config data/sample/cjm.yaml
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

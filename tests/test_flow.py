@@ -19,7 +19,8 @@ from tests.reference import reference_figures, reference_load
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
 
-pytestmark = [pytest.mark.flow, pytest.mark.slow, pytest.mark.xdist_group("prefect")]
+# `make test` runs with --dist loadfile: this whole file is on one worker, so the flow runs once.
+pytestmark = [pytest.mark.flow, pytest.mark.slow]
 
 
 @dataclass
@@ -45,7 +46,7 @@ def _snapshot(cfg: Config) -> dict[str, pd.DataFrame]:
     return out
 
 
-# Session scope: xdist may interleave other modules' tests on this worker, which would rebuild a module fixture.
+# Session scope: built once per test process, even if other files run in between.
 @pytest.fixture(scope="session")
 def flow_run(prefect_harness: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlowRun]:
     from pipelines.nightly import nightly_flow
