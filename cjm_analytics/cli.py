@@ -102,6 +102,11 @@ def _report(args: argparse.Namespace) -> int:
     try:
         build_report(con, config.reports, config.report.title)
         write_graphml(stage_graph(con), config.reports / "stage_graph.graphml")
+        if args.export:
+            from cjm_analytics.report.export import export_charts
+
+            files = export_charts(con, config.reports, args.export)
+            print(f"charts: {len(files)} files in {config.reports / 'export'}")
     finally:
         con.close()
     print(f"report: {config.reports / 'index.html'}")
@@ -135,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="rebuild the report site from the warehouse")
     report.add_argument("--config", required=True)
+    report.add_argument("--export", action="append", choices=("png", "pdf", "svg"),
+                        help="also write every chart to reports/export/ (needs the `export` extra and Chromium)")
     report.set_defaults(func=_report)
 
     from cjm_analytics.analysis.commands import register_all

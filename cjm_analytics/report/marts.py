@@ -1,0 +1,186 @@
+"""Reading the marts the report site is drawn from: the site reads nothing else from the warehouse."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from cjm_analytics.report.formatting import count, missing
+
+RUN_SUMMARY_COLUMNS = (
+    "run_id",
+    "run_started_at",
+    "events_read",
+    "events_loaded",
+    "events_rejected",
+    "events_duplicate",
+    "customers",
+    "journey_customers",
+    "sessions",
+    "converted",
+    "conversion_rate",
+    "worst_dropoff_stage",
+    "worst_dropoff_rate",
+)
+STAGE_FUNNEL_COLUMNS = (
+    "stage",
+    "stage_order",
+    "reached",
+    "exited",
+    "dropoff_rate",
+    "conversion_to_next",
+    "conversion_from_first",
+)
+STAGE_TRANSITIONS_COLUMNS = (
+    "from_stage",
+    "to_stage",
+    "from_order",
+    "to_order",
+    "transitions",
+    "customers",
+    "probability",
+    "median_hours",
+)
+SANKEY_LINKS_COLUMNS = ("from_step", "from_node", "to_step", "to_node", "customers")
+SANKEY_SEGMENT_LINKS_COLUMNS = ("segment_type", "segment", *SANKEY_LINKS_COLUMNS)
+SEGMENT_SIZE_COLUMNS = ("segment_type", "segment", "segment_size")
+STAGE_CONVERSION_DAILY_COLUMNS = ("cohort_date", "stage", "stage_order", "reached", "exited", "dropoff_rate")
+LEAKS_COLUMNS = (
+    "rank",
+    "stage",
+    "customers_lost",
+    "share_of_reached",
+    "top_last_touchpoint",
+    "top_lift_touchpoint",
+    "support_share",
+    "low_score_share",
+    "loopers",
+    "median_hours_since_last_event",
+)
+CHANNEL_ATTRIBUTION_COLUMNS = ("channel", "first_touch", "last_touch", "linear", "markov", "removal_effect")
+EMOTION_CURVE_COLUMNS = (
+    "stage",
+    "stage_order",
+    "responses",
+    "mean_score",
+    "ci_low",
+    "ci_high",
+    "nps",
+    "nps_responses",
+    "csat_mean",
+    "csat_responses",
+    "invalid_responses",
+)
+
+
+@dataclass(frozen=True)
+class Marts:
+    """The mart tables the site is drawn from (docs/tables.md); emotion_curve is None without surveys."""
+
+    run_summary: Mapping[str, Any]
+    run_history: pd.DataFrame
+    stage_funnel: pd.DataFrame
+    stage_transitions: pd.DataFrame
+    sankey_links: pd.DataFrame
+    sankey_segment_links: pd.DataFrame
+    segment_sizes: pd.DataFrame
+    stage_conversion_daily: pd.DataFrame
+    leaks: pd.DataFrame
+    channel_attribution: pd.DataFrame
+    emotion_curve: pd.DataFrame | None
+
+    @property
+    def stage_order(self) -> list[str]:
+        """The configured stages in journey order."""
+        return [str(s) for s in self.stage_funnel["stage"]]
+
+    @property
+    def cohort_dates(self) -> tuple[Any, Any]:
+        """First and last cohort date of stage_conversion_daily: when the journeys of this run started."""
+        dates = self.stage_conversion_daily["cohort_date"]
+        return (None, None) if dates.empty else (dates.min(), dates.max())
+
+    def segment_size(self, segment_type: str, segment: str) -> int | None:
+        """Journeys in a segment, as stage_funnel_by_segment counts them; None when it has no such segment."""
+        sizes = self.segment_sizes
+        hit = sizes[(sizes["segment_type"] == segment_type) & (sizes["segment"] == segment)]["segment_size"]
+        return None if hit.empty or missing(hit.iloc[0]) else count(hit.iloc[0])
+
+
+def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    rows = con.execute(
+        "SELECT table_name FROM duckdb_tables() UNION ALL SELECT view_name FROM duckdb_views() WHERE NOT internal"
+    ).fetchall()
+    return {str(r[0]) for r in rows}
+
+
+def _select(
+    con: duckdb.DuckDBPyConnection, present: set[str], table: str, columns: tuple[str, ...], tail: str = ""
+) -> pd.DataFrame:
+    if table not in present:
+        raise ValueError(f"the warehouse has no mart {table}: run `cjm run` to build the marts first")
+    quoted = ", ".join(f'"{c}"' for c in columns)
+    return con.execute(f"SELECT {quoted} FROM {table} {tail}").fetchdf()
+
+
+def read_marts(con: duckdb.DuckDBPyConnection) -> Marts:
+    """Read every mart the site needs; run_summary must hold exactly one row."""
+    present = _tables(con)
+    if "run_summary" not in present:
+        raise ValueError("the warehouse has no mart run_summary: run `cjm run` to build the marts first")
+    summary = con.execute(f"SELECT {', '.join(RUN_SUMMARY_COLUMNS)} FROM run_summary").fetchall()
+    if len(summary) != 1:
+        raise ValueError(f"run_summary holds {len(summary)} rows, expected 1: run the pipeline first")
+    return Marts(
+        run_summary=dict(zip(RUN_SUMMARY_COLUMNS, summary[0], strict=True)),
+        run_history=_select(con, present, "run_history", RUN_SUMMARY_COLUMNS, "ORDER BY run_started_at, run_id"),
+        stage_funnel=_select(con, present, "stage_funnel", STAGE_FUNNEL_COLUMNS, "ORDER BY stage_order"),
+        stage_transitions=_select(
+            con,
+            present,
+            "stage_transitions",
+            STAGE_TRANSITIONS_COLUMNS,
+            "ORDER BY from_order, transitions DESC, to_order, to_stage",
+        ),
+        sankey_links=_select(
+            con, present, "sankey_links", SANKEY_LINKS_COLUMNS, "ORDER BY from_step, from_node, to_step, to_node"
+        ),
+        sankey_segment_links=_select(
+            con,
+            present,
+            "sankey_segment_links",
+            SANKEY_SEGMENT_LINKS_COLUMNS,
+            "ORDER BY segment_type, segment, from_step, from_node, to_step, to_node",
+        ),
+        segment_sizes=_select(
+            con,
+            present,
+            "stage_funnel_by_segment",
+            SEGMENT_SIZE_COLUMNS,
+            "GROUP BY ALL ORDER BY segment_type, segment",
+        ),
+        stage_conversion_daily=_select(
+            con,
+            present,
+            "stage_conversion_daily",
+            STAGE_CONVERSION_DAILY_COLUMNS,
+            "ORDER BY cohort_date, stage_order",
+        ),
+        leaks=_select(con, present, "leaks", LEAKS_COLUMNS, 'ORDER BY "rank"'),
+        channel_attribution=_select(
+            con,
+            present,
+            "channel_attribution",
+            CHANNEL_ATTRIBUTION_COLUMNS,
+            "ORDER BY markov DESC NULLS LAST, channel",  # the mart's own order (docs/analysis/attribution.md)
+        ),
+        emotion_curve=(
+            _select(con, present, "emotion_curve", EMOTION_CURVE_COLUMNS, "ORDER BY stage_order")
+            if "emotion_curve" in present
+            else None
+        ),
+    )

@@ -1,0 +1,42 @@
+"""Writing the report site: every page of PAGES and the one plotly.min.js they share, each file atomically."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import duckdb
+import plotly.offline
+
+from cjm_analytics.report.marts import read_marts
+from cjm_analytics.report.pages import PAGE_BUILDERS, PAGES, PLOTLY_JS
+
+# No page may be bigger than this (tested on the hand-made marts and on the sample); plotly.js is not in it.
+PAGE_BUDGET_BYTES = 300_000
+
+
+def _write(path: Path, text: str) -> Path:
+    # Write beside the target and rename, so a published site never holds a half-written page.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def write_page(out_dir: Path, name: str, html_text: str) -> Path:
+    """Write one page into the report site (beside the shared plotly.min.js, written if missing)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if not (out_dir / PLOTLY_JS).exists():
+        _write(out_dir / PLOTLY_JS, plotly.offline.get_plotlyjs())
+    return _write(out_dir / name, html_text)
+
+
+def build_report(con: duckdb.DuckDBPyConnection, out_dir: Path, title: str = "Customer journeys") -> list[Path]:
+    """Write the report site (plotly.min.js, then every page of PAGES) into out_dir; returns the files written."""
+    marts = read_marts(con)
+    pages = [(name, PAGE_BUILDERS[name](marts, title)) for name, _ in PAGES]  # all built before any is written
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return [
+        _write(out_dir / PLOTLY_JS, plotly.offline.get_plotlyjs()),
+        *(_write(out_dir / name, text) for name, text in pages),
+    ]
