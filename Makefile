@@ -11,7 +11,7 @@ DUCKDB1 := $(VENV)/duckdb1
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,export]'
+	$(BIN)/pip install --quiet -e '.[dev,export,dask]'
 	$(BIN)/pip install --quiet --target $(DUCKDB1) 'duckdb>=1.4,<1.5'
 	touch $(STAMP)
 

@@ -62,14 +62,17 @@ def format_summary(config: Config, run_id: str, files: list[dict[str, Any]], sum
 def _run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if args.no_prefect:
+        from cjm_analytics.distributed import run_nightly_bucketed
         from cjm_analytics.nightly import run_nightly, run_summary
 
-        ctx, steps = run_nightly(config, full_refresh=args.full_refresh)
+        # engine: dask without the orchestrator runs the same buckets one after another, in this process.
+        run = run_nightly_bucketed if config.engine.kind == "dask" else run_nightly
+        ctx, steps = run(config, full_refresh=args.full_refresh)
         run_id, files, summary = ctx.run_id, steps[0].counts["files"], run_summary(config.warehouse)
     else:
-        from pipelines.nightly import nightly_flow
+        from pipelines.nightly import run_flow
 
-        result = nightly_flow(config_path=str(args.config), full_refresh=args.full_refresh)
+        result = run_flow(config, str(args.config), full_refresh=args.full_refresh)
         run_id, files, summary = result["run_id"], result["steps"][0].counts["files"], result["summary"]
     print(format_summary(config, run_id, files, summary))
     return 0

@@ -242,6 +242,33 @@ class Report(_Strict):
     title: str = "Customer journeys"
 
 
+class Engine(_Strict):
+    """Where the per-customer core steps run: in the warehouse's DuckDB, or bucket by bucket on Dask workers."""
+
+    kind: Literal["local", "dask"] = "local"
+    # A running Dask scheduler, e.g. tcp://scheduler:8786; without one, a LocalCluster of `workers` processes.
+    address: str | None = None
+    workers: int = Field(default=2, ge=1)
+    # Customers are split into this many buckets by hash(customer_key): the unit of work of a worker.
+    buckets: int = Field(default=16, ge=1, le=4096)
+    # Where the bucket files go; every worker must see it at the same path. Default: beside the warehouse.
+    work_dir: Path | None = None
+
+    @field_validator("work_dir")
+    @classmethod
+    def _absolute(cls, v: Path | None) -> Path | None:
+        if v is not None and not v.is_absolute():
+            raise ValueError("use an absolute path (every worker must see it at the same place)")
+        return v
+
+    @field_validator("address")
+    @classmethod
+    def _address_needs_dask(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is not None and info.data.get("kind") != "dask":
+            raise ValueError("a scheduler address needs kind: dask")
+        return v
+
+
 class Config(_Strict):
     warehouse: Path
     reports: Path
@@ -254,6 +281,7 @@ class Config(_Strict):
     report: Report = Report()
     touchpoints: Touchpoints = Touchpoints()
     analysis: Analysis = Analysis()
+    engine: Engine = Engine()
     # Where this config was read from; set by load_config, not by the YAML.
     config_path: Path | None = Field(default=None, exclude=True)
 
