@@ -25,6 +25,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+# Throughput and peak memory of the pipeline, the sort floor and a pandas baseline on the same data
+# (benchmarks/README.md); EVENTS=10000000 for the 10M figures in docs/performance.md.
+EVENTS ?= 1000000
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run --events $(EVENTS)
+
 sample: $(STAMP)
 	$(BIN)/cjm sample --out data/sample
 
