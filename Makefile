@@ -29,7 +29,7 @@ lint: $(STAMP)
 # (benchmarks/README.md); EVENTS=10000000 for the 10M figures in docs/performance.md.
 EVENTS ?= 1000000
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks.run --events $(EVENTS)
+	$(BIN)/python -m benchmarks.run --events $(EVENTS) $(BENCH_ARGS)
 
 sample: $(STAMP)
 	$(BIN)/cjm sample --out data/sample

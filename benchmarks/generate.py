@@ -1,0 +1,546 @@
+"""Seeded generator of realistic clickstream + CRM event logs at any size, written as Parquet.
+
+    python -m benchmarks.generate --events 10000000 --out /path/to/dir [--seed 1]
+
+What it writes (`<out>/clickstream/<day>.parquet`, `<out>/crm/<day>.parquet`, `<out>/cjm.yaml`,
+`<out>/dataset.json`): exactly `--events` rows over 30 days (2026-10-01 .. 2026-10-30 UTC), one file per
+source and day, ~20 events per customer, 35 event names (23 web, 12 CRM), and:
+
+- customers of four kinds: anonymous visitors who never log in (~30%), anonymous visitors who log in later
+  (`login`/`signup` event; from then on the rows carry anonymous_id + user_id), customers known from their
+  first event (~30%), and a few CRM-only customers (phone orders, ~2%); some known customers use a second
+  device (anonymous first, logged in later), and ~0.5% share a device with another customer, so that
+  "the last customer seen with an anonymous id" decides;
+- journeys drawn from a Markov chain over the web event names, restricted per customer to a furthest
+  possible stage (a ladder: awareness 100% > consideration > intent > purchase > retention > advocacy);
+- gaps between events that split sessions: most are seconds to minutes, ~15% hours, ~5% days, plus ties
+  (~1%), and gaps of exactly 30:00 and 30:01 (the inactivity timeout's edge);
+- a channel per web session (every row of the session carries it, 3% NULL), device and page properties;
+- CRM events (a second source, ~8% of rows, epoch-millisecond timestamps): leads, e-mails, calls, deal
+  stages (`deal_stage` property: proposal/negotiation map to intent), won/lost deals, tickets, NPS
+  responses (`score` property: 9/10 map to advocacy), renewals.
+
+Everything is vectorized numpy/pyarrow and written in chunks of CHUNK_CUSTOMERS customers (each chunk adds
+one row group to every day file, so memory stays bounded at any size). The data is a function of
+(events, seed) only: chunk k draws from `numpy.random.default_rng([seed, k])`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+GENERATOR_VERSION = 1  # bump when the data a seed produces changes (invalidates cached data sets)
+
+START = datetime(2026, 10, 1, tzinfo=UTC)
+DAYS = 30
+DAY_MS = 86_400_000
+WINDOW_MS = DAYS * DAY_MS
+START_MS = int(START.timestamp() * 1000)
+MEAN_EVENTS_PER_CUSTOMER = 20
+CHUNK_CUSTOMERS = 200_000
+INACTIVITY_MS = 30 * 60_000
+
+# --- event names -------------------------------------------------------------------------------------------
+# Web events: (name, stage level 0..6 where 0 = no stage, weight in the Markov chain).
+WEB_EVENTS: tuple[tuple[str, int, float], ...] = (
+    ("page_view", 0, 3.0),
+    ("ad_click", 1, 0.05),  # mostly opens a session (see ENTRY); rare inside one
+    ("landing_page_view", 1, 0.6),
+    ("category_view", 2, 1.5),
+    ("product_list_view", 2, 1.5),
+    ("product_view", 2, 3.0),
+    ("product_compare", 2, 0.3),
+    ("search", 2, 1.0),
+    ("pricing_view", 2, 0.5),
+    ("add_to_wishlist", 0, 0.3),
+    ("add_to_cart", 3, 1.2),
+    ("remove_from_cart", 0, 0.3),
+    ("checkout_start", 3, 1.0),
+    ("payment_info_added", 0, 0.3),
+    ("order_completed", 4, 4.0),
+    ("video_play", 0, 0.4),
+    ("newsletter_signup", 0, 0.15),
+    ("logout", 0, 0.1),
+    ("subscription_renewed", 5, 5.0),
+    ("referral_made", 6, 3.0),
+    ("review_submitted", 6, 4.0),
+)
+LOGIN_EVENTS = ("login", "signup")  # put where a visitor logs in (no stage)
+CRM_EVENTS = ("lead_created", "email_opened", "email_clicked", "call_logged", "meeting_booked",
+              "deal_stage_changed", "deal_won", "deal_lost", "ticket_opened", "ticket_closed", "nps_response",
+              "renewal")
+WEB_NAMES = tuple(n for n, _, _ in WEB_EVENTS)
+EVENT_NAMES = (*WEB_NAMES, *LOGIN_EVENTS, *CRM_EVENTS)
+N_WEB = len(WEB_EVENTS)
+LEVEL = np.array([lv for _, lv, _ in WEB_EVENTS], dtype=np.int64)
+WEIGHT = np.array([w for _, _, w in WEB_EVENTS])
+WEB_INDEX = {n: i for i, n in enumerate(WEB_NAMES)}
+
+STAGE_NAMES = ("awareness", "consideration", "intent", "purchase", "retention", "advocacy")
+# Share of customers by the furthest stage they can reach (0 = none); the chain decides whether they do.
+CAP_SHARES = (0.03, 0.27, 0.33, 0.19, 0.10, 0.05, 0.03)
+
+# CRM replacements by the web chain's stage level at that point: (event, deal_stage, score kind, weight).
+# score kind: "" none, "hi" 9-10, "lo" 0-8.
+CRM_BY_LEVEL: dict[int, tuple[tuple[str, str, str, float], ...]] = {
+    0: (("email_opened", "", "", 0.4), ("email_clicked", "", "", 0.2), ("ticket_opened", "", "", 0.15),
+        ("ticket_closed", "", "", 0.1), ("call_logged", "", "", 0.15)),
+    1: (("email_opened", "", "", 0.5), ("email_clicked", "", "", 0.3), ("call_logged", "", "", 0.2)),
+    2: (("lead_created", "", "", 0.3), ("email_opened", "", "", 0.25), ("call_logged", "", "", 0.2),
+        ("meeting_booked", "", "", 0.1), ("deal_stage_changed", "qualification", "", 0.15)),
+    3: (("deal_stage_changed", "proposal", "", 0.35), ("deal_stage_changed", "negotiation", "", 0.25),
+        ("meeting_booked", "", "", 0.2), ("call_logged", "", "", 0.1), ("deal_lost", "", "", 0.1)),
+    4: (("deal_won", "", "", 0.6), ("email_opened", "", "", 0.2), ("ticket_opened", "", "", 0.2)),
+    5: (("renewal", "", "", 0.5), ("ticket_opened", "", "", 0.2), ("ticket_closed", "", "", 0.15),
+        ("nps_response", "", "lo", 0.15)),
+    6: (("nps_response", "", "hi", 0.6), ("email_clicked", "", "", 0.2), ("renewal", "", "", 0.2)),
+}
+CRM_CHANNEL = {"email_opened": "email", "email_clicked": "email", "call_logged": "phone",
+               "meeting_booked": "sales", "deal_stage_changed": "sales", "deal_won": "sales", "deal_lost": "sales"}
+
+CRM_CHANNELS = ("email", "phone", "sales")
+CHANNELS = ("paid_search", "organic_search", "social", "email", "direct", "referral", "affiliate")
+FIRST_TOUCH = (0.26, 0.24, 0.13, 0.09, 0.14, 0.08, 0.06)
+RETURNING = (0.15, 0.15, 0.10, 0.20, 0.40, 0.0, 0.0)
+AD_CHANNELS = (0, 2, 6)  # paid_search, social, affiliate: their sessions open with an ad click
+DEVICES = ("desktop", "mobile", "tablet")
+N_PRODUCTS, N_CATEGORIES = 5000, 40
+DEAL_STAGES = ("qualification", "proposal", "negotiation")
+
+# Low-cardinality columns are dictionary arrays here and dictionary-encoded strings in the files (written
+# without the Arrow schema, so every reader sees plain strings).
+_CODES = pa.dictionary(pa.int32(), pa.string())
+WEB_SCHEMA = pa.schema([
+    ("event_id", pa.string()), ("anonymous_id", pa.string()), ("user_id", pa.string()),
+    ("event", _CODES), ("ts", pa.timestamp("ms")), ("channel", _CODES), ("device", _CODES), ("page", _CODES),
+])
+CRM_SCHEMA = pa.schema([
+    ("activity_id", pa.string()), ("customer_id", pa.string()), ("activity", _CODES),
+    ("occurred_at", pa.int64()), ("channel", _CODES), ("deal_stage", _CODES), ("score", _CODES),
+])
+
+
+def stages_config() -> list[dict[str, Any]]:
+    """The stages of the benchmark config: globs, exact names and property conditions."""
+    return [
+        {"name": "awareness", "events": ["ad_click", "landing_page_view"]},
+        {"name": "consideration", "events": ["product_*", "category_view", "search", "pricing_view", "lead_created"]},
+        {"name": "intent", "events": ["add_to_cart", "checkout_start",
+                                      {"name": "deal_stage_changed", "where": {"deal_stage": "proposal"}},
+                                      {"name": "deal_stage_changed", "where": {"deal_stage": "negotiation"}}]},
+        {"name": "purchase", "events": ["order_completed", "deal_won"]},
+        {"name": "retention", "events": ["subscription_renewed", "renewal"]},
+        {"name": "advocacy", "events": ["referral_made", "review_submitted",
+                                        {"name": "nps_response", "where": {"score": "9"}},
+                                        {"name": "nps_response", "where": {"score": "10"}}]},
+    ]
+
+
+def config_dict(data_dir: Path | str = ".", warehouse: str = "warehouse/cjm.duckdb",
+                reports: str = "reports") -> dict[str, Any]:
+    """The cjm config over a generated data set (paths relative to `data_dir` unless absolute)."""
+    d = Path(data_dir)
+    return {
+        "warehouse": warehouse,
+        "reports": reports,
+        "sources": [
+            {"name": "web", "kind": "clickstream", "path": str(d / "clickstream" / "*.parquet"),
+             "timezone": "UTC",
+             "columns": {"event_id": "event_id", "customer_id": "user_id", "anonymous_id": "anonymous_id",
+                         "event_name": "event", "timestamp": "ts", "channel": "channel"}},
+            {"name": "crm", "kind": "crm", "path": str(d / "crm" / "*.parquet"), "timestamp_format": "epoch_ms",
+             "columns": {"event_id": "activity_id", "customer_id": "customer_id", "event_name": "activity",
+                         "timestamp": "occurred_at", "channel": "channel"}},
+        ],
+        "stages": stages_config(),
+        "goal": "purchase",
+        "sessions": {"inactivity_minutes": 30},
+        "report": {"sankey_steps": 8, "title": "Benchmark journeys"},
+    }
+
+
+# --- small vectorized helpers -----------------------------------------------------------------------------
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """A bijection on uint64 that scatters bits: distinct inputs give distinct, random-looking ids."""
+    with np.errstate(over="ignore"):
+        z = x.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+# Byte -> its two hex digits.
+_HEX_PAIRS = np.frombuffer(b"".join(f"{i:02x}".encode() for i in range(256)), dtype=np.uint8).reshape(256, 2)
+
+
+def _fixed_strings(chars: np.ndarray) -> pa.Array:
+    """A (n, width) uint8 array of ASCII as a pyarrow string array, without Python objects."""
+    n, width = chars.shape
+    offsets = np.arange(0, (n + 1) * width, width, dtype=np.int32)
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(chars)))
+
+
+def hex_ids(values: np.ndarray, salt: int) -> pa.Array:
+    """16 hex characters per value: splitmix64(value ^ salt)."""
+    h = _splitmix64(values.astype(np.uint64) ^ np.uint64(salt))
+    as_bytes = h.astype(">u8").view(np.uint8).reshape(len(h), 8)
+    return _fixed_strings(_HEX_PAIRS[as_bytes].reshape(len(h), 16))
+
+
+def decimal_ids(prefix: str, values: np.ndarray, digits: int) -> pa.Array:
+    """`prefix` + the value zero-padded to `digits` digits, e.g. C000012345."""
+    powers = 10 ** np.arange(digits - 1, -1, -1, dtype=np.int64)
+    chars = ((values.astype(np.int64)[:, None] // powers[None, :]) % 10 + 48).astype(np.uint8)
+    head = np.broadcast_to(np.frombuffer(prefix.encode(), dtype=np.uint8), (len(values), len(prefix)))
+    return _fixed_strings(np.hstack([head, chars]))
+
+
+def _draw_rows(rng: np.random.Generator, cum: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """One categorical draw per element, from row `rows[i]` of the cumulative table `cum` (R, K).
+
+    Rows are laid end to end on [0, R) (row r's CDF shifted by r), so one searchsorted serves all rows;
+    zero-probability categories are never drawn (side='right' skips repeated cumulative values).
+    """
+    r, k = cum.shape
+    flat = (cum + np.arange(r)[:, None]).ravel()
+    idx = np.searchsorted(flat, rows + rng.random(len(rows)), side="right")
+    drawn: np.ndarray = np.minimum(idx - rows * k, k - 1)
+    return drawn
+
+
+def _cumulative(weights: np.ndarray) -> np.ndarray:
+    w = weights / weights.sum(axis=-1, keepdims=True)
+    cum = np.cumsum(w, axis=-1)
+    cum[..., -1] = 1.0
+    return cum
+
+
+def _transition_tables() -> np.ndarray:
+    """cum[cap * N_WEB + from] over the next web event, for each furthest-possible stage cap 0..6."""
+    level_from = np.where(LEVEL > 0, LEVEL, 2)  # an event without a stage: treated as browsing
+    d = LEVEL[None, :] - level_from[:, None]
+    affinity = np.select([d == 0, d == 1, d == 2, d >= 3, d == -1], [1.0, 0.7, 0.05, 0.01, 0.35], 0.15)
+    affinity = np.where(LEVEL[None, :] == 0, 0.5, affinity)
+    np.fill_diagonal(affinity, np.where(LEVEL >= 3, 0.2, 1.0) * np.diag(affinity))  # few repeated orders
+    base = WEIGHT[None, :] * affinity
+    tables = []
+    for cap in range(7):
+        tables.append(_cumulative(np.where(LEVEL[None, :] <= cap, base, 0.0)))
+    return np.concatenate(tables)
+
+
+def _crm_table() -> tuple[np.ndarray, list[tuple[str, str, str]]]:
+    """cum[level] over CRM replacement options, and the options (event, deal_stage, score kind)."""
+    options = sorted({(e, s, k) for opts in CRM_BY_LEVEL.values() for e, s, k, _ in opts})
+    weights = np.zeros((7, len(options)))
+    for level, opts in CRM_BY_LEVEL.items():
+        for e, s, k, w in opts:
+            weights[level, options.index((e, s, k))] = w
+    return _cumulative(weights), options
+
+
+TRANSITIONS = _transition_tables()
+CRM_CUM, CRM_OPTIONS = _crm_table()
+
+
+# --- the simulation ----------------------------------------------------------------------------------------
+
+
+def events_per_customer(events: int, seed: int) -> np.ndarray:
+    """How many events each customer has, summing to exactly `events` (mean ~20, a quarter bounce)."""
+    rng = np.random.default_rng([seed, 0x5EED])
+    n = int(events / MEAN_EVENTS_PER_CUSTOMER * 1.1) + 16
+    bounce = rng.random(n) < 0.25
+    counts = np.where(bounce, rng.geometric(1 / 1.5, n),
+                      1 + rng.negative_binomial(1.5, 1.5 / (1.5 + 24.8), n)).astype(np.int64)
+    total = np.cumsum(counts)
+    last = int(np.searchsorted(total, events))  # the customer whose events reach `events`
+    counts = counts[: last + 1]
+    counts[-1] -= int(total[last]) - events
+    return counts
+
+
+@dataclass
+class Chunk:
+    web: pa.Table
+    crm: pa.Table
+    web_day: np.ndarray
+    crm_day: np.ndarray
+
+
+def simulate_chunk(counts: np.ndarray, first_customer: int, seed: int, chunk_index: int) -> Chunk:
+    """The events of customers first_customer .. first_customer + len(counts) - 1 (global numbers)."""
+    rng = np.random.default_rng([seed, chunk_index])
+    n_cust = len(counts)
+    cust_no = first_customer + np.arange(n_cust, dtype=np.int64)
+    n = int(counts.sum())
+    cust = np.repeat(np.arange(n_cust), counts)
+    starts = np.cumsum(counts) - counts
+    pos = np.arange(n) - starts[cust]
+    k = counts[cust]
+
+    # Who they are: 0 anonymous only, 1 logs in later, 2 known from the start, 3 CRM only.
+    kind = _draw_rows(rng, _cumulative(np.array([[0.30, 0.38, 0.30, 0.02]])), np.zeros(n_cust, dtype=np.int64))
+    kind = np.where((kind == 1) & (counts < 2), 0, kind)
+    login_at = np.select([kind == 0, kind == 1], [counts, 1 + (rng.random(n_cust) * (counts - 1)).astype(np.int64)],
+                         0)
+    # A second device (from position second_at, logged in from second_login on), for some known customers.
+    second = (kind != 0) & (kind != 3) & (rng.random(n_cust) < 0.2) & (counts - login_at >= 3)
+    second_at = np.where(
+        second, login_at + 1 + (rng.random(n_cust) * (counts - login_at - 1)).astype(np.int64), counts)
+    second_login = np.minimum(second_at + rng.geometric(0.5, n_cust) - 1, counts)
+    shared = (rng.random(n_cust) < 0.005) & (kind != 3)
+    shared[0] = False
+    device_a = np.where(shared, cust_no - 1, cust_no)  # a shared device: the previous customer's
+    crm_share = np.select([kind == 3, (kind != 0) & (rng.random(n_cust) < 0.4)], [1.0, 0.3], 0.0)
+    cap = _draw_rows(rng, _cumulative(np.array([CAP_SHARES])), np.zeros(n_cust, dtype=np.int64))
+
+    # When: gaps between a customer's consecutive events.
+    u = rng.random(n)
+    gap = np.select(
+        [u < 0.01, u < 0.012, u < 0.014, u < 0.80, u < 0.95],
+        [0, INACTIVITY_MS, INACTIVITY_MS + 1000,
+         1000 + rng.exponential(40_000, n), INACTIVITY_MS + 60_000 + rng.exponential(5 * 3_600_000, n)],
+        INACTIVITY_MS + rng.exponential(2.5 * DAY_MS, n),
+    ).astype(np.int64)
+    gap[pos == 0] = 0
+    span = np.add.reduceat(gap, starts) if n else gap
+    limit = WINDOW_MS - 2 * 60_000
+    too_long = span > limit
+    if too_long.any():  # squeeze the rare journey longer than the window into it
+        factor = np.where(too_long, limit / np.maximum(span, 1), 1.0)
+        gap = (gap * factor[cust]).astype(np.int64)
+        span = np.add.reduceat(gap, starts)
+    first_ms = np.minimum((rng.random(n_cust) * WINDOW_MS).astype(np.int64), WINDOW_MS - 60_000 - span)
+    offset = np.cumsum(gap) - np.cumsum(gap)[starts][cust]
+    ts = first_ms[cust] + offset  # milliseconds since START; exact gaps and ties survive
+    new_session = (pos == 0) | (gap > INACTIVITY_MS)
+
+    # Sessions: a channel each (first touch, then returning visits), and an opening event.
+    sess = np.cumsum(new_session) - 1
+    sess_first = pos[new_session] == 0
+    sess_cap = cap[cust[new_session]]
+    channel = np.where(
+        sess_first,
+        _draw_rows(rng, _cumulative(np.array([FIRST_TOUCH])), np.zeros(len(sess_first), dtype=np.int64)),
+        _draw_rows(rng, _cumulative(np.array([RETURNING])), np.zeros(len(sess_first), dtype=np.int64)),
+    )
+    ad = np.isin(channel, AD_CHANNELS) & (rng.random(len(channel)) < 0.8)
+    v = rng.random(len(channel))
+    opening = np.select([ad, v < 0.45, v < 0.85, v < 0.93], [WEB_INDEX["ad_click"], WEB_INDEX["landing_page_view"],
+                        WEB_INDEX["page_view"], WEB_INDEX["search"]], WEB_INDEX["product_view"])
+    opening = np.where(LEVEL[opening] <= sess_cap, opening,
+                       np.where(sess_cap >= 1, WEB_INDEX["landing_page_view"], WEB_INDEX["page_view"]))
+    channel = np.where(rng.random(len(channel)) < 0.03, -1, channel)  # "(not set)"
+
+    # What: the Markov chain over web events, one position of every customer at a time.
+    name = np.empty(n, dtype=np.int64)
+    name[new_session] = opening
+    order = np.argsort(-counts, kind="stable")  # customers with more events first
+    descending = -counts[order]
+    for t in range(1, int(counts.max())):
+        who = order[: np.searchsorted(descending, -t, side="left")]  # customers with more than t events
+        idx = starts[who] + t
+        idx = idx[~new_session[idx]]
+        name[idx] = _draw_rows(rng, TRANSITIONS, cap[cust[idx]] * N_WEB + name[idx - 1])
+    level = LEVEL[name]
+
+    # Identity per row.
+    has_cid = pos >= login_at[cust]
+    on_b = second[cust] & (pos >= second_at[cust])
+    has_cid &= ~(on_b & (pos < second_login[cust]))
+    is_login = (pos == login_at[cust]) & (kind[cust] == 1)
+    is_login |= on_b & (pos == second_login[cust]) & (second_login[cust] < k)
+
+    # CRM rows: replace some of the known customers' events (all of the CRM-only customers').
+    crm = has_cid & (rng.random(n) < crm_share[cust]) & ~is_login
+    crm_option = _draw_rows(rng, CRM_CUM, level[crm])
+
+    # ---- web table
+    web = ~crm
+    w_name = np.where(is_login[web], len(WEB_NAMES) + (rng.random(int(web.sum())) < 0.3), name[web])
+    w_cust = cust[web]
+    w_cid = has_cid[web]
+    server_side = (w_name == WEB_INDEX["order_completed"]) & w_cid & (rng.random(len(w_name)) < 0.5)
+    # Ids are made once per customer (device) and taken per row; a masked index gives NULL.
+    user_ids = decimal_ids("C", cust_no, 9)
+    devices = np.concatenate([device_a * 2, cust_no * 2 + 1])  # device A (maybe shared), device B
+    w_device = np.where(on_b[web], n_cust + w_cust, w_cust)
+    anon = hex_ids(devices, salt=seed * 7919 + 1).take(pa.array(w_device, mask=server_side))
+    user = user_ids.take(pa.array(w_cust, mask=~w_cid))
+    w_channel = channel[sess[web]]
+    kind_of_device = (_splitmix64(devices) % np.uint64(100)).astype(np.int64)[w_device]
+    device = np.select([kind_of_device < 50, kind_of_device < 92], [0, 1], 2)
+    page = _pages(rng, w_name)
+    web_event_no = np.flatnonzero(web) + _event_base(first_customer)
+    web_table = pa.table({
+        "event_id": hex_ids(web_event_no, salt=seed * 104729 + 3),
+        "anonymous_id": anon,
+        "user_id": user,
+        "event": _dict(w_name, EVENT_NAMES),
+        "ts": pa.array(START_MS + ts[web], type=pa.timestamp("ms")),
+        "channel": _dict(w_channel, CHANNELS),
+        "device": _dict(device, DEVICES),
+        "page": page,
+    }, schema=WEB_SCHEMA)
+
+    # ---- crm table
+    options = np.array([EVENT_NAMES.index(e) for e, _, _ in CRM_OPTIONS])
+    deal = np.array([DEAL_STAGES.index(s) if s else -1 for _, s, _ in CRM_OPTIONS])
+    score_kind = np.array([{"": 0, "lo": 1, "hi": 2}[s] for _, _, s in CRM_OPTIONS])
+    c_name = options[crm_option]
+    c_score_kind = score_kind[crm_option]
+    score = np.select([c_score_kind == 2, c_score_kind == 1],
+                      [9 + (rng.random(len(c_name)) < 0.5), (rng.random(len(c_name)) * 9).astype(np.int64)], -1)
+    crm_event_no = np.flatnonzero(crm) + _event_base(first_customer)
+    crm_channel = np.array([CRM_CHANNELS.index(CRM_CHANNEL[nm]) if nm in CRM_CHANNEL else -1 for nm in EVENT_NAMES])
+    crm_table = pa.table({
+        "activity_id": hex_ids(crm_event_no, salt=seed * 15485863 + 5),
+        "customer_id": user_ids.take(pa.array(cust[crm])),
+        "activity": _dict(c_name, EVENT_NAMES),
+        "occurred_at": pa.array(START_MS + ts[crm], type=pa.int64()),
+        "channel": _dict(crm_channel[c_name], CRM_CHANNELS),
+        "deal_stage": _dict(deal[crm_option], DEAL_STAGES),
+        "score": _dict(score, tuple(str(i) for i in range(11))),
+    }, schema=CRM_SCHEMA)
+    return Chunk(web_table, crm_table, ts[web] // DAY_MS, ts[crm] // DAY_MS)
+
+
+def _event_base(first_customer: int) -> int:
+    """Event numbers are unique across chunks: customers number < 2**32 and events < 2**31 per chunk."""
+    return first_customer << 31
+
+
+def _dict(indices: np.ndarray, values: Sequence[str]) -> pa.Array:
+    """Indices into `values` (-1 = NULL) as a dictionary array."""
+    idx = pa.array(indices.astype(np.int32), mask=indices < 0)
+    return pa.DictionaryArray.from_arrays(idx, pa.array(list(values), pa.string()))
+
+
+def _pages(rng: np.random.Generator, names: np.ndarray) -> pa.Array:
+    """A page path per web event: products and categories by number, the rest by what the event is."""
+    fixed = {"page_view": "/", "landing_page_view": "/lp", "ad_click": "/lp", "search": "/search",
+             "pricing_view": "/pricing", "add_to_cart": "/cart", "remove_from_cart": "/cart",
+             "checkout_start": "/checkout", "payment_info_added": "/checkout/payment",
+             "order_completed": "/checkout/complete", "login": "/login", "signup": "/signup",
+             "logout": "/logout", "subscription_renewed": "/account", "referral_made": "/refer",
+             "review_submitted": "/reviews", "video_play": "/video", "newsletter_signup": "/newsletter",
+             "add_to_wishlist": "/wishlist", "product_compare": "/compare", "product_list_view": "/category"}
+    pages = sorted(set(fixed.values()))
+    product0 = len(pages)
+    pages += [f"/product/{i}" for i in range(N_PRODUCTS)]
+    category0 = len(pages)
+    pages += [f"/category/{i}" for i in range(N_CATEGORIES)]
+    by_name = np.array([pages.index(fixed[nm]) if nm in fixed else 0 for nm in EVENT_NAMES])
+    idx = by_name[names]
+    prod = names == WEB_INDEX["product_view"]
+    idx[prod] = product0 + np.minimum(rng.zipf(1.3, int(prod.sum())) - 1, N_PRODUCTS - 1)
+    cat = (names == WEB_INDEX["category_view"]) | (names == WEB_INDEX["product_list_view"])
+    idx[cat] = category0 + rng.integers(0, N_CATEGORIES, int(cat.sum()))
+    return _dict(idx, pages)
+
+
+# --- writing -------------------------------------------------------------------------------------------------
+
+
+def day_name(day: int) -> str:
+    return f"{datetime.fromtimestamp((START_MS + day * DAY_MS) / 1000, UTC):%Y-%m-%d}"
+
+
+def _write_day_groups(writers: dict[int, pq.ParquetWriter], folder: Path, schema: pa.Schema, table: pa.Table,
+                      day: np.ndarray, ts: np.ndarray) -> None:
+    """Append the chunk's rows of each day to that day's file as one row group, in time order."""
+    order = np.lexsort((ts, day))
+    table = table.take(pa.array(order))  # once; each day is then a zero-copy slice
+    bounds = np.searchsorted(day[order], np.arange(DAYS + 1))
+    for d in range(DAYS):
+        if bounds[d + 1] == bounds[d]:
+            continue
+        if d not in writers:
+            writers[d] = pq.ParquetWriter(folder / f"{day_name(d)}.parquet", schema, compression="snappy",
+                                          store_schema=False)
+        part = table.slice(bounds[d], bounds[d + 1] - bounds[d])
+        writers[d].write_table(part, row_group_size=part.num_rows)
+
+
+def generate(out: Path | str, events: int, seed: int = 1, quiet: bool = True) -> dict[str, Any]:
+    """Write the data set to `out` (replacing what is there); returns its description (also dataset.json)."""
+    out = Path(out)
+    clock = time.perf_counter()
+    for sub in ("clickstream", "crm"):
+        shutil.rmtree(out / sub, ignore_errors=True)
+        (out / sub).mkdir(parents=True)
+    counts = events_per_customer(events, seed)
+    web_writers: dict[int, pq.ParquetWriter] = {}
+    crm_writers: dict[int, pq.ParquetWriter] = {}
+    rows = {"web": 0, "crm": 0}
+    try:
+        for chunk_index, first in enumerate(range(0, len(counts), CHUNK_CUSTOMERS)):
+            part = counts[first: first + CHUNK_CUSTOMERS]
+            chunk = simulate_chunk(part, first, seed, chunk_index)
+            web_ts = chunk.web.column("ts").cast(pa.int64()).to_numpy()
+            _write_day_groups(web_writers, out / "clickstream", WEB_SCHEMA, chunk.web, chunk.web_day, web_ts)
+            crm_ts = chunk.crm.column("occurred_at").to_numpy()
+            _write_day_groups(crm_writers, out / "crm", CRM_SCHEMA, chunk.crm, chunk.crm_day, crm_ts)
+            rows["web"] += chunk.web.num_rows
+            rows["crm"] += chunk.crm.num_rows
+            if not quiet:
+                done = first + len(part)
+                print(f"  {done:,}/{len(counts):,} customers, {rows['web'] + rows['crm']:,} events, "
+                      f"{time.perf_counter() - clock:.1f} s", flush=True)
+    finally:
+        for w in (*web_writers.values(), *crm_writers.values()):
+            w.close()
+    files = sorted(p for p in out.rglob("*.parquet"))
+    info = {
+        "generator_version": GENERATOR_VERSION,
+        "events": events,
+        "seed": seed,
+        "customers": len(counts),
+        "rows": rows,
+        "days": DAYS,
+        "start": START.date().isoformat(),
+        "event_names": len(EVENT_NAMES),
+        "files": len(files),
+        "bytes": sum(p.stat().st_size for p in files),
+        "seconds": round(time.perf_counter() - clock, 2),
+    }
+    (out / "cjm.yaml").write_text(_yaml(config_dict(".")), encoding="utf-8")
+    (out / "dataset.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    return info
+
+
+def _yaml(config: dict[str, Any]) -> str:
+    import yaml
+
+    header = "# The benchmark data set's config (benchmarks/generate.py): cjm run --config cjm.yaml\n"
+    return header + yaml.safe_dump(config, sort_keys=False, width=120)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.generate", description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, required=True, help="number of events (rows) to write")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--out", type=Path, required=True, help="directory to write (replaced)")
+    args = parser.parse_args(argv)
+    info = generate(args.out, args.events, args.seed, quiet=False)
+    print(json.dumps(info, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
