@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Prefect's temporary server reports usage to Prefect; offline that logs an ERROR line that is not ours.
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 # A DuckDB 1.x, as bundled in BI tools, to test that published marts open there (never imported by the project).
 DUCKDB1 := $(VENV)/duckdb1
 
