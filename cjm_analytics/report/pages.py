@@ -174,6 +174,14 @@ def page_html(
 """
 
 
+def site_page(
+    marts: Marts, title: str, active: str, body: str, sources: Sequence[str], uses_plotly: bool = True
+) -> str:
+    """One of the site's own pages: its heading is its label in PAGES, its run the marts' run_summary."""
+    return page_html(site_title=title, page_title=dict(PAGES)[active], active=active, summary=marts.run_summary,
+                     body=body, uses_plotly=uses_plotly, sources=sources)
+
+
 def chart_html(fig: go.Figure, div_id: str, wide: bool = False) -> str:
     """A figure under its title (lifted into HTML, where it wraps on a phone) and the one call that draws it.
 
@@ -347,15 +355,8 @@ linear and Markov models.{top_channel}</li>
 <li><a href="transitions.html">Stage transitions</a>: the stage graph as a network, a matrix of transition
 probabilities and a table, with exit probabilities and the median time between stages.</li>
 </ul>"""
-    return page_html(
-        site_title=title,
-        page_title="Overview",
-        active="index.html",
-        summary=s,
-        body=body,
-        uses_plotly=False,
-        sources=("run_summary", "run_history", "stage_conversion_daily", "leaks", "channel_attribution"),
-    )
+    sources = ("run_summary", "run_history", "stage_conversion_daily", "leaks", "channel_attribution")
+    return site_page(marts, title, "index.html", body, sources, uses_plotly=False)
 
 
 # --- journeys ---------------------------------------------------------------------------------------
@@ -406,15 +407,8 @@ draw on their own. Hover a node or a link for its customers, as a share of the
 {esc(fmt_int(journey_customers))} journey customers (or of the segment's) and of the node it leaves.
 {selector}</p>
 {chart_html(fig, "sankey-chart", wide=True)}"""
-    return page_html(
-        site_title=title,
-        page_title="Journeys by step",
-        active="sankey.html",
-        summary=marts.run_summary,
-        body=body,
-        uses_plotly=True,
-        sources=("sankey_links", "sankey_segment_links", "stage_funnel_by_segment", "run_summary"),
-    )
+    sources = ("sankey_links", "sankey_segment_links", "stage_funnel_by_segment", "run_summary")
+    return site_page(marts, title, "sankey.html", body, sources)
 
 
 def funnel_page(marts: Marts, title: str) -> str:
@@ -449,15 +443,7 @@ stopped here / reached. The funnel's labels are customers reached · share of th
 {chart_html(funnel_figure(f, data_when(marts)), "funnel-chart")}
 <h2>Stage funnel table</h2>
 {table}"""
-    return page_html(
-        site_title=title,
-        page_title="Stage funnel",
-        active="funnel.html",
-        summary=marts.run_summary,
-        body=body,
-        uses_plotly=True,
-        sources=("stage_funnel",),
-    )
+    return site_page(marts, title, "funnel.html", body, ("stage_funnel",))
 
 
 def trends_page(marts: Marts, title: str) -> str:
@@ -488,15 +474,7 @@ had less time to get far, so their shares are still growing; small cohorts jump 
 up to the latest cohort date.</p>
 {chart_html(trends_figure(marts.stage_conversion_daily), "trends-chart")}
 {table}"""
-    return page_html(
-        site_title=title,
-        page_title="Daily trends",
-        active="trends.html",
-        summary=marts.run_summary,
-        body=body,
-        uses_plotly=True,
-        sources=("stage_conversion_daily",),
-    )
+    return site_page(marts, title, "trends.html", body, ("stage_conversion_daily",))
 
 
 _LEAK_DEFINITIONS = (
@@ -555,15 +533,7 @@ customers lost · share of those who reached the stage.</p>
 <h2>Leak table</h2>
 {table}
 <dl class="defs">{defs}</dl>"""
-    return page_html(
-        site_title=title,
-        page_title="Pain points",
-        active="pain-points.html",
-        summary=marts.run_summary,
-        body=body,
-        uses_plotly=True,
-        sources=("leaks",),
-    )
+    return site_page(marts, title, "pain-points.html", body, ("leaks",))
 
 
 def emotion_page(marts: Marts, title: str) -> str:
@@ -572,15 +542,7 @@ def emotion_page(marts: Marts, title: str) -> str:
     if curve is None:
         body = """<p class="empty">No surveys configured, so there is no emotion curve. Add the survey events
 under <code>analysis.surveys</code> in the config (see docs/analysis/emotion.md) and the next run draws it.</p>"""
-        return page_html(
-            site_title=title,
-            page_title="Emotion curve",
-            active="emotion.html",
-            summary=marts.run_summary,
-            body=body,
-            uses_plotly=False,
-            sources=(),
-        )
+        return site_page(marts, title, "emotion.html", body, (), uses_plotly=False)
     rows = curve.sort_values("stage_order", kind="stable")
     table = table_html(
         [
@@ -616,15 +578,7 @@ a gap. NPS = % promoters (9–10) − % detractors (0–6), on the raw 0–10 an
 {chart_html(emotion_figure(rows, data_when(marts)), "emotion-chart")}
 <h2>Scores by stage</h2>
 {table}"""
-    return page_html(
-        site_title=title,
-        page_title="Emotion curve",
-        active="emotion.html",
-        summary=marts.run_summary,
-        body=body,
-        uses_plotly=True,
-        sources=("emotion_curve",),
-    )
+    return site_page(marts, title, "emotion.html", body, ("emotion_curve",))
 
 
 def attribution_page(marts: Marts, title: str) -> str:
@@ -659,15 +613,7 @@ if the channel were taken out of every path). Every model's credits add up to th
 {chart_html(attribution_figure(a, data_when(marts)), "attribution-chart")}
 <h2>Conversions credited per channel</h2>
 {table}"""
-    return page_html(
-        site_title=title,
-        page_title="Channel attribution",
-        active="attribution.html",
-        summary=marts.run_summary,
-        body=body,
-        uses_plotly=True,
-        sources=("channel_attribution",),
-    )
+    return site_page(marts, title, "attribution.html", body, ("channel_attribution",))
 
 
 def transitions_page(marts: Marts, title: str) -> str:
@@ -710,15 +656,7 @@ matrix sums to 100% and its (end) column is the exit probability. Median hours: 
 {chart_html(transitions_figure(t, when), "transitions-chart", wide=True)}
 <h2>Transition table</h2>
 {table}"""
-    return page_html(
-        site_title=title,
-        page_title="Stage transitions",
-        active="transitions.html",
-        summary=marts.run_summary,
-        body=body,
-        uses_plotly=True,
-        sources=("stage_transitions", "stage_funnel"),
-    )
+    return site_page(marts, title, "transitions.html", body, ("stage_transitions", "stage_funnel"))
 
 
 # The pages build_report writes, in the order of PAGES.
