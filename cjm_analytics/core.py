@@ -46,7 +46,6 @@ def _set_state(con: duckdb.DuckDBPyConnection, key: str, value: str | None) -> N
 
 def needs_full_refresh(con: duckdb.DuckDBPyConnection, fingerprint: str, requested: bool) -> bool:
     """Full when asked, when the config changed since the last build, or when a refresh did not finish."""
-    run_sql(con, "core/schema")
     state = _state(con)
     return requested or state.get("full_refresh") == "pending" or state.get("built_with") != fingerprint
 
@@ -93,7 +92,6 @@ def write_touchpoint_rules(con: duckdb.DuckDBPyConnection, touchpoints: Touchpoi
 
 def stitch_identities(con: duckdb.DuckDBPyConnection, full: bool) -> dict[str, int]:
     """Re-stitch the anonymous ids with new or removed rows; mark the customers they touch as dirty."""
-    run_sql(con, "core/schema")
     if full:  # remembered until the marts commit, so a crash half-way resumes as a full refresh
         _set_state(con, "full_refresh", "pending")
     _scope(con, full)

@@ -40,10 +40,11 @@ def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
 
 @contextmanager
 def open_warehouse(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A writable connection with the raw-layer tables present."""
+    """A writable connection with the raw- and core-layer tables present."""
     con = connect(path)
     try:
         run_sql(con, "raw/schema")
+        run_sql(con, "core/schema")
         yield con
     finally:
         con.close()
