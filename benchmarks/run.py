@@ -23,10 +23,11 @@ then compares the pipeline's stage_funnel, stage_transitions and counts with the
 independent implementation of docs/definitions.md), prints the table and the ratios, and writes everything
 (with the machine, the versions, the product's commit and source hash, and the settings) to a JSON file.
 
-`--memory-limit`, `--threads` and `--set` are applied to the product's connections by wrapping
-cjm_analytics.warehouse.connect in the step's child process only (the product has no setting for them
-yet); the same settings apply to the floor. `--profile` also writes DuckDB's JSON profile of every
-statement of every step and prints where each step's time goes.
+`--memory-limit`, `--threads` and `--set` of one of the product's DuckDB settings go into the `duckdb:`
+section of the config every step runs with, as a user would set them (each step also gets its own
+`temp_directory`, where its spill is measured); the same settings apply to the floor. Other `--set` settings
+and `--profile` (DuckDB's JSON profile of every statement of every step, and where each step's time goes)
+wrap cjm_analytics.warehouse.connect in the step's child process only.
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ REPO = Path(__file__).resolve().parents[1]
 PIPELINE_STEPS = ("load_sources", "stitch_identities", "sessionize", "build_journeys", "aggregate")
 REPORT_STEP = "publish_reports"
 SYSTEMS = ("floor", "pipeline", "pandas", "publish")
+# DuckDB settings the product's config has (`duckdb:`); temp_directory is the benchmark's own, per child.
+CONFIG_SETTINGS = ("memory_limit", "threads", "max_temp_directory_size")
 MB = 1024 * 1024
 
 
@@ -221,10 +224,10 @@ def _cpu() -> float:
 
 
 def _settings_sql(settings: dict[str, Any]) -> list[str]:
-    """SET statements for the benchmark's DuckDB settings (memory_limit, threads, temp_directory, --set ones)."""
+    """SET statements for the benchmark's DuckDB settings (the config's ones, temp_directory, other --set ones)."""
     sql = []
     extra = settings.get("extra") or {}
-    for key, value in [*((k, settings.get(k)) for k in ("memory_limit", "threads", "temp_directory")), *extra.items()]:
+    for key, value in [*((k, settings.get(k)) for k in (*CONFIG_SETTINGS, "temp_directory")), *extra.items()]:
         if value is None:
             continue
         if not re.fullmatch(r"[a-z_]+", key):
@@ -251,16 +254,17 @@ class _ProfiledConnection:
         return getattr(self._con, name)
 
 
-def _patch_connect(settings: dict[str, Any], profile: tuple[Path, str] | None) -> None:
-    """Apply the benchmark's DuckDB settings to every connection the product opens (in this process only)."""
+def _patch_connect(extra: dict[str, Any], profile: tuple[Path, str] | None) -> None:
+    """DuckDB settings the config has no field for, and profiling, on every connection the product opens (in this
+    process only); the config's `duckdb:` settings are applied by the product itself."""
     import cjm_analytics.warehouse as warehouse
 
     original = warehouse.connect
     counter = [0]
 
-    def connect(path: Path, read_only: bool = False) -> Any:
-        con = original(path, read_only)
-        for statement in _settings_sql(settings):
+    def connect(path: Path, read_only: bool = False, settings: Any = None) -> Any:
+        con = original(path, read_only, settings)
+        for statement in _settings_sql({"extra": extra}):
             con.execute(statement)
         if profile is not None:
             return _ProfiledConnection(con, profile[0], profile[1], counter)
@@ -347,7 +351,9 @@ def worker_step(spec: dict[str, Any]) -> dict[str, Any]:
     if spec.get("profile_dir"):
         profile = (Path(spec["profile_dir"]), spec["step"])
         profile[0].mkdir(parents=True, exist_ok=True)
-    _patch_connect(spec["duckdb"], profile)
+    extra = spec["duckdb"].get("extra") or {}
+    if extra or profile is not None:
+        _patch_connect(extra, profile)
     rss_before, cpu = _rss_mb(), _cpu()
     clock = time.perf_counter()
     result = dict(NIGHTLY_STEPS)[spec["step"]](ctx)
@@ -559,6 +565,8 @@ def print_table(report: dict[str, Any]) -> None:
     print(f"machine: {m['cores_available']} cores, {m['memory_gb']} GB; duckdb {m['duckdb']}, pandas {m['pandas']}; "
           f"memory_limit {report['settings']['memory_limit'] or 'default'}, "
           f"threads {report['settings']['threads'] or 'default'}"
+          + (f", max_temp_directory_size {report['settings']['max_temp_directory_size']}"
+             if report["settings"].get("max_temp_directory_size") else "")
           + "".join(f", {k} {v}" for k, v in (report["settings"].get("extra") or {}).items()))
     header = f"{'system':<9} {'step':<22} {'seconds':>9} {'cpu s':>7} {'events/s':>12} {'peak RSS':>10} {'spill':>9}"
     print(header)
@@ -655,6 +663,7 @@ def _label(events: int) -> str:
 def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     from benchmarks.generate import config_dict
     from cjm_analytics.config import parse_config
+    from cjm_analytics.errors import ConfigError
     from cjm_analytics.nightly import RunContext
     from cjm_analytics.warehouse import run_lock
 
@@ -673,10 +682,25 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     workdir.mkdir(parents=True)
     config = config_dict(data_path, warehouse=str(workdir / "warehouse" / "cjm.duckdb"),
                          reports=str(workdir / "reports"))
-    cfg = parse_config(config, workdir, "benchmark config")
-    ctx = RunContext.start(cfg)
     extra = dict(item.split("=", 1) for item in args.set)
-    settings = {"memory_limit": args.memory_limit, "threads": args.threads, "extra": extra}
+    if "temp_directory" in extra:
+        raise SystemExit("--set temp_directory: each measured child has its own (its spill is measured there)")
+    threads = extra.pop("threads", args.threads)
+    settings = {"memory_limit": extra.pop("memory_limit", args.memory_limit),
+                "threads": int(threads) if isinstance(threads, str) and threads.isdigit() else threads,
+                "max_temp_directory_size": extra.pop("max_temp_directory_size", None), "extra": extra}
+
+    def step_config(name: str) -> dict[str, Any]:
+        """The config a pipeline step runs with: the DuckDB settings in its `duckdb:` section, as a user's."""
+        section = {k: settings[k] for k in CONFIG_SETTINGS if settings[k] is not None}
+        return {**config, "duckdb": {**section, "temp_directory": str(workdir / f"duckdb-tmp-{name}")}}
+
+    try:
+        cfg = parse_config(step_config("check"), workdir, "benchmark config")
+    except ConfigError as e:  # e.g. --memory-limit 4
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise SystemExit(f"benchmark: {e}") from None
+    ctx = RunContext.start(cfg)
     common = {"config": config, "base_dir": str(workdir), "run_id": ctx.run_id,
               "run_started": ctx.run_started.isoformat()}
     report: dict[str, Any] = {
@@ -705,7 +729,7 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
             with run_lock(cfg.warehouse, ctx.run_id):
                 for step in steps:
                     log(f"pipeline: {step} ...")
-                    spec = {**common, "step": step, "duckdb": duckdb_settings(step),
+                    spec = {**common, "config": step_config(step), "step": step, "duckdb": duckdb_settings(step),
                             "profile_dir": str(workdir / "profiles") if args.profile else None}
                     try:
                         r = measure("step", spec, workdir, f"step-{step}", deadline)

@@ -68,7 +68,7 @@ def _run(args: argparse.Namespace) -> int:
         # engine: dask without the orchestrator runs the same buckets one after another, in this process.
         run = run_nightly_bucketed if config.engine.kind == "dask" else run_nightly
         ctx, steps = run(config, full_refresh=args.full_refresh)
-        run_id, files, summary = ctx.run_id, steps[0].counts["files"], run_summary(config.warehouse)
+        run_id, files, summary = ctx.run_id, steps[0].counts["files"], run_summary(config.warehouse, config.duckdb)
     else:
         from pipelines.nightly import run_flow
 
@@ -101,7 +101,7 @@ def _report(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if not config.warehouse.exists():
         raise ConfigError(f"{args.config}: warehouse: {config.warehouse} does not exist yet; run `cjm run` first")
-    con = connect(config.warehouse, read_only=True)
+    con = connect(config.warehouse, read_only=True, settings=config.duckdb)
     try:
         build_report(con, config.reports, config.report.title)
         write_graphml(stage_graph(con), config.reports / "stage_graph.graphml")

@@ -18,6 +18,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictInt,
     ValidationError,
     ValidationInfo,
     ValidatorFunctionWrapHandler,
@@ -34,6 +35,13 @@ Preset = Literal["segment", "ga4", "snowplow", "crm_stage_history"]
 PRESETS: tuple[str, ...] = get_args(Preset)
 FileFormat = Literal["auto", "csv", "parquet", "json", Preset]
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+# A size as DuckDB reads it: 1000-based KB..TB or 1024-based KiB..TiB (case does not matter).
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
+_PERCENT = re.compile(r"^(\d+(?:\.\d+)?)\s*%$")
+_UNIT_BYTES = {"kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+               "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+# Below this DuckDB cannot even run the pipeline's smallest statements (it fails with out-of-memory errors).
+MIN_MEMORY_LIMIT = 64 * 10**6
 
 
 class _Strict(BaseModel):
@@ -269,6 +277,62 @@ class Engine(_Strict):
         return v
 
 
+def _size_bytes(v: str) -> int | None:
+    m = _SIZE.match(v.strip())
+    return round(float(m.group(1)) * _UNIT_BYTES[m.group(2).lower()]) if m else None
+
+
+class DuckDBSettings(_Strict):
+    """DuckDB settings for every connection the product opens; None leaves DuckDB's own default."""
+
+    # A size such as 4GB or 512MiB, or a share of the machine's RAM such as 50% (DuckDB's default: 80%).
+    memory_limit: str | None = None
+    threads: StrictInt | None = Field(default=None, ge=1)  # DuckDB's default: one per core
+    # Where DuckDB spills what does not fit in memory_limit (relative to the config file). Default:
+    # <warehouse>.tmp beside the warehouse.
+    temp_directory: Path | None = None
+    # At most this much spill (a size); DuckDB's default: 90% of the free space of temp_directory's disk.
+    max_temp_directory_size: str | None = None
+
+    @field_validator("memory_limit", mode="before")
+    @classmethod
+    def _memory(cls, v: Any) -> Any:
+        if v is None:
+            return v
+        if not isinstance(v, str):  # e.g. `4`: a unit is needed
+            v = str(v)
+        percent = _PERCENT.match(v.strip())
+        if percent:
+            if not 0 < float(percent.group(1)) <= 100:
+                raise ValueError("a share of RAM is more than 0% and at most 100%")
+            return v.strip()
+        size = _size_bytes(v)
+        if size is None:
+            raise ValueError(f"{v!r} is not a size: use a number and a unit such as 4GB, 512MB or 2GiB, "
+                             "or a share of RAM such as 50%")
+        if size < MIN_MEMORY_LIMIT:
+            raise ValueError(f"{v!r} is too small: DuckDB needs at least 64MB")
+        return v.strip()
+
+    @field_validator("max_temp_directory_size", mode="before")
+    @classmethod
+    def _disk(cls, v: Any) -> Any:
+        if v is None:
+            return v
+        if not isinstance(v, str):
+            v = str(v)
+        size = _size_bytes(v)
+        if size is None:
+            raise ValueError(f"{v!r} is not a size: use a number and a unit such as 50GB or 1TB")
+        if size <= 0:
+            raise ValueError("give a size above 0 (leave it out for DuckDB's default)")
+        return v.strip()
+
+    def configured(self) -> dict[str, str | int]:
+        """The settings that are set, as DuckDB names them (name -> value)."""
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.model_dump().items() if v is not None}
+
+
 class Config(_Strict):
     warehouse: Path
     reports: Path
@@ -282,6 +346,7 @@ class Config(_Strict):
     touchpoints: Touchpoints = Touchpoints()
     analysis: Analysis = Analysis()
     engine: Engine = Engine()
+    duckdb: DuckDBSettings = DuckDBSettings()
     # Where this config was read from; set by load_config, not by the YAML.
     config_path: Path | None = Field(default=None, exclude=True)
 
@@ -347,8 +412,11 @@ def parse_config(data: Any, base_dir: Path, origin: str = "<config>") -> Config:
         if not resolved.files():
             raise ConfigError(f"{origin}: sources[{i}].path: {s.path!r} matches no file")
         sources.append(resolved)
+    temp_directory = cfg.duckdb.temp_directory
     return cfg.model_copy(
         update={
+            "duckdb": cfg.duckdb.model_copy(
+                update={"temp_directory": None if temp_directory is None else _resolve(base_dir, temp_directory)}),
             "warehouse": _resolve(base_dir, cfg.warehouse),
             "reports": _resolve(base_dir, cfg.reports),
             "marts": _resolve(base_dir, cfg.marts),

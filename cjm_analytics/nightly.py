@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cjm_analytics.config import Config
+from cjm_analytics.config import Config, DuckDBSettings
 from cjm_analytics.core import (
     build_journeys,
     derivation_fingerprint,
@@ -61,7 +61,8 @@ class StepResult:
 def run_step(ctx: RunContext, step: str, work: Callable[[Any], dict[str, Any]], atomic: bool = True) -> StepResult:
     """Run one step over the warehouse; its run_log row commits together with its writes (atomic steps)."""
     started, clock = datetime.now(UTC), time.perf_counter()
-    with open_warehouse(ctx.config.warehouse) as con, transaction(con) if atomic else nullcontext(con):
+    opened = open_warehouse(ctx.config.warehouse, ctx.config.duckdb)
+    with opened as con, transaction(con) if atomic else nullcontext(con):
         counts = work(con)
         result = StepResult(step, round(time.perf_counter() - clock, 3), counts)
         con.execute(
@@ -163,11 +164,11 @@ def run_nightly(config: Config, full_refresh: bool = False) -> tuple[RunContext,
         return ctx, [step(ctx) for _, step in NIGHTLY_STEPS]
 
 
-def run_summary(warehouse: Path) -> dict[str, Any]:
+def run_summary(warehouse: Path, settings: DuckDBSettings | None = None) -> dict[str, Any]:
     """The run_summary row of the warehouse, as a dict."""
     from cjm_analytics.warehouse import connect
 
-    con = connect(warehouse, read_only=True)
+    con = connect(warehouse, read_only=True, settings=settings)
     try:
         df = con.execute("SELECT * FROM run_summary").fetchdf()
     finally:

@@ -1,4 +1,5 @@
-"""Opening the DuckDB warehouse file: one writer at a time, UTC session, raw tables created once."""
+"""Opening the DuckDB warehouse file: one writer at a time, UTC session, the config's DuckDB settings, raw tables
+created once."""
 
 from __future__ import annotations
 
@@ -13,14 +14,33 @@ from pathlib import Path
 
 import duckdb
 
+from cjm_analytics.config import DuckDBSettings
 from cjm_analytics.errors import WarehouseLockedError
-from cjm_analytics.sql_steps import run_sql
+from cjm_analytics.sql_steps import quote_literal, run_sql
 
 _LOCK_HOLDER = re.compile(r"\(PID (\d+)\)")
 
 
-def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open the warehouse; a file held by another process is a WarehouseLockedError naming the holder."""
+def apply_settings(con: duckdb.DuckDBPyConnection, settings: DuckDBSettings | None) -> None:
+    """Give the connection's database the configured DuckDB settings (the others keep DuckDB's defaults).
+
+    SET at run time rather than `duckdb.connect(config=...)`: a second connection to a database that is open in
+    this process must use the first one's config, and the settings are the database's anyway.
+    """
+    for name, value in (settings.configured() if settings else {}).items():
+        if name == "temp_directory" and _current(con, name) == value:
+            continue  # DuckDB refuses to switch (even to the same folder) once it has spilled there
+        con.execute(f"SET {name} = {quote_literal(str(value))}")
+
+
+def _current(con: duckdb.DuckDBPyConnection, name: str) -> str:
+    row = con.execute("SELECT current_setting($name)", {"name": name}).fetchone()
+    return str(row[0]) if row else ""
+
+
+def connect(path: Path, read_only: bool = False, settings: DuckDBSettings | None = None) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse with the config's DuckDB settings; a file held by another process is a
+    WarehouseLockedError naming the holder."""
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -35,13 +55,18 @@ def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         ) from None
     # Timestamps are stored as UTC; a UTC session makes every cast and date() mean the same everywhere.
     con.execute("SET TimeZone = 'UTC'")
+    try:
+        apply_settings(con, settings)
+    except BaseException:
+        con.close()
+        raise
     return con
 
 
 @contextmanager
-def open_warehouse(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+def open_warehouse(path: Path, settings: DuckDBSettings | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
     """A writable connection with the raw- and core-layer tables present."""
-    con = connect(path)
+    con = connect(path, settings=settings)
     try:
         run_sql(con, "raw/schema")
         run_sql(con, "core/schema")

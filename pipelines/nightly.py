@@ -80,7 +80,7 @@ def nightly_flow(config_path: str, full_refresh: bool = False) -> dict[str, Any]
             for result in results:
                 logger.info("%s finished in %.2fs: %s", result.step, result.seconds, _brief(result.counts))
             steps += results
-    return {"run_id": ctx.run_id, "steps": steps, "summary": run_summary(config.warehouse)}
+    return {"run_id": ctx.run_id, "steps": steps, "summary": run_summary(config.warehouse, config.duckdb)}
 
 
 def task_runner(engine: Engine) -> TaskRunner[Any] | None:

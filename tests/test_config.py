@@ -54,6 +54,37 @@ def test_the_good_config_loads_with_paths_relative_to_the_file(tmp_path: Path) -
 
 
 @pytest.mark.parametrize(
+    ("section", "expected"),
+    [
+        ({}, {}),
+        ({"memory_limit": "4GB", "threads": 2}, {"memory_limit": "4GB", "threads": 2}),
+        ({"memory_limit": " 512 MiB ", "max_temp_directory_size": "1.5TB"},
+         {"memory_limit": "512 MiB", "max_temp_directory_size": "1.5TB"}),
+        ({"memory_limit": "50%"}, {"memory_limit": "50%"}),
+        ({"memory_limit": "2gib"}, {"memory_limit": "2gib"}),
+        ({"temp_directory": "spill"}, {"temp_directory": "<dir>/spill"}),
+        ({"temp_directory": "/var/tmp/cjm"}, {"temp_directory": "/var/tmp/cjm"}),
+    ],
+)
+def test_duckdb_settings_are_checked_and_paths_are_relative_to_the_file(
+        tmp_path: Path, section: dict[str, Any], expected: dict[str, Any]) -> None:
+    cfg = load_config(_write(tmp_path, _with(duckdb=section)))
+    assert cfg.duckdb.configured() == {k: v.replace("<dir>", str(tmp_path)) if isinstance(v, str) else v
+                                       for k, v in expected.items()}
+    assert load_config(_write(tmp_path, GOOD)).duckdb.configured() == {}  # nothing set: DuckDB's defaults
+
+
+def test_every_accepted_size_is_one_duckdb_accepts() -> None:
+    import duckdb
+
+    con = duckdb.connect()
+    for value in ("4GB", "512 MiB", "1.5TB", "64MB", "2gib", "50%", "100%"):
+        con.execute(f"SET memory_limit = '{value}'")
+    con.execute("SET max_temp_directory_size = '1.5TB'")
+    con.close()
+
+
+@pytest.mark.parametrize(
     ("data", "message"),
     [
         (_with(colour="blue"), "colour: unknown key"),
@@ -70,6 +101,17 @@ def test_the_good_config_loads_with_paths_relative_to_the_file(tmp_path: Path) -
         (_with(sessions={"inactivity_minutes": 0}), "sessions.inactivity_minutes: Input should be greater than 0"),
         (_with(stages=[{"name": "buy", "events": ["a"]}, {"name": "buy", "events": ["b"]}]),
          "duplicate stage name(s) buy"),
+        (_with(duckdb={"memory_limit": "4"}), "duckdb.memory_limit: '4' is not a size: use a number and a unit"),
+        (_with(duckdb={"memory_limit": 4}), "duckdb.memory_limit: '4' is not a size"),
+        (_with(duckdb={"memory_limit": "4 gigs"}), "duckdb.memory_limit: '4 gigs' is not a size"),
+        (_with(duckdb={"memory_limit": "10MB"}), "duckdb.memory_limit: '10MB' is too small"),
+        (_with(duckdb={"memory_limit": "120%"}), "duckdb.memory_limit: a share of RAM is more than 0%"),
+        (_with(duckdb={"threads": 0}), "duckdb.threads: Input should be greater than or equal to 1"),
+        (_with(duckdb={"threads": "two"}), "duckdb.threads: Input should be a valid integer"),
+        (_with(duckdb={"threads": True}), "duckdb.threads: Input should be a valid integer"),
+        (_with(duckdb={"max_temp_directory_size": "90%"}), "duckdb.max_temp_directory_size: '90%' is not a size"),
+        (_with(duckdb={"max_temp_directory_size": "0GB"}), "duckdb.max_temp_directory_size: give a size above 0"),
+        (_with(duckdb={"memory": "4GB"}), "duckdb.memory: unknown key"),
         ("stages: [unclosed", "not valid YAML at line 1"),
         ("- a list", "expected a mapping of settings"),
     ],

@@ -41,7 +41,7 @@ def _open(config: Config) -> duckdb.DuckDBPyConnection:
 
     if not config.warehouse.exists():
         raise ConfigError(f"warehouse: {config.warehouse} does not exist yet; run `cjm run` first")
-    return connect(config.warehouse, read_only=True)
+    return connect(config.warehouse, read_only=True, settings=config.duckdb)
 
 
 def _run(name: str, compute: Compute, args: argparse.Namespace) -> int:
