@@ -153,8 +153,8 @@ def test_emotion_means_on_the_sample_equal_pandas(sample: Config) -> None:
     c = connect(sample.warehouse, read_only=True)
     try:
         df = emotion_curve(c, sample)
-        events = c.execute("SELECT customer_key, event_name, ts, stage, stage_order, properties FROM events"
-                           ).fetchdf()
+        events = c.execute("SELECT e.customer_key, e.event_name, e.ts, e.stage, e.stage_order, r.properties "
+                           "FROM events AS e JOIN raw_events AS r USING (source, event_id)").fetchdf()
     finally:
         c.close()
     # The sample's surveys, written out: nps_response 0-10, csat_response 1-5, both in the property "score".

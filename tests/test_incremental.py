@@ -23,7 +23,7 @@ COMPARED = {
     "raw_events": "* EXCLUDE (run_id)",
     "rejects": "* EXCLUDE (run_id)",
     "identities": "*",
-    "events": "* EXCLUDE (run_id)",
+    "events": "*",
     "sessions": "*",
     "journey_steps": "*",
     "journeys": "*",

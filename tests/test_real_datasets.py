@@ -124,7 +124,9 @@ def test_rees46_every_row_is_accounted_for(rees46: tuple[Config, list[Any]], ree
 def rees46_rows(rees46: tuple[Config, list[Any]], rees46_csv: pd.DataFrame) -> pd.DataFrame:
     """Each loaded CSV row with our session_id, joined on the row number the loader recorded."""
     cfg, _ = rees46
-    ours = _query(cfg, "SELECT row_number, customer_key, ts AS our_ts, session_id FROM events")
+    ours = _query(cfg, "SELECT r.row_number, e.customer_key, e.ts AS our_ts, s.session_id "
+                       "FROM events AS e JOIN raw_events AS r USING (source, event_id) "
+                       "JOIN sessions AS s USING (customer_key, session_number)")
     rows = rees46_csv.merge(ours, on="row_number", how="inner", validate="one_to_one")
     assert len(rows) == 17_429  # the 5 repeats are not events
     # The join is right: same user, same instant (the " UTC" suffix was honoured).

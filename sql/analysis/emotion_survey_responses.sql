@@ -31,9 +31,12 @@ answers AS (
         s.scale_max,
         s.low_below,
         -- Non-numeric text (and a missing score) reads as NULL: an invalid answer, counted, not averaged.
-        TRY_CAST(json_extract_string(e.properties, s.score_path) AS DOUBLE) AS raw_score
+        TRY_CAST(json_extract_string(r.properties, s.score_path) AS DOUBLE) AS raw_score
     FROM events AS e
     INNER JOIN survey_names AS s ON e.event_name = s.event_name
+    -- events is narrow: the score is a property, in raw_events.
+    INNER JOIN raw_events AS r ON e.source = r.source AND e.event_id = r.event_id
+    WHERE r.event_name IN (SELECT event_name FROM survey_names)
 ),
 
 checked AS (

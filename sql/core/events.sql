@@ -17,9 +17,16 @@ name_rules AS (
     GROUP BY n.event_name
 ),
 
+-- Only what events keeps, plus properties for the mapping: the window sorts below carry every column.
 keyed AS (
     SELECT
-        e.*,
+        e.event_id,
+        e.source,
+        e.anonymous_id,
+        e.event_name,
+        e.ts,
+        e.channel,
+        e.properties,
         coalesce(e.customer_id, i.customer_id, e.anonymous_id) AS customer_key
     FROM scope_raw_events AS e
     LEFT JOIN identities AS i ON e.anonymous_id = i.anonymous_id
@@ -47,7 +54,7 @@ touchpoint_aliases AS (
 -- The first rule whose property conditions all hold wins.
 mapped AS (
     SELECT
-        k.* EXCLUDE (touchpoint_raw),
+        k.* EXCLUDE (touchpoint_raw, properties),
         coalesce(ta.alias, k.touchpoint_raw) AS touchpoint,
         list_filter(
             nr.rules, lambda r: r.conditions IS NULL OR json_contains(k.properties, r.conditions)
@@ -79,7 +86,8 @@ numbered AS (
     SELECT
         *,
         CAST(sum(CAST(starts_session AS INTEGER)) OVER so_far AS BIGINT) AS session_number,
-        max(CASE WHEN starts_session THEN ts END) OVER so_far AS session_start
+        -- The customer's events in time order: an integer tie-breaker for sessions and journeys.
+        row_number() OVER so_far AS event_number
     FROM session_starts
     WINDOW so_far AS (PARTITION BY customer_key ORDER BY ts, event_id, source ROWS UNBOUNDED PRECEDING)
 )
@@ -87,9 +95,7 @@ numbered AS (
 SELECT
     event_id,
     source,
-    source_kind,
     customer_key,
-    customer_id,
     anonymous_id,
     event_name,
     touchpoint,
@@ -97,10 +103,6 @@ SELECT
     channel,
     stage,
     stage_order,
-    md5(customer_key || '|' || strftime(session_start, '%Y-%m-%dT%H:%M:%S.%f')) AS session_id,
     session_number,
-    properties,
-    file,
-    row_number,
-    run_id
+    event_number
 FROM numbered;

@@ -1,7 +1,7 @@
 -- The collapsed stage path, one row per step: what paths, transitions and the Sankey are built from.
 INSERT INTO journey_steps BY NAME
 WITH mapped AS (
-    SELECT customer_key, event_id, source, ts, stage, stage_order
+    SELECT customer_key, event_number, ts, stage, stage_order
     FROM scope_events
     WHERE stage IS NOT NULL
 ),
@@ -13,7 +13,7 @@ neighbours AS (
         lag(stage_order) OVER path_order AS prev_stage_order,
         lag(ts) OVER path_order AS prev_ts
     FROM mapped
-    WINDOW path_order AS (PARTITION BY customer_key ORDER BY ts, stage_order, event_id, source)
+    WINDOW path_order AS (PARTITION BY customer_key ORDER BY ts, stage_order, event_number)
 ),
 
 -- Consecutive repeats collapse: a step is an event whose stage differs from the one before it.
@@ -33,4 +33,4 @@ SELECT
     -- From the last event of the previous run to this run's first event: the two events the transition joins.
     (epoch_us(ts) - epoch_us(prev_ts)) / 3.6e9 AS hours_from_prev
 FROM run_starts
-WINDOW path_order AS (PARTITION BY customer_key ORDER BY ts, stage_order, event_id, source);
+WINDOW path_order AS (PARTITION BY customer_key ORDER BY ts, stage_order, event_number);

@@ -22,9 +22,9 @@ mapped AS (
 activity AS (
     SELECT
         customer_key,
-        count(DISTINCT session_id) AS n_sessions,
+        max(session_number) AS n_sessions,
         count(*) AS n_events,
-        arg_min(channel, (ts, event_id, source)) FILTER (WHERE channel IS NOT NULL) AS first_channel
+        arg_min(channel, event_number) FILTER (WHERE channel IS NOT NULL) AS first_channel
     FROM scope_events
     GROUP BY customer_key
 )

@@ -5,12 +5,11 @@ CREATE TABLE IF NOT EXISTS identities (
     stitched_at  TIMESTAMP NOT NULL
 );
 
+-- Narrow on purpose: properties, file and row_number stay in raw_events (join on source, event_id).
 CREATE TABLE IF NOT EXISTS events (
     event_id       VARCHAR NOT NULL,
     source         VARCHAR NOT NULL,
-    source_kind    VARCHAR NOT NULL,
     customer_key   VARCHAR NOT NULL,
-    customer_id    VARCHAR,
     anonymous_id   VARCHAR,
     event_name     VARCHAR NOT NULL,
     touchpoint     VARCHAR,
@@ -18,12 +17,8 @@ CREATE TABLE IF NOT EXISTS events (
     channel        VARCHAR,
     stage          VARCHAR,
     stage_order    INTEGER,
-    session_id     VARCHAR NOT NULL,
     session_number BIGINT NOT NULL,
-    properties     JSON,
-    file           VARCHAR NOT NULL,
-    row_number     BIGINT NOT NULL,
-    run_id         VARCHAR NOT NULL
+    event_number   BIGINT NOT NULL
 );
 
 CREATE TABLE IF NOT EXISTS sessions (
