@@ -13,9 +13,9 @@ import json
 import duckdb
 
 from cjm_analytics.config import Config, Stage, Touchpoints
-from cjm_analytics.sql_steps import run_sql
+from cjm_analytics.sql_steps import run_sql, sql_text
 
-_CUSTOMER_TABLES = ("events", "sessions", "journey_steps", "journeys")
+_CUSTOMER_TABLES = ("identities", "events", "sessions", "journey_steps", "journeys")
 
 
 def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
@@ -26,6 +26,8 @@ def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
 def derivation_fingerprint(config: Config) -> str:
     """What the core tables depend on besides the raw events: a change means a full refresh."""
     settings = {
+        # A new version of the tables' columns too: a full refresh recreates them (see clear_scope).
+        "core_schema": hashlib.sha256(sql_text("core/schema").encode()).hexdigest(),
         "stages": [s.model_dump() for s in config.stages],
         "goal": config.goal,
         "sessions": config.sessions.model_dump(),
@@ -54,11 +56,13 @@ def _scope(con: duckdb.DuckDBPyConnection, full: bool) -> None:
     run_sql(con, "core/scope_full" if full else "core/scope_dirty")
 
 
-def _clear(con: duckdb.DuckDBPyConnection, table: str, full: bool) -> None:
+def clear_scope(con: duckdb.DuckDBPyConnection, table: str, full: bool) -> None:
+    """Remove the rows of the customers in scope: all of them (the table is recreated), or the dirty ones."""
     if table not in _CUSTOMER_TABLES:
         raise ValueError(table)
-    if full:
-        con.execute(f"DELETE FROM {table}")
+    if full:  # recreated rather than emptied: cheaper, and a warehouse from an older version gets new columns
+        con.execute(f"DROP TABLE IF EXISTS {table}")
+        run_sql(con, "core/schema")
     else:
         con.execute(f"DELETE FROM {table} WHERE customer_key IN (SELECT customer_key FROM dirty_customers)")
 
@@ -96,7 +100,7 @@ def stitch_identities(con: duckdb.DuckDBPyConnection, full: bool) -> dict[str, i
         _set_state(con, "full_refresh", "pending")
     _scope(con, full)
     if full:
-        con.execute("DELETE FROM identities")
+        clear_scope(con, "identities", full)
     else:
         con.execute("DELETE FROM identities WHERE anonymous_id IN (SELECT anonymous_id FROM scope_anonymous_ids)")
     run_sql(con, "core/identities")
@@ -121,7 +125,7 @@ def sessionize(
     write_stage_rules(con, stages)
     write_touchpoint_rules(con, touchpoints)
     _scope(con, full)
-    _clear(con, "events", full)
+    clear_scope(con, "events", full)
     run_sql(
         con,
         "core/events",
@@ -129,7 +133,7 @@ def sessionize(
         touchpoint_field=touchpoints.field,
         touchpoint_path="$." + json.dumps(touchpoints.field),
     )
-    _clear(con, "sessions", full)
+    clear_scope(con, "sessions", full)
     run_sql(con, "core/sessions")
     row = con.execute("SELECT count(*), count(stage), count(DISTINCT customer_key) FROM scope_events").fetchone()
     events, mapped, customers = row if row else (0, 0, 0)
@@ -141,9 +145,9 @@ def sessionize(
 def build_journeys(con: duckdb.DuckDBPyConnection, goal_order: int, full: bool = True) -> dict[str, int]:
     """Collapsed stage paths (journey_steps) and one journeys row per journey customer."""
     _scope(con, full)
-    _clear(con, "journey_steps", full)
+    clear_scope(con, "journey_steps", full)
     run_sql(con, "core/journey_steps")
-    _clear(con, "journeys", full)
+    clear_scope(con, "journeys", full)
     run_sql(con, "core/journeys", goal_order=goal_order)
     row = con.execute("SELECT count(*), count(*) FILTER (WHERE converted) FROM journeys").fetchone()
     journeys, converted = row if row else (0, 0)

@@ -20,7 +20,7 @@ from typing import Any
 import duckdb
 
 from cjm_analytics.config import Config
-from cjm_analytics.core import build_journeys, sessionize, write_stage_rules, write_touchpoint_rules
+from cjm_analytics.core import build_journeys, clear_scope, sessionize, write_stage_rules, write_touchpoint_rules
 from cjm_analytics.nightly import NIGHTLY_STEPS, RunContext, StepResult, run_step
 from cjm_analytics.sql_steps import quote_literal, run_sql
 from cjm_analytics.warehouse import run_lock
@@ -152,10 +152,7 @@ def import_buckets(con: duckdb.DuckDBPyConnection, out_dirs: list[Path], full: b
     """Replace the customers in scope in the core tables by the buckets' rows (call inside one transaction)."""
     inserted: dict[str, int] = {}
     for table in CORE_TABLES:
-        if full:
-            con.execute(f"DELETE FROM {table}")
-        else:
-            con.execute(f"DELETE FROM {table} WHERE customer_key IN (SELECT customer_key FROM dirty_customers)")
+        clear_scope(con, table, full)
         files = [str(d / f"{table}.parquet") for d in out_dirs]
         inserted[f"{table}_recomputed"] = _count(
             con, f"INSERT INTO {table} BY NAME SELECT * FROM read_parquet($f)", {"f": files}

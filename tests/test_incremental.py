@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cjm_analytics.config import Config
-from tests.fixtures import RUN_STARTED, make_config, rows, run_steps, write_csv
+from tests.fixtures import RUN_STARTED, make_config, rows, run_steps, table, write_csv
 
 HEADER = "event_id,anonymous_id,user_id,event,ts,channel"
 # Every derived table, without the columns that name the run that wrote a row.
@@ -180,6 +180,34 @@ def test_a_config_change_rebuilds_everything(tmp_path: Path) -> None:
     assert rows(changed, "SELECT count(*), any_value(converted) FROM journeys") == [(1, True)]
     assert rows(changed, "SELECT count(*) FROM sessions") == [(1,)]
     assert differences(changed.warehouse, full_run_copy(changed)) == {}
+
+
+def test_a_warehouse_from_an_older_version_gets_the_new_core_tables(tmp_path: Path) -> None:
+    """Core tables with other columns (an older release's) are recreated by the automatic full refresh."""
+    write_csv(tmp_path / "web" / "a.csv", f"""
+        {HEADER}
+        1,a1,,landing,2026-11-01T10:00:00Z,
+        2,a1,u1,order,2026-11-01T10:50:00Z,
+    """)
+    cfg = make_config(tmp_path)
+    run_steps(cfg, run_started=RUN_STARTED)
+    shutil.copy(cfg.warehouse, tmp_path / "current.duckdb")
+    con = duckdb.connect(str(cfg.warehouse))
+    try:  # an older release's events: the raw row's columns copied in, which the new SQL does not write
+        con.execute("CREATE TABLE old_events AS SELECT e.*, r.properties, r.file FROM events AS e "
+                    "JOIN raw_events AS r USING (source, event_id)")
+        con.execute("DROP TABLE events")
+        con.execute("CREATE TABLE events AS SELECT * FROM old_events")
+        con.execute("ALTER TABLE events ALTER COLUMN file SET NOT NULL")
+        con.execute("DROP TABLE old_events")
+        con.execute("UPDATE pipeline_state SET value = 'an older release' WHERE key = 'built_with'")
+    finally:
+        con.close()
+    ctx = run_steps(cfg, run_started=RUN_STARTED)
+    assert rows(cfg, f"SELECT counts->>'full_refresh' FROM run_log WHERE run_id = '{ctx.run_id}' "
+                     "AND step = 'stitch_identities'") == [("1",)]
+    assert "file" not in table(cfg, "SELECT * FROM events LIMIT 0").columns
+    assert differences(cfg.warehouse, tmp_path / "current.duckdb") == {}
 
 
 def test_full_refresh_on_request_gives_the_same_tables(tmp_path: Path) -> None:
