@@ -8,7 +8,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 # A DuckDB 1.x, as bundled in BI tools, to test that published marts open there (never imported by the project).
 DUCKDB1 := $(VENV)/duckdb1
 
-.PHONY: demo test lint bench sample clean
+.PHONY: demo test lint bench bench-deps sample clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,14 +27,19 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-# Throughput and peak memory of the pipeline, the sort floor and a pandas baseline on the same data
+# Throughput and peak memory of the pipeline, the sort floor, a pandas baseline and Retentioneering on the same data
 # (benchmarks/README.md); EVENTS=10000000 for the 10M figures in docs/performance.md.
 EVENTS ?= 1000000
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run --events $(EVENTS) $(BENCH_ARGS)
 
+# Retentioneering 5 for the benchmark, in a virtualenv of its own (it pins its own pandas and DuckDB); bench also
+# creates it on first use, and reports Retentioneering as skipped, with the reason, when it cannot.
+bench-deps: $(STAMP)
+	$(BIN)/python -m benchmarks.retentioneering_baseline --setup
+
 sample: $(STAMP)
 	$(BIN)/cjm sample --out data/sample
 
 clean:
-	rm -rf $(VENV) data/sample/warehouse data/sample/reports
+	rm -rf $(VENV) .venv-retentioneering .venv-retentioneering.log data/sample/warehouse data/sample/reports
