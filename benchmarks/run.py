@@ -18,6 +18,9 @@ What it does, in one run (see benchmarks/README.md):
    (the temp directory's allocated size, sampled every 50 ms) are its own; publish_reports is measured but
    kept out of the end-to-end figures;
 4. pandas: benchmarks/pandas_baseline.py in one child process (peak RSS after each step);
+5. retentioneering: benchmarks/retentioneering_baseline.py, Retentioneering 5 building its transition graph,
+   in a child process with the interpreter of its own virtualenv (.venv-retentioneering, created on first use;
+   skipped with the reason when it cannot be); its edges are compared with the pipeline's;
 
 then compares the pipeline's stage_funnel, stage_transitions and counts with the pandas baseline's (an
 independent implementation of docs/definitions.md), prints the table and the ratios, and writes everything
@@ -54,7 +57,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 PIPELINE_STEPS = ("load_sources", "stitch_identities", "sessionize", "build_journeys", "aggregate")
 REPORT_STEP = "publish_reports"
-SYSTEMS = ("floor", "pipeline", "pandas", "publish")
+SYSTEMS = ("floor", "pipeline", "pandas", "publish", "retentioneering")
 # DuckDB settings the product's config has (`duckdb:`); temp_directory is the benchmark's own, per child.
 CONFIG_SETTINGS = ("memory_limit", "threads", "max_temp_directory_size")
 MB = 1024 * 1024
@@ -150,10 +153,11 @@ class TimedOut(Exception):
 
 
 def measure(kind: str, spec: dict[str, Any], workdir: Path, name: str,
-            deadline: float | None = None) -> dict[str, Any]:
+            deadline: float | None = None, command: Sequence[str] | None = None) -> dict[str, Any]:
     """Run `python -m benchmarks.run --worker KIND SPEC` and measure it: its own result plus peak RSS and spill.
 
-    A child still running at `deadline` (time.monotonic()) is killed and TimedOut raised.
+    A child still running at `deadline` (time.monotonic()) is killed and TimedOut raised. `command` (another
+    interpreter and module; the spec file is appended) replaces `python -m benchmarks.run --worker KIND`.
     """
     spec_file = workdir / f"{name}.spec.json"
     result_file = workdir / f"{name}.result.json"
@@ -166,8 +170,9 @@ def measure(kind: str, spec: dict[str, Any], workdir: Path, name: str,
     clock = time.perf_counter()
     timed_out = False
     with log_file.open("w", encoding="utf-8") as log:
-        child = subprocess.Popen([sys.executable, "-m", "benchmarks.run", "--worker", kind, str(spec_file)],
-                                 cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+        argv = [*command, str(spec_file)] if command else [sys.executable, "-m", "benchmarks.run", "--worker", kind,
+                                                           str(spec_file)]
+        child = subprocess.Popen(argv, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
         sampler.pid = child.pid
         sampler.start()
         while True:
@@ -502,6 +507,98 @@ def compare_with_pandas(warehouse: Path, pandas_outputs: Path, pandas_counts: di
 
 
 # --------------------------------------------------------------------------------------------------------------
+# Retentioneering (benchmarks/retentioneering_baseline.py, in its own virtualenv)
+# --------------------------------------------------------------------------------------------------------------
+
+
+def measure_retentioneering(common: dict[str, Any], threads: int | None, workdir: Path, events: int,
+                            warehouse: Path | None, log: Callable[[str], None]) -> dict[str, Any]:
+    """Retentioneering's transition graph, measured in a child with .venv-retentioneering's interpreter (created on
+    first use), its edges compared with the pipeline's (`warehouse`: when the pipeline completed).
+
+    {"skipped": why} when the virtualenv cannot be created, {"failed": why} when the child fails: a third-party
+    yardstick never stops the benchmark.
+    """
+    from benchmarks import retentioneering_baseline
+
+    python, status = retentioneering_baseline.ensure_env(log=log)
+    if python is None:
+        log(f"retentioneering: skipped: {status}")
+        return {"skipped": status}
+    log("retentioneering: read, stitch, Eventstream, split_sessions, stages, collapse, transition graph ...")
+    outputs = workdir / "retentioneering"
+    spec = {**common, "outputs": str(outputs),
+            "duckdb": {"threads": threads, "temp_directory": str(workdir / "duckdb-tmp-retentioneering")}}
+    try:
+        r = measure("retentioneering", spec, workdir, "retentioneering",
+                    command=[str(python), "-m", "benchmarks.retentioneering_baseline", "--worker"])
+    except RuntimeError as e:
+        log(f"retentioneering: {e}")
+        return {"failed": str(e)}
+    for s in r["steps"]:
+        s["events_per_s"] = _rate(events, s["seconds"])
+    r["events_per_s"] = _rate(events, r["seconds"])
+    log(f"retentioneering: {r['seconds']:.2f} s, peak RSS {_size(r['peak_rss_mb'])}")
+    if warehouse is not None:
+        r["agreement"] = compare_with_retentioneering(warehouse, outputs, r["counts"])
+    return r
+
+
+def compare_with_retentioneering(warehouse: Path, outputs: Path, counts: dict[str, Any]) -> dict[str, Any]:
+    """Retentioneering's edges (transitions, customers, probability) and counts against the pipeline's."""
+    import duckdb
+    import pandas as pd
+
+    from benchmarks.retentioneering_baseline import compare_edges
+
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        ours = con.execute("SELECT from_stage, to_stage, transitions, customers, probability, median_hours "
+                           "FROM stage_transitions ORDER BY from_order, to_order").df()
+        row = con.execute("SELECT (SELECT count(DISTINCT customer_key) FROM events), (SELECT count(*) FROM sessions), "
+                          "(SELECT count(*) FROM journeys)").fetchone()
+    finally:
+        con.close()
+    out = compare_edges(ours, pd.read_parquet(outputs / "stage_transitions.parquet"))
+    ours_counts = dict(zip(("customers", "sessions", "journeys"), row or (), strict=True))
+    out["count_mismatches"] = {k: [v, counts.get(k)] for k, v in ours_counts.items() if v != counts.get(k)}
+    return out
+
+
+def retentioneering_ratios(report: dict[str, Any]) -> dict[str, float]:
+    """Retentioneering over the pipeline end to end: wall time, CPU time, peak RSS (when both ran)."""
+    r, p = report.get("retentioneering") or {}, report.get("pipeline") or {}
+    if "steps" not in r or not p.get("completed"):
+        return {}
+    total = p["total"]
+    return {"retentioneering_over_pipeline": round(r["seconds"] / total["seconds"], 2),
+            "retentioneering_over_pipeline_cpu": round(r["cpu_seconds"] / total["cpu_seconds"], 2),
+            "retentioneering_over_pipeline_peak_rss": round(r["peak_rss_mb"] / total["peak_rss_mb"], 2)}
+
+
+def _retentioneering_lines(r: dict[str, Any]) -> list[str]:
+    """What the table says about Retentioneering besides its rows: why it is missing, or how it agrees."""
+    if "skipped" in r or "failed" in r:
+        why = str(r.get("skipped") or r.get("failed")).splitlines()[0]
+        return [f"retentioneering: {'skipped' if 'skipped' in r else 'FAILED'}: {why}"]
+    v = r.get("versions", {})
+    lines = [f"(retentioneering {v.get('retentioneering')}: pandas {v.get('pandas')}, duckdb {v.get('duckdb')}; "
+             "peak RSS so far after each phase)"]
+    a = r.get("agreement")
+    if a:
+        lines.append(
+            f"retentioneering vs pipeline: {a['edges_in_both']} of {a['edges']} edges in both "
+            f"(+{len(a['only_retentioneering'])} only in Retentioneering); transitions equal on "
+            f"{a['edges_equal_transitions']}, customers on {a['edges_equal_customers']}; total transitions "
+            f"{a['transitions_retentioneering']:,} vs {a['transitions']:,}, largest edge difference "
+            f"{a['max_abs_transition_diff']} ({a['max_rel_transition_diff']:.2%}), probability "
+            f"{a['max_abs_probability_diff']:.4f}"
+            + (f"; count mismatches {a['count_mismatches']}" if a["count_mismatches"] else "")
+            + ("" if a["all_equal"] else " (ties: see benchmarks/README.md)"))
+    return lines
+
+
+# --------------------------------------------------------------------------------------------------------------
 # The benchmark
 # --------------------------------------------------------------------------------------------------------------
 
@@ -568,7 +665,7 @@ def print_table(report: dict[str, Any]) -> None:
           + (f", max_temp_directory_size {report['settings']['max_temp_directory_size']}"
              if report["settings"].get("max_temp_directory_size") else "")
           + "".join(f", {k} {v}" for k, v in (report["settings"].get("extra") or {}).items()))
-    header = f"{'system':<9} {'step':<22} {'seconds':>9} {'cpu s':>7} {'events/s':>12} {'peak RSS':>10} {'spill':>9}"
+    header = f"{'system':<15} {'step':<22} {'seconds':>9} {'cpu s':>7} {'events/s':>12} {'peak RSS':>10} {'spill':>9}"
     print(header)
     print("-" * len(header))
 
@@ -576,7 +673,7 @@ def print_table(report: dict[str, Any]) -> None:
         rss_s = _size(r[rss]) if r.get(rss) is not None else "-"
         spill_s = _size(r["spill_max_mb"]) if r.get("spill_max_mb") is not None else "-"
         stopped = "  stopped at the time limit" if r.get("timed_out") else ""
-        print(f"{system:<9} {step:<22} {r['seconds']:>9.2f} {r.get('cpu_seconds', 0):>7.1f} "
+        print(f"{system:<15} {step:<22} {r['seconds']:>9.2f} {r.get('cpu_seconds', 0):>7.1f} "
               f"{_rate(n, r['seconds']):>12,.0f} {rss_s:>10} {spill_s:>9}{stopped}")
 
     if "floor" in report:
@@ -596,6 +693,13 @@ def print_table(report: dict[str, Any]) -> None:
             row("pandas", s["step"], s, rss="peak_rss_so_far_mb")
         row("pandas", "end to end", {**pd_, "spill_max_mb": None})
         print("(pandas: peak RSS is the process's high-water mark so far, after each step)")
+    rt = report.get("retentioneering") or {}
+    for s in rt.get("steps", []):
+        row("retentioneering", s["step"], s, rss="peak_rss_so_far_mb")
+    if "steps" in rt:
+        row("retentioneering", "end to end", rt)
+    if rt:
+        print(_retentioneering_lines(rt)[0])
     ratios = report.get("ratios", {})
     if ratios:
         print("ratios: " + ", ".join(f"{k.replace('_', ' ')} = {v:.2f}" for k, v in ratios.items()))
@@ -606,6 +710,8 @@ def print_table(report: dict[str, Any]) -> None:
               + ", ".join(f"{k} {'ok' if v else 'DIFFERENT'}" for k, v in a.items()
                           if isinstance(v, bool) and k != "all")
               + (f"; count mismatches {a['count_mismatches']}" if a["count_mismatches"] else ""))
+    for line in _retentioneering_lines(rt)[1:] if rt else []:
+        print(line)
     for step, prof in report.get("profile", {}).items():
         if not prof:
             continue
@@ -773,6 +879,9 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
             log(f"pandas: {p['seconds']:.2f} s, peak RSS {_size(p['peak_rss_mb'])}")
             if pipeline_done:
                 report["agreement"] = compare_with_pandas(cfg.warehouse, workdir / "pandas", p["counts"])
+        if "retentioneering" not in skip:
+            report["retentioneering"] = measure_retentioneering(common, settings.get("threads"), workdir, args.events,
+                                                                cfg.warehouse if pipeline_done else None, log)
         ratios = {}
         if pipeline_done and "floor" in report:
             for key in ("floor", "floor_stored"):
@@ -783,7 +892,7 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
                                                    2)
             ratios["pandas_over_pipeline_peak_rss"] = round(
                 report["pandas"]["peak_rss_mb"] / report["pipeline"]["total"]["peak_rss_mb"], 2)
-        report["ratios"] = ratios
+        report["ratios"] = {**ratios, **retentioneering_ratios(report)}
     finally:
         if args.keep:
             report["workdir"] = str(workdir)
