@@ -417,7 +417,9 @@ def check_against_python(scratch: duckdb.DuckDBPyConnection, case: dict[str, Any
         "stage_order": pd.Series([STAGE_OF[e.name][1] if e.stage else None for e in events], dtype="Int32"),
     })
     scratch.register("random_events", frame)
-    scratch.execute("CREATE OR REPLACE TABLE events AS SELECT * FROM random_events")
+    # event_number as sql/core/events.sql defines it: the customer's events by (ts, event_id, source).
+    scratch.execute("CREATE OR REPLACE TABLE events AS SELECT *, row_number() OVER (PARTITION BY customer_key "
+                    "ORDER BY ts, event_id, source) AS event_number FROM random_events")
     window = timedelta(hours=case["window_hours"])
     # hide_unelapsed: up to the latest event by default, or to a given `now`.
     now = (case["now"] or max((e.ts for e in events), default=None)) if case["hide_unelapsed"] else None

@@ -22,8 +22,7 @@ WITH spec_list AS (
 matched AS (
     SELECT
         e.customer_key,
-        e.event_id,
-        e.source,
+        e.event_number,
         e.ts,
         list_transform(
             list_filter(l.specs, lambda s: CASE s.kind
@@ -58,7 +57,7 @@ sequenced AS (
         customer_key,
         spec_ids,
         epoch_us(ts) AS ts_us,
-        row_number() OVER (PARTITION BY customer_key ORDER BY ts, tie_rank, event_id, source) AS pos
+        row_number() OVER (PARTITION BY customer_key ORDER BY ts, tie_rank, event_number) AS pos
     FROM relevant
 )
 

@@ -1,6 +1,6 @@
 -- Exit rate per touchpoint: customers whose last event is at it / customers who had it at all.
 WITH last_touchpoints AS (
-    SELECT customer_key, arg_max(touchpoint, (ts, event_id, source)) AS touchpoint
+    SELECT customer_key, arg_max(touchpoint, event_number) AS touchpoint
     FROM events
     GROUP BY customer_key
 ),

@@ -7,10 +7,10 @@ WITH ordered AS (
         customer_key,
         touchpoint,
         stage_order,
-        row_number() OVER by_time AS position,
+        event_number AS position,
         lag(touchpoint) OVER by_time AS prev_touchpoint
     FROM events
-    WINDOW by_time AS (PARTITION BY customer_key ORDER BY ts, event_id, source)
+    WINDOW by_time AS (PARTITION BY customer_key ORDER BY event_number)
 ),
 
 last_touchpoints AS (

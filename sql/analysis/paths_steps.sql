@@ -1,6 +1,6 @@
 -- The paths behind the path analyses: every customer's path as a list of steps, and with the time of each step.
 -- Stage paths are the journeys' collapsed stage paths (DEFINITIONS.md); touchpoint paths are built from all
--- events, in the events' own order (ts, event_id, source), collapsing consecutive repeats when `collapse` is
+-- events, in the events' own order (event_number: ts, then event_id, source), collapsing consecutive repeats when `collapse` is
 -- true. A collapsed step's time is that of the first event of its run.
 
 -- cjm_timed_paths(path_level, collapse): (customer_key, items, times), two aligned lists.
@@ -17,11 +17,11 @@ touchpoint_events AS (
         customer_key,
         touchpoint,
         ts,
-        row_number() OVER by_time AS event_number,
+        event_number,
         lag(touchpoint) OVER by_time AS prev_touchpoint
     FROM events
     WHERE path_level = 'touchpoint'
-    WINDOW by_time AS (PARTITION BY customer_key ORDER BY ts, event_id, source)
+    WINDOW by_time AS (PARTITION BY customer_key ORDER BY event_number)
 ),
 
 touchpoint_paths AS (

@@ -11,7 +11,7 @@ conversions AS (
 -- Last touch looks at the events up to and including the conversion (all events of a customer who
 -- has not converted); first touch at all events, as journeys.first_channel.
 touches AS (
-    SELECT e.customer_key, e.channel, e.ts, e.event_id, e.source
+    SELECT e.customer_key, e.channel, e.event_number
     FROM events AS e
     LEFT JOIN conversions AS c ON e.customer_key = c.customer_key
     WHERE e.channel IS NOT NULL
@@ -22,8 +22,8 @@ channels AS (
     SELECT
         customer_key,
         CASE
-            WHEN $last_touch THEN arg_max(channel, (ts, event_id, source))
-            ELSE arg_min(channel, (ts, event_id, source))
+            WHEN $last_touch THEN arg_max(channel, event_number)
+            ELSE arg_min(channel, event_number)
         END AS segment
     FROM touches
     GROUP BY customer_key
