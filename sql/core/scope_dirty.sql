@@ -2,6 +2,10 @@
 CREATE OR REPLACE TEMP VIEW scope_anonymous_ids AS
 SELECT DISTINCT anonymous_id FROM pending_changes WHERE anonymous_id IS NOT NULL;
 
+-- Every row of the anonymous ids to re-stitch (their old rows too, not only the changed ones).
+CREATE OR REPLACE TEMP VIEW scope_anonymous_events AS
+SELECT * FROM raw_events WHERE anonymous_id IN (SELECT anonymous_id FROM scope_anonymous_ids);
+
 -- Exact by construction: the same customer_key rule as sql/core/events.sql, then the dirty filter.
 CREATE OR REPLACE TEMP VIEW scope_raw_events AS
 SELECT r.*

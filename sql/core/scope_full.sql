@@ -2,8 +2,8 @@
 CREATE OR REPLACE TEMP VIEW scope_raw_events AS
 SELECT * FROM raw_events;
 
-CREATE OR REPLACE TEMP VIEW scope_anonymous_ids AS
-SELECT DISTINCT anonymous_id FROM raw_events WHERE anonymous_id IS NOT NULL;
+CREATE OR REPLACE TEMP VIEW scope_anonymous_events AS
+SELECT * FROM raw_events WHERE anonymous_id IS NOT NULL;
 
 CREATE OR REPLACE TEMP VIEW scope_events AS
 SELECT * FROM events;
