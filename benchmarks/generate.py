@@ -1,6 +1,7 @@
 """Seeded generator of realistic clickstream + CRM event logs at any size, written as Parquet.
 
     python -m benchmarks.generate --events 10000000 --out /path/to/dir [--seed 1]
+    python -m benchmarks.generate --events 10000000 --night-fraction 0.01 --out /path/to/night [--seed 1]
 
 What it writes (`<out>/clickstream/<day>.parquet`, `<out>/crm/<day>.parquet`, `<out>/cjm.yaml`,
 `<out>/dataset.json`): exactly `--events` rows over 30 days (2026-10-01 .. 2026-10-30 UTC), one file per
@@ -23,6 +24,10 @@ source and day, ~20 events per customer, 35 event names (23 web, 12 CRM), and:
 Everything is vectorized numpy/pyarrow and written in chunks of CHUNK_CUSTOMERS customers (each chunk adds
 one row group to every day file, so memory stays bounded at any size). The data is a function of
 (events, seed) only: chunk k draws from `numpy.random.default_rng([seed, k])`.
+
+With `--night-fraction F`, only the next night of that data set is written: round(F x events) new events on the
+day after the history, one file per source, to load after it (see simulate_night: returning customers, anonymous
+visitors who log in as existing customers or sign up, which moves their history, new visitors, CRM rows).
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import json
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -282,18 +287,24 @@ class Chunk:
     crm_day: np.ndarray
 
 
-def simulate_chunk(counts: np.ndarray, first_customer: int, seed: int, chunk_index: int) -> Chunk:
-    """The events of customers first_customer .. first_customer + len(counts) - 1 (global numbers)."""
-    rng = np.random.default_rng([seed, chunk_index])
-    n_cust = len(counts)
-    cust_no = first_customer + np.arange(n_cust, dtype=np.int64)
-    n = int(counts.sum())
-    cust = np.repeat(np.arange(n_cust), counts)
-    starts = np.cumsum(counts) - counts
-    pos = np.arange(n) - starts[cust]
-    k = counts[cust]
+@dataclass
+class Customers:
+    """Who a chunk's customers are (one element per customer), drawn first from the chunk's generator."""
 
-    # Who they are: 0 anonymous only, 1 logs in later, 2 known from the start, 3 CRM only.
+    kind: np.ndarray  # 0 anonymous only, 1 logs in later, 2 known from the start, 3 CRM only
+    login_at: np.ndarray  # position of the login event (counts: never; 0: known from the first event)
+    second: np.ndarray  # uses a second device (anonymous first, logged in later)
+    second_at: np.ndarray
+    second_login: np.ndarray
+    shared: np.ndarray  # device A is the previous customer's
+    device_a: np.ndarray  # the customer number whose device A this customer uses
+    crm_share: np.ndarray  # share of the known rows that are CRM rows
+    cap: np.ndarray  # furthest stage the chain can reach
+
+
+def draw_customers(rng: np.random.Generator, counts: np.ndarray, cust_no: np.ndarray) -> Customers:
+    """Who the customers are; the first draws of a chunk's generator (the night generator repeats them)."""
+    n_cust = len(counts)
     kind = _draw_rows(rng, _cumulative(np.array([[0.30, 0.38, 0.30, 0.02]])), np.zeros(n_cust, dtype=np.int64))
     kind = np.where((kind == 1) & (counts < 2), 0, kind)
     login_at = np.select([kind == 0, kind == 1], [counts, 1 + (rng.random(n_cust) * (counts - 1)).astype(np.int64)],
@@ -308,6 +319,57 @@ def simulate_chunk(counts: np.ndarray, first_customer: int, seed: int, chunk_ind
     device_a = np.where(shared, cust_no - 1, cust_no)  # a shared device: the previous customer's
     crm_share = np.select([kind == 3, (kind != 0) & (rng.random(n_cust) < 0.4)], [1.0, 0.3], 0.0)
     cap = _draw_rows(rng, _cumulative(np.array([CAP_SHARES])), np.zeros(n_cust, dtype=np.int64))
+    return Customers(kind, login_at, second, second_at, second_login, shared, device_a, crm_share, cap)
+
+
+def walk_sessions(rng: np.random.Generator, counts: np.ndarray, starts: np.ndarray, cust: np.ndarray,
+                  cap: np.ndarray, new_session: np.ndarray,
+                  first_touch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row: the web event (a Markov chain within each session) and the session number; per session: its
+    channel. A session that opens where `first_touch` is true gets a first-touch channel, others a returning one."""
+    n = len(cust)
+    sess = np.cumsum(new_session) - 1
+    sess_first = first_touch[new_session]
+    sess_cap = cap[cust[new_session]]
+    channel = np.where(
+        sess_first,
+        _draw_rows(rng, _cumulative(np.array([FIRST_TOUCH])), np.zeros(len(sess_first), dtype=np.int64)),
+        _draw_rows(rng, _cumulative(np.array([RETURNING])), np.zeros(len(sess_first), dtype=np.int64)),
+    )
+    ad = np.isin(channel, AD_CHANNELS) & (rng.random(len(channel)) < 0.8)
+    v = rng.random(len(channel))
+    opening = np.select([ad, v < 0.45, v < 0.85, v < 0.93], [WEB_INDEX["ad_click"], WEB_INDEX["landing_page_view"],
+                        WEB_INDEX["page_view"], WEB_INDEX["search"]], WEB_INDEX["product_view"])
+    opening = np.where(LEVEL[opening] <= sess_cap, opening,
+                       np.where(sess_cap >= 1, WEB_INDEX["landing_page_view"], WEB_INDEX["page_view"]))
+    channel = np.where(rng.random(len(channel)) < 0.03, -1, channel)  # "(not set)"
+
+    # What: the Markov chain over web events, one position of every customer at a time.
+    name = np.empty(n, dtype=np.int64)
+    name[new_session] = opening
+    order = np.argsort(-counts, kind="stable")  # customers with more events first
+    descending = -counts[order]
+    for t in range(1, int(counts.max()) if n else 0):
+        who = order[: np.searchsorted(descending, -t, side="left")]  # customers with more than t events
+        idx = starts[who] + t
+        idx = idx[~new_session[idx]]
+        name[idx] = _draw_rows(rng, TRANSITIONS, cap[cust[idx]] * N_WEB + name[idx - 1])
+    return name, sess, channel
+
+
+def simulate_chunk(counts: np.ndarray, first_customer: int, seed: int, chunk_index: int) -> Chunk:
+    """The events of customers first_customer .. first_customer + len(counts) - 1 (global numbers)."""
+    rng = np.random.default_rng([seed, chunk_index])
+    n_cust = len(counts)
+    cust_no = first_customer + np.arange(n_cust, dtype=np.int64)
+    n = int(counts.sum())
+    cust = np.repeat(np.arange(n_cust), counts)
+    starts = np.cumsum(counts) - counts
+    pos = np.arange(n) - starts[cust]
+    k = counts[cust]
+    who = draw_customers(rng, counts, cust_no)
+    kind, login_at, second, second_at = who.kind, who.login_at, who.second, who.second_at
+    second_login, device_a, crm_share, cap = who.second_login, who.device_a, who.crm_share, who.cap
 
     # When: gaps between a customer's consecutive events.
     u = rng.random(n)
@@ -330,33 +392,8 @@ def simulate_chunk(counts: np.ndarray, first_customer: int, seed: int, chunk_ind
     ts = first_ms[cust] + offset  # milliseconds since START; exact gaps and ties survive
     new_session = (pos == 0) | (gap > INACTIVITY_MS)
 
-    # Sessions: a channel each (first touch, then returning visits), and an opening event.
-    sess = np.cumsum(new_session) - 1
-    sess_first = pos[new_session] == 0
-    sess_cap = cap[cust[new_session]]
-    channel = np.where(
-        sess_first,
-        _draw_rows(rng, _cumulative(np.array([FIRST_TOUCH])), np.zeros(len(sess_first), dtype=np.int64)),
-        _draw_rows(rng, _cumulative(np.array([RETURNING])), np.zeros(len(sess_first), dtype=np.int64)),
-    )
-    ad = np.isin(channel, AD_CHANNELS) & (rng.random(len(channel)) < 0.8)
-    v = rng.random(len(channel))
-    opening = np.select([ad, v < 0.45, v < 0.85, v < 0.93], [WEB_INDEX["ad_click"], WEB_INDEX["landing_page_view"],
-                        WEB_INDEX["page_view"], WEB_INDEX["search"]], WEB_INDEX["product_view"])
-    opening = np.where(LEVEL[opening] <= sess_cap, opening,
-                       np.where(sess_cap >= 1, WEB_INDEX["landing_page_view"], WEB_INDEX["page_view"]))
-    channel = np.where(rng.random(len(channel)) < 0.03, -1, channel)  # "(not set)"
-
-    # What: the Markov chain over web events, one position of every customer at a time.
-    name = np.empty(n, dtype=np.int64)
-    name[new_session] = opening
-    order = np.argsort(-counts, kind="stable")  # customers with more events first
-    descending = -counts[order]
-    for t in range(1, int(counts.max())):
-        who = order[: np.searchsorted(descending, -t, side="left")]  # customers with more than t events
-        idx = starts[who] + t
-        idx = idx[~new_session[idx]]
-        name[idx] = _draw_rows(rng, TRANSITIONS, cap[cust[idx]] * N_WEB + name[idx - 1])
+    # Sessions: a channel each (first touch, then returning visits), an opening event, then the chain.
+    name, sess, channel = walk_sessions(rng, counts, starts, cust, cap, new_session, pos == 0)
     level = LEVEL[name]
 
     # Identity per row.
@@ -524,6 +561,228 @@ def generate(out: Path | str, events: int, seed: int = 1, quiet: bool = True) ->
     return info
 
 
+# --- the next night ------------------------------------------------------------------------------------------
+
+NIGHT_VERSION = 1  # bump when the night an (events, seed, fraction) produces changes (invalidates cached nights)
+NIGHT_DAY = DAYS  # the day after the history: 2026-10-31
+# Who is active on the night, as shares of the night's customers.
+NIGHT_MIX: tuple[tuple[str, float], ...] = (
+    ("known", 0.50),  # returning customers known by their user id (one in ten on a new device, logging in)
+    ("crm_only", 0.03),  # returning CRM-only customers: CRM rows only
+    ("anonymous", 0.14),  # returning anonymous visitors who stay anonymous
+    ("login_existing", 0.05),  # returning anonymous visitors who log in as an existing customer: history moves
+    ("signup_returning", 0.03),  # returning anonymous visitors who sign up: their history becomes a new customer's
+    ("new", 0.25),  # first-time visitors; half of them sign up tonight
+)
+NIGHT_CATEGORIES = tuple(name for name, _ in NIGHT_MIX)
+NIGHT_MEAN_EVENTS = 0.25 * 1.5 + 0.75 * 6  # a quarter bounce (1-3 events), the rest 1 + geometric(mean 5)
+# Night event and device numbers have the top bit set: the history's never do (see _event_base), so the night's
+# ids can never collide with the history's. The fraction is part of them too.
+_NIGHT_BIT = np.uint64(1 << 63)
+
+
+def night_key(fraction: float) -> str:
+    """How a night's fraction names it (its cache folder): 0.01 -> night-0.01."""
+    return f"night-{fraction:g}"
+
+
+def _night_ppm(fraction: float) -> int:
+    ppm = round(fraction * 1_000_000)
+    if not 0 < ppm <= 1_000_000:
+        raise ValueError(f"night fraction {fraction} must be in (0, 1] (in steps of 1e-6)")
+    return ppm
+
+
+def history_customers(events: int, seed: int) -> tuple[np.ndarray, Customers]:
+    """The history's customers (who they are, as generate() drew them) without simulating their events."""
+    counts = events_per_customer(events, seed)
+    parts = []
+    for chunk_index, first in enumerate(range(0, len(counts), CHUNK_CUSTOMERS)):
+        part = counts[first: first + CHUNK_CUSTOMERS]
+        rng = np.random.default_rng([seed, chunk_index])
+        parts.append(draw_customers(rng, part, first + np.arange(len(part), dtype=np.int64)))
+    return counts, Customers(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Customers)))
+
+
+def _pick(rng: np.random.Generator, pool: np.ndarray, wanted: int) -> np.ndarray:
+    """Up to `wanted` distinct members of pool."""
+    return rng.choice(pool, size=min(wanted, len(pool)), replace=False) if len(pool) else pool[:0]
+
+
+def simulate_night(events: int, seed: int, fraction: float) -> tuple[Chunk, dict[str, int]]:
+    """The night after the history of (events, seed): round(events * fraction) events on day NIGHT_DAY.
+
+    Its customers are drawn by NIGHT_MIX: returning customers of the history (known again from the first draws
+    of their chunk's generator, see history_customers), of whom some anonymous visitors log in as an existing
+    customer or sign up, so stitching moves their history; and first-time visitors. Returns the rows (as a
+    Chunk) and how many customers of each kind the night has.
+    """
+    ppm = _night_ppm(fraction)
+    target = max(1, round(events * fraction))
+    hist_counts, who = history_customers(events, seed)
+    n_hist = len(hist_counts)
+    rng = np.random.default_rng([seed, 0x916470, ppm])
+
+    # The night's customers: how many events each, and of which kind (the last one trimmed to hit the target).
+    m = int(target / NIGHT_MEAN_EVENTS * 1.5) + 64
+    counts = np.where(rng.random(m) < 0.25, rng.geometric(1 / 1.5, m), 1 + rng.geometric(1 / 5, m)).astype(np.int64)
+    total = np.cumsum(counts)
+    last = int(np.searchsorted(total, target))
+    counts = counts[: last + 1]
+    counts[-1] -= int(total[last]) - target
+    m = len(counts)
+    cat = _draw_rows(rng, _cumulative(np.array([[w for _, w in NIGHT_MIX]])), np.zeros(m, dtype=np.int64))
+    code = {name: i for i, name in enumerate(NIGHT_CATEGORIES)}
+
+    # Returning customers, distinct, from the history's customers of the right kind; short pools make new ones.
+    hist = np.full(m, -1, dtype=np.int64)
+    known_pool = np.flatnonzero((who.kind == 1) | (who.kind == 2))
+    for names, pool in ((("known",), known_pool), (("crm_only",), np.flatnonzero(who.kind == 3)),
+                        (("anonymous", "login_existing", "signup_returning"), np.flatnonzero(who.kind == 0))):
+        slots = np.flatnonzero(np.isin(cat, [code[nm] for nm in names]))
+        chosen = _pick(rng, pool, len(slots))
+        hist[slots[: len(chosen)]] = chosen
+        cat[slots[len(chosen):]] = code["new"]
+    is_ = {name: cat == code[name] for name in NIGHT_CATEGORIES}
+    returning = hist >= 0
+
+    # Logins: position of the login/signup event (counts: none), and the customer number the user id is of.
+    login_at = np.minimum((rng.random(m) * counts).astype(np.int64), counts - 1)
+    new_device = is_["known"] & (rng.random(m) < 0.1)
+    signs_up = is_["signup_returning"] | (is_["new"] & (rng.random(m) < 0.5))
+    logs_in = new_device | is_["login_existing"] | signs_up
+    login_at = np.where(logs_in, login_at, counts)
+    new_no = np.full(m, -1, dtype=np.int64)
+    new_no[is_["new"] | signs_up] = n_hist + np.arange(int((is_["new"] | signs_up).sum()))
+    # Whom an anonymous visitor logs in as: any known customer (maybe one who is also active tonight).
+    target_of_login = known_pool[rng.integers(0, len(known_pool), m)] if len(known_pool) else np.full(m, -1)
+    user_no = np.select([is_["known"] | is_["crm_only"], is_["login_existing"], signs_up],
+                        [hist, target_of_login, new_no], -1)
+    if not len(known_pool):  # nobody to log in as: they stay anonymous
+        user_no = np.where(is_["login_existing"], -1, user_no)
+        login_at = np.where(is_["login_existing"], counts, login_at)
+    known_from_start = (is_["known"] & ~new_device) | is_["crm_only"]
+
+    # Devices: a returning visitor's own (the second one sometimes), a new one for new visitors and new devices.
+    safe_hist = np.maximum(hist, 0)
+    own = np.where(who.second[safe_hist] & (rng.random(m) < 0.3), safe_hist * 2 + 1, who.device_a[safe_hist] * 2)
+    fresh = _NIGHT_BIT | (np.uint64(ppm) << np.uint64(32)) | np.arange(m, dtype=np.uint64)
+    device_no = np.where(is_["new"], (new_no * 2).astype(np.uint64),
+                         np.where(new_device, fresh, own.astype(np.uint64)))
+    cap = np.where(returning, who.cap[safe_hist],
+                   _draw_rows(rng, _cumulative(np.array([CAP_SHARES])), np.zeros(m, dtype=np.int64)))
+    crm_share = np.select(
+        [is_["crm_only"], is_["known"], is_["login_existing"], signs_up],
+        [1.0, who.crm_share[safe_hist], who.crm_share[np.clip(user_no, 0, n_hist - 1)],
+         np.where(rng.random(m) < 0.4, 0.3, 0.0)], 0.0)
+
+    # Rows: within the night, gaps of seconds to minutes, some over the inactivity timeout (a second visit).
+    n = int(counts.sum())
+    cust = np.repeat(np.arange(m), counts)
+    starts = np.cumsum(counts) - counts
+    pos = np.arange(n) - starts[cust]
+    u = rng.random(n)
+    gap = np.select([u < 0.01, u < 0.85], [0, 1000 + rng.exponential(40_000, n)],
+                    INACTIVITY_MS + 60_000 + rng.exponential(2 * 3_600_000, n)).astype(np.int64)
+    gap[pos == 0] = 0
+    span = np.add.reduceat(gap, starts)
+    limit = DAY_MS - 2 * 60_000
+    if (span > limit).any():
+        gap = (gap * np.where(span > limit, limit / np.maximum(span, 1), 1.0)[cust]).astype(np.int64)
+        span = np.add.reduceat(gap, starts)
+    first_ms = (rng.random(m) * (DAY_MS - 60_000 - span)).astype(np.int64)
+    offset = np.cumsum(gap) - np.cumsum(gap)[starts][cust]
+    ts = NIGHT_DAY * DAY_MS + first_ms[cust] + offset
+    new_session = (pos == 0) | (gap > INACTIVITY_MS)
+    name, sess, channel = walk_sessions(rng, counts, starts, cust, cap, new_session, (pos == 0) & is_["new"][cust])
+    level = LEVEL[name]
+
+    has_cid = known_from_start[cust] | (pos >= login_at[cust])
+    has_cid &= user_no[cust] >= 0
+    is_login = pos == login_at[cust]
+    crm = has_cid & (rng.random(n) < crm_share[cust]) & ~is_login
+    crm_option = _draw_rows(rng, CRM_CUM, level[crm])
+
+    # ---- web table (as in simulate_chunk)
+    web = ~crm
+    w_cust = cust[web]
+    login_name = np.where(signs_up, EVENT_NAMES.index("signup"), EVENT_NAMES.index("login"))
+    w_name = np.where(is_login[web], login_name[w_cust], name[web])
+    w_cid = has_cid[web]
+    server_side = (w_name == WEB_INDEX["order_completed"]) & w_cid & (rng.random(len(w_name)) < 0.5)
+    anon = hex_ids(device_no, salt=seed * 7919 + 1).take(pa.array(w_cust, mask=server_side))
+    user = decimal_ids("C", np.maximum(user_no, 0), 9).take(pa.array(w_cust, mask=~w_cid))
+    kind_of_device = (_splitmix64(device_no) % np.uint64(100)).astype(np.int64)[w_cust]
+    device = np.select([kind_of_device < 50, kind_of_device < 92], [0, 1], 2)
+    night_no = _NIGHT_BIT | (np.uint64(ppm) << np.uint64(32))
+    web_table = pa.table({
+        "event_id": hex_ids(night_no | np.flatnonzero(web).astype(np.uint64), salt=seed * 104729 + 3),
+        "anonymous_id": anon,
+        "user_id": user,
+        "event": _dict(w_name, EVENT_NAMES),
+        "ts": pa.array(START_MS + ts[web], type=pa.timestamp("ms")),
+        "channel": _dict(channel[sess[web]], CHANNELS),
+        "device": _dict(device, DEVICES),
+        "page": _pages(rng, w_name),
+    }, schema=WEB_SCHEMA)
+
+    # ---- crm table
+    options = np.array([EVENT_NAMES.index(e) for e, _, _ in CRM_OPTIONS])
+    deal = np.array([DEAL_STAGES.index(st) if st else -1 for _, st, _ in CRM_OPTIONS])
+    score_kind = np.array([{"": 0, "lo": 1, "hi": 2}[sk] for _, _, sk in CRM_OPTIONS])
+    c_name = options[crm_option]
+    c_score_kind = score_kind[crm_option]
+    score = np.select([c_score_kind == 2, c_score_kind == 1],
+                      [9 + (rng.random(len(c_name)) < 0.5), (rng.random(len(c_name)) * 9).astype(np.int64)], -1)
+    crm_channel = np.array([CRM_CHANNELS.index(CRM_CHANNEL[nm]) if nm in CRM_CHANNEL else -1 for nm in EVENT_NAMES])
+    crm_table = pa.table({
+        "activity_id": hex_ids(night_no | np.flatnonzero(crm).astype(np.uint64), salt=seed * 15485863 + 5),
+        "customer_id": decimal_ids("C", np.maximum(user_no, 0), 9).take(pa.array(cust[crm])),
+        "activity": _dict(c_name, EVENT_NAMES),
+        "occurred_at": pa.array(START_MS + ts[crm], type=pa.int64()),
+        "channel": _dict(crm_channel[c_name], CRM_CHANNELS),
+        "deal_stage": _dict(deal[crm_option], DEAL_STAGES),
+        "score": _dict(score, tuple(str(i) for i in range(11))),
+    }, schema=CRM_SCHEMA)
+    mix = {name: int(is_[name].sum()) for name in NIGHT_CATEGORIES}
+    mix.update(returning=int(returning.sum()), signups=int(signs_up.sum()),
+               anonymous_ids_moving=int((is_["login_existing"] & (user_no >= 0)).sum() + is_["signup_returning"].sum()))
+    day = np.full(n, NIGHT_DAY)
+    return Chunk(web_table, crm_table, day[web], day[crm]), mix
+
+
+def generate_night(out: Path | str, events: int, seed: int = 1, fraction: float = 0.01) -> dict[str, Any]:
+    """Write the night after the data set of (events, seed) to `out` (replacing what is there): one Parquet file
+    per source (`clickstream/<day>.parquet`, `crm/<day>.parquet`) of the same schema as the history's, to be
+    loaded after it; returns its description (also night.json)."""
+    out = Path(out)
+    clock = time.perf_counter()
+    chunk, mix = simulate_night(events, seed, fraction)
+    for sub, table, ts_column in (("clickstream", chunk.web, "ts"), ("crm", chunk.crm, "occurred_at")):
+        shutil.rmtree(out / sub, ignore_errors=True)
+        (out / sub).mkdir(parents=True)
+        order = np.argsort(table.column(ts_column).cast(pa.int64()).to_numpy(), kind="stable")
+        pq.write_table(table.take(pa.array(order)), out / sub / f"{day_name(NIGHT_DAY)}.parquet",
+                       compression="snappy", store_schema=False, row_group_size=CHUNK_CUSTOMERS * 5)
+    files = sorted(p for p in out.rglob("*.parquet"))
+    info = {
+        "generator_version": GENERATOR_VERSION,
+        "night_version": NIGHT_VERSION,
+        "events": events,
+        "seed": seed,
+        "fraction": fraction,
+        "night_events": chunk.web.num_rows + chunk.crm.num_rows,
+        "rows": {"web": chunk.web.num_rows, "crm": chunk.crm.num_rows},
+        "day": day_name(NIGHT_DAY),
+        "customers": mix,
+        "files": len(files),
+        "bytes": sum(p.stat().st_size for p in files),
+        "seconds": round(time.perf_counter() - clock, 2),
+    }
+    (out / "night.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    return info
+
+
 def _yaml(config: dict[str, Any]) -> str:
     import yaml
 
@@ -536,8 +795,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--events", type=int, required=True, help="number of events (rows) to write")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, required=True, help="directory to write (replaced)")
+    parser.add_argument("--night-fraction", type=float, metavar="F",
+                        help="write only the night after the data set of --events and --seed: F x events new events "
+                             "on the day after the history (e.g. 0.01), to load after it")
     args = parser.parse_args(argv)
-    info = generate(args.out, args.events, args.seed, quiet=False)
+    if args.night_fraction is not None:
+        info = generate_night(args.out, args.events, args.seed, args.night_fraction)
+    else:
+        info = generate(args.out, args.events, args.seed, quiet=False)
     print(json.dumps(info, indent=2))
     return 0
 

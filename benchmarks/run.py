@@ -31,6 +31,13 @@ section of the config every step runs with, as a user would set them (each step 
 `temp_directory`, where its spill is measured); the same settings apply to the floor. Other `--set` settings
 and `--profile` (DuckDB's JSON profile of every statement of every step, and where each step's time goes)
 wrap cjm_analytics.warehouse.connect in the step's child process only.
+
+`--incremental 0.01` adds the next night: after the systems above, the night's files
+(`benchmarks.generate --night-fraction`, cached beside the data set) are linked into the source folders and the
+same steps run again on the same warehouse, each in a child process, as an incremental night; per step and end
+to end it reports the same figures, the customers and events recomputed, and incremental / full. With
+`--check-incremental`, a copy of that warehouse is then refreshed in full (`--full-refresh`, measured too) and
+its core tables and stage marts are compared with the incremental night's (EXCEPT ALL both ways).
 """
 
 from __future__ import annotations
@@ -90,6 +97,39 @@ def dataset(data_dir: Path, events: int, seed: int, log: Callable[[str], None]) 
     info = json.loads(info_file.read_text(encoding="utf-8"))
     log(f"generated {info['files']} files, {info['bytes'] / MB:,.0f} MB in {info['seconds']:.1f} s")
     return path, info, True
+
+
+def night_dataset(data_dir: Path, events: int, seed: int, fraction: float,
+                  log: Callable[[str], None]) -> tuple[Path, dict[str, Any], bool]:
+    """The next night's directory (generated unless cached, beside the data set), its description, whether new."""
+    from benchmarks.generate import GENERATOR_VERSION, NIGHT_VERSION, night_key
+
+    path = data_dir / f"events-{events}-seed-{seed}-v{GENERATOR_VERSION}-{night_key(fraction)}-n{NIGHT_VERSION}"
+    info_file = path / "night.json"
+    if info_file.is_file():
+        info = json.loads(info_file.read_text(encoding="utf-8"))
+        if (info.get("events"), info.get("seed"), info.get("fraction")) == (events, seed, fraction) and len(
+                list(path.rglob("*.parquet"))) == info["files"]:
+            return path, info, False
+    log(f"generating the night after it: {fraction:g} x {events:,} events in {path} ...")
+    subprocess.run([sys.executable, "-m", "benchmarks.generate", "--events", str(events), "--seed", str(seed),
+                    "--night-fraction", repr(fraction), "--out", str(path)], cwd=REPO, check=True,
+                   stdout=subprocess.DEVNULL)
+    info = json.loads(info_file.read_text(encoding="utf-8"))
+    log(f"generated the night: {info['night_events']:,} events in {info['seconds']:.1f} s")
+    return path, info, True
+
+
+def link_files(data: Path, sources: Path) -> list[Path]:
+    """Symbolic links in sources/<folder>/ to every Parquet file of data/<folder>/ (the source folders of a run
+    that adds a night: the cached data set itself stays as generated)."""
+    links = []
+    for f in sorted(data.glob("*/*.parquet")):
+        link = sources / f.parent.name / f.name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(f)
+        links.append(link)
+    return links
 
 
 def warm_page_cache(path: Path) -> None:
@@ -350,7 +390,7 @@ def worker_step(spec: dict[str, Any]) -> dict[str, Any]:
 
     cfg = parse_config(spec["config"], Path(spec["base_dir"]), "benchmark config")
     # As run_nightly does (RunContext.start), with the run id and start shared by every step's process.
-    ctx = dataclasses.replace(RunContext.start(cfg), run_id=spec["run_id"],
+    ctx = dataclasses.replace(RunContext.start(cfg, bool(spec.get("full_refresh"))), run_id=spec["run_id"],
                               run_started=datetime.fromisoformat(spec["run_started"]))
     profile = None
     if spec.get("profile_dir"):
@@ -368,6 +408,156 @@ def worker_step(spec: dict[str, Any]) -> dict[str, Any]:
            "rss_before_mb": rss_before, "counts": _counts_summary(spec["step"], result.counts)}
     if profile is not None:
         out["profile"] = _summarize_profiles(*profile)
+    return out
+
+
+def run_pipeline(label: str, steps: Sequence[str], config: dict[str, Any], run: dict[str, Any], workdir: Path,
+                 settings: dict[str, Any], events: int, log: Callable[[str], None], deadline: float | None = None,
+                 profile_dir: Path | None = None) -> dict[str, Any]:
+    """The nightly steps on the warehouse of `config`, each in a child process of its own, with the run lock held
+    here as run_nightly does (`run`: run_id, run_started and full_refresh, shared by the steps). Per step and end to
+    end: seconds, CPU, peak RSS, spill; publish_reports is measured but left out of end to end."""
+    from cjm_analytics.config import parse_config
+    from cjm_analytics.warehouse import run_lock
+
+    warehouse = parse_config(config, workdir, "benchmark config").warehouse
+    prefix = "" if label == "pipeline" else f"{label}-"
+    section = {k: settings[k] for k in CONFIG_SETTINGS if settings.get(k) is not None}
+    results = []
+    completed = True
+    with run_lock(warehouse, run["run_id"]):
+        for step in steps:
+            log(f"{label}: {step} ...")
+            temp = str(workdir / f"duckdb-tmp-{prefix}{step}")  # the step's spill, measured there
+            spec = {"config": {**config, "duckdb": {**section, "temp_directory": temp}}, "base_dir": str(workdir),
+                    **run, "step": step, "duckdb": {**settings, "temp_directory": temp},
+                    "profile_dir": str(profile_dir) if profile_dir else None}
+            try:
+                r = measure("step", spec, workdir, f"{prefix}step-{step}", deadline)
+            except TimedOut as stopped:
+                r = {"step": step, **stopped.partial, "progress": _progress(warehouse)}
+                completed = False
+                log(f"{label}: {step} stopped at the time limit after {r['seconds']:.0f} s; progress {r['progress']}")
+            r["events_per_s"] = _rate(events, r["seconds"])
+            results.append(r)
+            if not completed:
+                break
+            log(f"{label}: {step}: {r['seconds']:.2f} s, peak RSS {_size(r['peak_rss_mb'])}, "
+                f"spill {_size(r['spill_max_mb'])}")
+    main_steps = [r for r in results if r["step"] != REPORT_STEP]
+    total = sum(r["seconds"] for r in main_steps)
+    out: dict[str, Any] = {
+        "completed": completed,
+        "steps": main_steps,
+        "total": {"seconds": round(total, 3), "events_per_s": _rate(events, total),
+                  "cpu_seconds": round(sum(r["cpu_seconds"] for r in main_steps), 2),
+                  "peak_rss_mb": max(r["peak_rss_mb"] for r in main_steps),
+                  "spill_max_mb": max(r["spill_max_mb"] for r in main_steps),
+                  "process_seconds": round(sum(r.get("process_seconds", r["seconds"]) for r in main_steps), 3)},
+        "publish_reports": next((r for r in results if r["step"] == REPORT_STEP), None),
+        "warehouse_mb": round(warehouse.stat().st_size / MB, 1) if warehouse.exists() else None,
+    }
+    if profile_dir is not None:
+        out["profile"] = {r["step"]: r.pop("profile", []) for r in results}
+    return out
+
+
+# Compared after an incremental night and a full refresh: the core tables and the stage marts, without the
+# columns that name the run that wrote a row.
+INCREMENTAL_COMPARED = ("identities", "events", "sessions", "journey_steps", "journeys", "stage_funnel",
+                        "stage_funnel_by_segment", "stage_transitions", "stage_conversion_daily", "sankey_links")
+RUN_COLUMNS = {"run_id", "run_date"}
+
+
+def compare_warehouses(left: Path, right: Path) -> dict[str, Any]:
+    """Per table of INCREMENTAL_COMPARED: rows only in left and only in right (EXCEPT ALL both ways)."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.execute(f"ATTACH '{left}' AS l (READ_ONLY)")
+        con.execute(f"ATTACH '{right}' AS r (READ_ONLY)")
+        tables: dict[str, Any] = {}
+        for name in INCREMENTAL_COMPARED:
+            cols = ", ".join('"' + str(c[0]) + '"' for c in con.execute(f"DESCRIBE l.{name}").fetchall()
+                             if c[0] not in RUN_COLUMNS)
+            counts = []
+            for a, b in (("l", "r"), ("r", "l")):
+                row = con.execute(f"SELECT count(*) FROM (SELECT {cols} FROM {a}.{name} EXCEPT ALL "
+                                  f"SELECT {cols} FROM {b}.{name})").fetchone()
+                counts.append(int(row[0]) if row else -1)
+            size = con.execute(f"SELECT count(*) FROM l.{name}").fetchone()
+            tables[name] = {"rows": int(size[0]) if size else 0, "only_incremental": counts[0],
+                            "only_full_refresh": counts[1]}
+    finally:
+        con.close()
+    return {"equal": all(t["only_incremental"] == 0 and t["only_full_refresh"] == 0 for t in tables.values()),
+            "tables": tables}
+
+
+def _warehouse_totals(warehouse: Path) -> dict[str, int]:
+    import duckdb
+
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        row = con.execute("SELECT (SELECT count(*) FROM events), (SELECT count(DISTINCT customer_key) FROM events), "
+                          "(SELECT count(*) FROM journeys)").fetchone()
+    finally:
+        con.close()
+    return dict(zip(("events", "customers", "journeys"), map(int, row or (0, 0, 0)), strict=True))
+
+
+def incremental_night(full: dict[str, Any], steps: Sequence[str], config: dict[str, Any], workdir: Path,
+                      sources: Path, night_path: Path, night_info: dict[str, Any], settings: dict[str, Any],
+                      check: bool, log: Callable[[str], None], deadline: float | None = None,
+                      profile_dir: Path | None = None) -> dict[str, Any]:
+    """The next night on the warehouse of the full run: its files linked into the source folders, the same steps
+    (a new run), what they recomputed, and incremental / full; with `check`, a full refresh of a copy compared."""
+    from cjm_analytics.config import parse_config
+    from cjm_analytics.nightly import RunContext
+
+    cfg = parse_config(config, workdir, "benchmark config")
+    link_files(night_path, sources)
+    night_events = int(night_info["night_events"])
+    ctx = RunContext.start(cfg)
+    run = {"run_id": ctx.run_id, "run_started": ctx.run_started.isoformat()}
+    night = run_pipeline("night", steps, config, run, workdir, settings, night_events, log, deadline, profile_dir)
+    out: dict[str, Any] = {"fraction": night_info["fraction"], "night_events": night_events,
+                           "night": {**night_info, "path": str(night_path)}, **night}
+    if not night["completed"]:
+        return out
+    counts = {s["step"]: s.get("counts", {}) for s in night["steps"]}
+    totals = _warehouse_totals(cfg.warehouse)
+    out["recomputed"] = {
+        "events_loaded": counts.get("load_sources", {}).get("rows_loaded"),
+        "dirty_customers": counts.get("stitch_identities", {}).get("dirty_customers"),
+        "customers_recomputed": counts.get("sessionize", {}).get("customers_recomputed"),
+        "events_recomputed": counts.get("sessionize", {}).get("events_recomputed"),
+        "customers_total": totals["customers"], "events_total": totals["events"], "journeys_total": totals["journeys"],
+    }
+    by_step = {s["step"]: s for s in full["steps"]}
+    out["ratios"] = {
+        "incremental_over_full": round(night["total"]["seconds"] / full["total"]["seconds"], 3),
+        "incremental_over_full_cpu": round(night["total"]["cpu_seconds"] / max(full["total"]["cpu_seconds"], 0.01), 3),
+    }
+    out["step_ratios"] = {s["step"]: {"seconds": round(s["seconds"] / max(by_step[s["step"]]["seconds"], 1e-3), 3),
+                                      "cpu_seconds": round(s["cpu_seconds"] / max(by_step[s["step"]]["cpu_seconds"],
+                                                                                  0.01), 3)}
+                          for s in night["steps"] if s["step"] in by_step}
+    if check:
+        log("check: a full refresh of a copy of the warehouse after the night, compared with it ...")
+        refresh_dir = workdir / "refresh"
+        refresh_dir.mkdir()
+        shutil.copy2(cfg.warehouse, refresh_dir / cfg.warehouse.name)
+        refresh_config = {**config, "warehouse": str(refresh_dir / cfg.warehouse.name),
+                          "reports": str(refresh_dir / "reports")}
+        refresh_run = {"run_id": RunContext.start(cfg).run_id, "run_started": run["run_started"], "full_refresh": True}
+        refresh = run_pipeline("refresh", PIPELINE_STEPS, refresh_config, refresh_run, workdir, settings,
+                               totals["events"], log, deadline)
+        out["full_refresh"] = refresh
+        if refresh["completed"]:
+            out["check"] = compare_warehouses(cfg.warehouse, refresh_dir / cfg.warehouse.name)
+            log(f"check: incremental night {'equals' if out['check']['equal'] else 'DIFFERS FROM'} the full refresh")
     return out
 
 
@@ -674,7 +864,7 @@ def print_table(report: dict[str, Any]) -> None:
         spill_s = _size(r["spill_max_mb"]) if r.get("spill_max_mb") is not None else "-"
         stopped = "  stopped at the time limit" if r.get("timed_out") else ""
         print(f"{system:<15} {step:<22} {r['seconds']:>9.2f} {r.get('cpu_seconds', 0):>7.1f} "
-              f"{_rate(n, r['seconds']):>12,.0f} {rss_s:>10} {spill_s:>9}{stopped}")
+              f"{r.get('events_per_s', _rate(n, r['seconds'])):>12,.0f} {rss_s:>10} {spill_s:>9}{stopped}")
 
     if "floor" in report:
         row("floor", "scan+sort, in memory", report["floor"])
@@ -712,7 +902,40 @@ def print_table(report: dict[str, Any]) -> None:
               + (f"; count mismatches {a['count_mismatches']}" if a["count_mismatches"] else ""))
     for line in _retentioneering_lines(rt)[1:] if rt else []:
         print(line)
-    for step, prof in report.get("profile", {}).items():
+    inc = report.get("incremental")
+    if inc:
+        print(f"incremental night: {inc['night_events']:,} new events ({inc['fraction']:g} of the history), "
+              f"{inc['night']['day']}; events/s of the night's events")
+        for s in inc["steps"]:
+            row("night", s["step"], s)
+        row("night", "end to end" if inc["completed"] else "until stopped", inc["total"])
+        if inc.get("publish_reports"):
+            row("(report)", f"night {REPORT_STEP}", inc["publish_reports"])
+        rc = inc.get("recomputed")
+        if rc:
+            print(f"night recomputed {rc['customers_recomputed']:,} of {rc['customers_total']:,} customers "
+                  f"({rc['customers_recomputed'] / max(rc['customers_total'], 1):.1%}; dirty after stitching "
+                  f"{rc['dirty_customers']:,}) and {rc['events_recomputed']:,} of {rc['events_total']:,} events "
+                  f"({rc['events_recomputed'] / max(rc['events_total'], 1):.1%}); loaded {rc['events_loaded']:,}")
+        if inc.get("ratios"):
+            r_ = inc["ratios"]
+            print(f"incremental / full: wall {r_['incremental_over_full']:.3f}, "
+                  f"CPU {r_['incremental_over_full_cpu']:.3f} (target: under 0.10); per step (wall / CPU): "
+                  + ", ".join(f"{k} {v['seconds']:.2f}/{v['cpu_seconds']:.2f}" for k, v in inc["step_ratios"].items()))
+        fr = inc.get("full_refresh")
+        if fr:
+            for s in fr["steps"]:
+                row("refresh", s["step"], s)
+            row("refresh", "end to end" if fr["completed"] else "until stopped", fr["total"])
+        if "check" in inc:
+            c = inc["check"]
+            print("incremental night vs full refresh of history + night: "
+                  + ("equal" if c["equal"] else "DIFFERENT") + " ("
+                  + ", ".join(f"{k} {v['rows']:,}" + ("" if not (v["only_incremental"] or v["only_full_refresh"])
+                                                      else f" [-{v['only_incremental']}/+{v['only_full_refresh']}]")
+                              for k, v in c["tables"].items()) + " rows)")
+    for step, prof in [*report.get("profile", {}).items(),
+                       *((f"night {k}", v) for k, v in ((inc or {}).get("profile") or {}).items())]:
         if not prof:
             continue
         print(f"\nprofile of {step}: {prof['statements']} statements, {prof['sql_seconds']:.2f} s in SQL; "
@@ -771,7 +994,6 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     from cjm_analytics.config import parse_config
     from cjm_analytics.errors import ConfigError
     from cjm_analytics.nightly import RunContext
-    from cjm_analytics.warehouse import run_lock
 
     def log(msg: str) -> None:
         print(f"[{datetime.now():%H:%M:%S}] {msg}", flush=True)
@@ -780,13 +1002,24 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     unknown = skip - set(SYSTEMS)
     if unknown:
         raise SystemExit(f"--skip: unknown {sorted(unknown)} (choose from {', '.join(SYSTEMS)})")
+    if args.incremental is not None and "pipeline" in skip:
+        raise SystemExit("--incremental: the night runs on the pipeline's warehouse; do not skip pipeline")
     data_path, info, generated = dataset(args.data_dir, args.events, args.seed, log)
+    night_path, night_info = None, None
+    if args.incremental is not None:
+        night_path, night_info, _ = night_dataset(args.data_dir, args.events, args.seed, args.incremental, log)
     warm_page_cache(data_path)
 
     stamp = datetime.now(UTC)
     workdir = args.data_dir / "runs" / f"{data_path.name}-{stamp:%Y%m%dT%H%M%S}"
     workdir.mkdir(parents=True)
-    config = config_dict(data_path, warehouse=str(workdir / "warehouse" / "cjm.duckdb"),
+    # With a night to add, the sources are links to the data set's files, in folders the night's files join later.
+    sources = workdir / "sources"
+    if night_path is not None:
+        link_files(data_path, sources)
+        warm_page_cache(night_path)
+    config = config_dict(data_path if night_path is None else sources,
+                         warehouse=str(workdir / "warehouse" / "cjm.duckdb"),
                          reports=str(workdir / "reports"))
     extra = dict(item.split("=", 1) for item in args.set)
     if "temp_directory" in extra:
@@ -827,47 +1060,16 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
                                                 "database": str(workdir / f"{key}.duckdb")}, workdir, key)
                 report[key]["events_per_s"] = _rate(args.events, report[key]["seconds"])
                 log(f"{key}: {report[key]['seconds']:.2f} s")
+        steps = [*PIPELINE_STEPS, *([] if "publish" in skip else [REPORT_STEP])]
+        deadline = time.monotonic() + args.pipeline_time_limit * 60 if args.pipeline_time_limit else None
         if "pipeline" not in skip:
-            steps = [*PIPELINE_STEPS, *([] if "publish" in skip else [REPORT_STEP])]
-            results = []
-            deadline = time.monotonic() + args.pipeline_time_limit * 60 if args.pipeline_time_limit else None
-            completed = True
-            with run_lock(cfg.warehouse, ctx.run_id):
-                for step in steps:
-                    log(f"pipeline: {step} ...")
-                    spec = {**common, "config": step_config(step), "step": step, "duckdb": duckdb_settings(step),
-                            "profile_dir": str(workdir / "profiles") if args.profile else None}
-                    try:
-                        r = measure("step", spec, workdir, f"step-{step}", deadline)
-                    except TimedOut as stopped:
-                        r = {"step": step, **stopped.partial, "progress": _progress(cfg.warehouse)}
-                        completed = False
-                        log(f"pipeline: {step} stopped at the time limit ({args.pipeline_time_limit} min) after "
-                            f"{r['seconds']:.0f} s; progress {r['progress']}")
-                    r["events_per_s"] = _rate(args.events, r["seconds"])
-                    results.append(r)
-                    if not completed:
-                        break
-                    log(f"pipeline: {step}: {r['seconds']:.2f} s, peak RSS {_size(r['peak_rss_mb'])}, "
-                        f"spill {_size(r['spill_max_mb'])}")
-            main_steps = [r for r in results if r["step"] != REPORT_STEP]
-            total = sum(r["seconds"] for r in main_steps)
-            report["pipeline"] = {
-                "completed": completed,
-                "steps": main_steps,
-                "total": {"seconds": round(total, 3), "events_per_s": _rate(args.events, total),
-                          "cpu_seconds": round(sum(r["cpu_seconds"] for r in main_steps), 2),
-                          "peak_rss_mb": max(r["peak_rss_mb"] for r in main_steps),
-                          "spill_max_mb": max(r["spill_max_mb"] for r in main_steps),
-                          "process_seconds": round(sum(r.get("process_seconds", r["seconds"]) for r in main_steps),
-                                                   3)},
-                "publish_reports": next((r for r in results if r["step"] == REPORT_STEP), None),
-                "warehouse_mb": round(cfg.warehouse.stat().st_size / MB, 1) if cfg.warehouse.exists() else None,
-            }
-            if completed:
+            report["pipeline"] = run_pipeline(
+                "pipeline", steps, config, {"run_id": ctx.run_id, "run_started": ctx.run_started.isoformat()}, workdir,
+                settings, args.events, log, deadline, workdir / "profiles" if args.profile else None)
+            if report["pipeline"]["completed"]:
                 report["pipeline"]["stage_funnel"] = _funnel(cfg.warehouse)
             if args.profile:
-                report["profile"] = {r["step"]: r.pop("profile", []) for r in results}
+                report["profile"] = report["pipeline"].pop("profile")
         pipeline_done = "pipeline" in report and report["pipeline"]["completed"]
         if "pandas" not in skip:
             log("pandas baseline ...")
@@ -882,6 +1084,13 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
         if "retentioneering" not in skip:
             report["retentioneering"] = measure_retentioneering(common, settings.get("threads"), workdir, args.events,
                                                                 cfg.warehouse if pipeline_done else None, log)
+        # The night last: the systems above read the source folders, which now get the night's files.
+        if night_path is not None and night_info is not None and pipeline_done:
+            log(f"incremental night: {night_info['night_events']:,} new events ...")
+            deadline = time.monotonic() + args.pipeline_time_limit * 60 if args.pipeline_time_limit else None
+            report["incremental"] = incremental_night(
+                report["pipeline"], steps, config, workdir, sources, night_path, night_info, settings,
+                args.check_incremental, log, deadline, workdir / "profiles-night" if args.profile else None)
         ratios = {}
         if pipeline_done and "floor" in report:
             for key in ("floor", "floor_stored"):
@@ -892,6 +1101,7 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
                                                    2)
             ratios["pandas_over_pipeline_peak_rss"] = round(
                 report["pandas"]["peak_rss_mb"] / report["pipeline"]["total"]["peak_rss_mb"], 2)
+        ratios.update((report.get("incremental") or {}).get("ratios") or {})
         report["ratios"] = {**ratios, **retentioneering_ratios(report)}
     finally:
         if args.keep:
@@ -926,6 +1136,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--pipeline-time-limit", type=float, metavar="MINUTES",
                         help="stop the pipeline if it is still running after this long; the steps done, the stopped "
                              "step's figures until then and how far loading got are reported")
+    parser.add_argument("--incremental", type=float, metavar="FRACTION",
+                        help="then an incremental night of FRACTION x events new events (e.g. 0.01) on the same "
+                             "warehouse, step by step; reported with what it recomputed and incremental / full")
+    parser.add_argument("--check-incremental", action="store_true",
+                        help="with --incremental: refresh a copy of the warehouse in full (measured) and compare its "
+                             "core tables and stage marts with the incremental night's")
     parser.add_argument("--keep", action="store_true", help="keep the warehouse and the logs (printed path)")
     args = parser.parse_args(argv)
     args.data_dir = args.data_dir.expanduser().resolve()
