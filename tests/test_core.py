@@ -81,6 +81,13 @@ def test_sessions_split_only_on_gaps_greater_than_the_timeout(cfg) -> None:  # t
     assert per_event.n[0] == 6
 
 
+def test_sessionize_counts_what_it_recomputed(cfg) -> None:  # type: ignore[no-untyped-def]
+    logged = rows(cfg, "SELECT counts->>'events_recomputed', counts->>'mapped_events', "
+                       "counts->>'customers_recomputed' FROM run_log WHERE step = 'sessionize'")
+    assert logged == [tuple(str(n) for n in rows(
+        cfg, "SELECT count(*), count(stage), count(DISTINCT customer_key) FROM events")[0])]
+
+
 def test_journeys(cfg) -> None:  # type: ignore[no-untyped-def]
     j = table(cfg, "SELECT * FROM journeys ORDER BY customer_key").set_index("customer_key")
     assert list(j.index) == ["a4", "u1", "u2", "u3"]  # u9 has no mapped event
