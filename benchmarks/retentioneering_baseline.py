@@ -76,14 +76,19 @@ def _requirements_hash() -> str:
     return hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()[:16]
 
 
+def env_ready(venv: Path = VENV) -> bool:
+    """Is the virtualenv installed from the current requirements (not half-created by a failed install)?"""
+    stamp = venv / ".installed"
+    return (venv_python(venv).exists() and stamp.is_file()
+            and stamp.read_text(encoding="utf-8").strip() == _requirements_hash())
+
+
 def ensure_env(venv: Path = VENV, log: Callable[[str], None] = print,
                base_python: str | None = None) -> tuple[Path | None, str]:
     """The virtualenv's interpreter, creating or updating the env when the requirements changed; (None, why) when
     it cannot be created (no network, no venv module, a pin without a wheel for this Python)."""
-    stamp = venv / ".installed"
     python = venv_python(venv)
-    wanted = _requirements_hash()
-    if python.exists() and stamp.is_file() and stamp.read_text(encoding="utf-8").strip() == wanted:
+    if env_ready(venv):
         return python, "ready"
     log(f"creating {venv} from {REQUIREMENTS.name} (once; pip output in {venv}.log) ...")
     log_file = venv.with_name(venv.name + ".log")
@@ -103,7 +108,7 @@ def ensure_env(venv: Path = VENV, log: Callable[[str], None] = print,
                 last = next((line for line in reversed(lines) if "error" in line.lower()), lines[-1] if lines else "")
                 return None, (f"{' '.join(command[:4])} ... exited {done.returncode}: {last.strip()[:300]} "
                               f"(see {log_file})")
-    stamp.write_text(wanted + "\n", encoding="utf-8")
+    (venv / ".installed").write_text(_requirements_hash() + "\n", encoding="utf-8")
     return python, "created"
 
 

@@ -12,13 +12,13 @@ import pandas as pd
 import pytest
 
 from benchmarks.generate import config_dict, generate
-from benchmarks.retentioneering_baseline import REPO, compare_edges, venv_python
+from benchmarks.retentioneering_baseline import REPO, compare_edges, env_ready, venv_python
 from cjm_analytics.config import parse_config
 from cjm_analytics.nightly import NIGHTLY_STEPS, RunContext
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not venv_python().exists(), reason="no .venv-retentioneering (make bench-deps)"),
+    pytest.mark.skipif(not env_ready(), reason="no .venv-retentioneering (make bench-deps)"),
 ]
 
 
