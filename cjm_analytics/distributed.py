@@ -23,7 +23,7 @@ from cjm_analytics.config import Config
 from cjm_analytics.core import build_journeys, clear_scope, sessionize, write_stage_rules, write_touchpoint_rules
 from cjm_analytics.nightly import NIGHTLY_STEPS, RunContext, StepResult, run_step
 from cjm_analytics.sql_steps import quote_literal, run_sql
-from cjm_analytics.warehouse import run_lock
+from cjm_analytics.warehouse import apply_settings, run_lock
 
 CORE_TABLES = ("events", "sessions", "journey_steps", "journeys")
 # The nightly steps that run per bucket instead: export -> process_bucket per bucket -> import.
@@ -110,6 +110,8 @@ def process_bucket(bucket_dir: Path, config: Config) -> Path:
     try:
         con.execute("SET TimeZone = 'UTC'")
         con.execute("SET enable_progress_bar = false")  # a worker's output is a log, not a terminal
+        # The config's memory and thread limits hold on the worker too; its spill stays on its own disk.
+        apply_settings(con, config.duckdb.model_copy(update={"temp_directory": None}))
         run_sql(con, "raw/schema")
         run_sql(con, "core/schema")
         raw = _files(bucket_dir / "raw_events")

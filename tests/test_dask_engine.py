@@ -149,6 +149,35 @@ def test_buckets_run_in_process_equal_the_local_run(datasets: dict[str, Path], d
     assert not (config.warehouse.parent / "cjm.duckdb.buckets").exists()  # the bucket files are cleaned up
 
 
+def test_a_bucket_gets_the_configured_duckdb_limits_and_spills_locally(
+    datasets: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import cjm_analytics.distributed as engine
+
+    root = datasets["sample"]
+    path = variant(root, "limits", kind="dask", buckets=2)
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["duckdb"] = {"threads": 1, "memory_limit": "300MB", "temp_directory": "spill-here"}
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    seen: list[tuple[Any, ...]] = []
+    apply = engine.apply_settings
+
+    def recording(con: duckdb.DuckDBPyConnection, settings: Any) -> None:  # the real call, then what it set
+        apply(con, settings)
+        row = con.execute("SELECT current_setting('threads'), current_setting('memory_limit'), "
+                          "current_setting('temp_directory')").fetchone()
+        seen.append(tuple(row) if row else ())
+
+    monkeypatch.setattr(engine, "apply_settings", recording)
+    config = load_config(path)
+    run_nightly_bucketed(config)
+    assert len(seen) == 2
+    for threads, memory, temp in seen:
+        assert (threads, memory) == (1, "286.1 MiB")  # DuckDB prints 300MB in MiB
+        assert "cjm-bucket-" in temp and "spill-here" not in temp
+    assert differences(warehouse(root / "local.yaml"), config.warehouse) == {}
+
+
 @pytest.mark.parametrize("data", ["sample", "generated"])
 def test_the_flow_on_a_local_dask_cluster_equals_the_local_run(
     prefect_harness: None, datasets: dict[str, Path], data: str
