@@ -32,3 +32,23 @@ CREATE OR REPLACE TEMP MACRO cjm_read_ts(s, fmt, has_zone) AS (
 
 -- A naive UTC timestamp's wall-clock time in zone tz.
 CREATE OR REPLACE TEMP MACRO cjm_wall(utc, tz) AS (timezone(tz, timezone('UTC', utc)));
+
+-- A typed timestamp column needs no parsing (sql/raw/append_file.sql, with timestamp_format auto): it gives
+-- the same {ts, is_local} as its text would. TIMESTAMP, DATE and the other precisions are wall-clock times,
+-- read in the source's zone like naive text; nanoseconds are cut to microseconds as the text's are.
+CREATE OR REPLACE TEMP MACRO cjm_wall_clock_reading(x) AS (
+    CASE WHEN x IS NOT NULL THEN {'ts': CAST(x AS TIMESTAMP), 'is_local': true} END
+);
+
+CREATE OR REPLACE TEMP MACRO cjm_wall_clock_ns_reading(x) AS (
+    CASE
+        WHEN x IS NOT NULL THEN
+            {'ts': make_timestamp(epoch_ns(x) // 1000 - CASE WHEN epoch_ns(x) % 1000 < 0 THEN 1 ELSE 0 END),
+             'is_local': true}
+    END
+);
+
+-- A TIMESTAMP WITH TIME ZONE is an instant.
+CREATE OR REPLACE TEMP MACRO cjm_instant_reading(x) AS (
+    CASE WHEN x IS NOT NULL THEN {'ts': timezone('UTC', x), 'is_local': false} END
+);

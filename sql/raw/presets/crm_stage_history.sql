@@ -1,5 +1,5 @@
 -- Deal / opportunity stage history exported from a CRM as CSV (HubSpot deal stage history, Salesforce
--- OpportunityFieldHistory or OpportunityHistory, ...) -> temp view staged_rows, one stage change per row.
+-- OpportunityFieldHistory or OpportunityHistory, ...) -> temp view preset_rows, one stage change per row.
 -- The header's names are matched case-insensitively, with runs of other characters read as '_'
 -- ('Deal ID' = deal_id, 'Opportunity.AccountId' = opportunity_accountid); per role the first alias found wins.
 CREATE OR REPLACE TEMP TABLE crm_stage_roles AS
@@ -77,7 +77,7 @@ INSERT INTO staged_parse_rejects SELECT * FROM crm_stage_other_fields;
 
 DELETE FROM staged_file WHERE _record IN (SELECT _record FROM crm_stage_other_fields);
 
-CREATE OR REPLACE TEMP VIEW staged_rows AS
+CREATE OR REPLACE TEMP VIEW preset_rows AS
 WITH paths AS (  -- one row: the JSON path of each role's column in this file (NULL: no such column)
     SELECT
         max(path) FILTER (WHERE role = 'deal_id') AS deal_id,

@@ -1,6 +1,6 @@
 -- GA4's BigQuery export, one event per record (https://support.google.com/analytics/answer/7029846)
--- -> temp view staged_rows. GA4 has no event id: the loader hashes the record (raw) instead.
-CREATE OR REPLACE TEMP VIEW staged_rows AS
+-- -> temp view preset_rows. GA4 has no event id: the loader hashes the record (raw) instead.
+CREATE OR REPLACE TEMP VIEW preset_rows AS
 WITH records AS (
     SELECT
         _record,

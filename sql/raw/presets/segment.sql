@@ -1,6 +1,6 @@
--- Segment spec messages (JSON lines; https://segment.com/docs/connections/spec/) -> temp view staged_rows.
+-- Segment spec messages (JSON lines; https://segment.com/docs/connections/spec/) -> temp view preset_rows.
 -- identify and alias carry a userId together with an anonymous id, so they feed identity stitching.
-CREATE OR REPLACE TEMP VIEW staged_rows AS
+CREATE OR REPLACE TEMP VIEW preset_rows AS
 WITH messages AS (
     SELECT
         _record,

@@ -1,6 +1,6 @@
 -- Snowplow enriched events (https://docs.snowplow.io/docs/fundamentals/canonical-event/), from the canonical
--- TSV or the Analytics SDK's JSON lines, one event per record -> temp view staged_rows.
-CREATE OR REPLACE TEMP VIEW staged_rows AS
+-- TSV or the Analytics SDK's JSON lines, one event per record -> temp view preset_rows.
+CREATE OR REPLACE TEMP VIEW preset_rows AS
 WITH events AS (
     SELECT
         _record,

@@ -1,0 +1,35 @@
+-- A source's batch: this run's new and changed files of one source, staged file by file
+-- (sql/raw/append_file.sql) and written to the warehouse at once (sql/raw/append_batch.sql).
+-- file_index is the file's place in the source's file order: the first occurrence of an id wins by it.
+CREATE OR REPLACE TEMP TABLE batch_files (
+    file_index   INTEGER NOT NULL,
+    file         VARCHAR NOT NULL,
+    size_bytes   BIGINT NOT NULL,
+    modified_at  TIMESTAMP NOT NULL,
+    content_hash VARCHAR NOT NULL,
+    known        BOOLEAN NOT NULL,  -- in the manifest with other content: its earlier rows are replaced
+    status       VARCHAR NOT NULL,  -- loaded | refused
+    message      VARCHAR            -- why a refused file could not be read
+);
+
+CREATE OR REPLACE TEMP TABLE batch_rows (
+    file_index    INTEGER NOT NULL,
+    row_number    BIGINT NOT NULL,
+    event_id      VARCHAR,  -- accepted rows only
+    customer_id   VARCHAR,
+    anonymous_id  VARCHAR,
+    event_name    VARCHAR,
+    ts            TIMESTAMP,
+    channel       VARCHAR,
+    properties    JSON,
+    reject_reason VARCHAR,
+    raw           VARCHAR   -- rejected rows only
+);
+
+-- Rows the reader could not split, with the reader's reason.
+CREATE OR REPLACE TEMP TABLE batch_parse_rejects (
+    file_index INTEGER NOT NULL,
+    row_number BIGINT,
+    reason     VARCHAR NOT NULL,
+    raw        VARCHAR
+);
