@@ -23,7 +23,7 @@ WHERE b.reject_reason IS NOT NULL;
 -- or an earlier row of the batch (file order, then row number). One pass over the batch and one over the
 -- source's ids, whatever the number of files.
 CREATE OR REPLACE TEMP TABLE batch_duplicates AS
-WITH accepted AS (
+WITH accepted AS NOT MATERIALIZED (  -- read twice: cheaper than a copy of every id
     SELECT
         file_index,
         row_number,
@@ -32,11 +32,21 @@ WITH accepted AS (
     WHERE reject_reason IS NULL
 ),
 
+-- Ids that occur more than once, found by their 64-bit hash first: grouping integers costs less than
+-- ranking every id, and only the rows whose hash repeats (few) are ranked by the id itself.
+repeated_hashes AS (
+    SELECT hash(event_id) AS id_hash
+    FROM accepted
+    GROUP BY id_hash
+    HAVING count(*) > 1
+),
+
 repeated AS (
     SELECT
         file_index,
         row_number
     FROM accepted
+    WHERE hash(event_id) IN (SELECT id_hash FROM repeated_hashes)
     QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY file_index, row_number) > 1
 ),
 
