@@ -88,29 +88,42 @@ def file_format_of_name(path: Path) -> str:
 # --- staging one file: temp view staged_rows, macro cjm_raw, table staged_parse_rejects -------------------
 
 
-def _stage(con: duckdb.DuckDBPyConnection, source: Source, path: Path) -> None:
-    """One non-empty file as temp view staged_rows, the canonical columns as read (see sql/raw/append_file.sql)."""
+def _stage(con: duckdb.DuckDBPyConnection, source: Source, f: _BatchFile) -> None:
+    """One non-empty text or preset file as temp view staged_rows (see sql/raw/append_file.sql)."""
     con.execute("CREATE OR REPLACE TEMP TABLE staged_parse_rejects (row_number BIGINT, reason VARCHAR, raw VARCHAR)")
     if source.format in PRESETS:
-        _stage_preset(con, source, path)
+        _stage_preset(con, source, f.path)
+        _map_preset_columns(con, source, f.index)
         return
     if not isinstance(source.columns, ColumnMap):
         raise SourceError("no columns configured")  # the config requires them for csv, json and parquet
-    fmt = file_format(source, path)
-    if fmt == "json":
-        _stage_json_lines(con, path)
-        _map_json_columns(con, source, source.columns)
-        return
-    if fmt == "parquet":
-        # Read in place, typed: nothing is copied or cast to text before the rows are judged.
-        described = con.execute("DESCRIBE SELECT * FROM read_parquet($path)", {"path": str(path)}).fetchall()
-        columns = {str(name): str(kind) for name, kind, *_ in described}
-        relation = (f"(SELECT * EXCLUDE (file_row_number), file_row_number + 1 AS _record "
-                    f"FROM read_parquet({quote_literal(str(path))}, file_row_number = true))")
+    if file_format(source, f.path) == "json":
+        _stage_json_lines(con, f.path)
+        _map_json_columns(con, source, source.columns, f.index)
     else:
-        columns = dict.fromkeys(_stage_csv(con, path, source.delimiter), "VARCHAR")
-        relation = "staged_file"
-    _map_columns(con, source, source.columns, relation, columns)
+        columns = dict.fromkeys(_stage_csv(con, f.path, source.delimiter), "VARCHAR")
+        _map_columns(con, source, source.columns, "staged_file", columns, str(f.index))
+
+
+def _parquet_columns(con: duckdb.DuckDBPyConnection, path: Path) -> dict[str, str]:
+    """A Parquet file's columns and their DuckDB types, from its footer."""
+    described = con.execute("DESCRIBE SELECT * FROM read_parquet($path)", {"path": str(path)}).fetchall()
+    return {str(name): str(kind) for name, kind, *_ in described}
+
+
+def _stage_parquet_files(con: duckdb.DuckDBPyConnection, source: Source, files: list[_BatchFile],
+                         columns: dict[str, str]) -> None:
+    """Parquet files of one schema as one temp view staged_rows, read in place and typed: nothing is copied
+    or cast to text before the rows are judged, and one statement judges them all."""
+    if not isinstance(source.columns, ColumnMap):
+        raise SourceError("no columns configured")
+    con.execute("CREATE OR REPLACE TEMP TABLE staged_parse_rejects (row_number BIGINT, reason VARCHAR, raw VARCHAR)")
+    paths = ", ".join(quote_literal(str(f.path)) for f in files)
+    relation = (f"(SELECT p.* EXCLUDE (file_row_number, filename), p.file_row_number + 1 AS _record, "
+                f"f.file_index AS _file_index "
+                f"FROM read_parquet([{paths}], filename = true, file_row_number = true) AS p "
+                f"INNER JOIN (SELECT file, file_index FROM batch_files) AS f ON p.filename = f.file)")
+    _map_columns(con, source, source.columns, relation, columns, "_file_index")
 
 
 def _stage_json_lines(con: duckdb.DuckDBPyConnection, path: Path) -> None:
@@ -173,7 +186,6 @@ def _stage_preset(con: duckdb.DuckDBPyConnection, source: Source, path: Path) ->
         run_sql(con, f"raw/presets/{source.format}", header=header)
     except duckdb.InvalidInputException as e:  # the preset's own check of the file (SQL error())
         raise SourceError(str(e).splitlines()[0].removeprefix("Invalid Input Error: ")) from None
-    _map_preset_columns(con, source)
 
 
 def _stage_snowplow_tsv(con: duckdb.DuckDBPyConnection, path: Path) -> None:
@@ -184,7 +196,7 @@ def _stage_snowplow_tsv(con: duckdb.DuckDBPyConnection, path: Path) -> None:
                        "rejects_table = 'cjm_reject_errors', rejects_scan = 'cjm_reject_scans')", header_lines=0)
 
 
-def _map_preset_columns(con: duckdb.DuckDBPyConnection, source: Source) -> None:
+def _map_preset_columns(con: duckdb.DuckDBPyConnection, source: Source, file_index: int) -> None:
     """The preset's rows (temp view preset_rows) as staged_rows; where the config names a field for a column,
     the record's own field, else one in properties, replaces the preset's choice."""
     overrides = source.columns.mapped() if source.columns is not None else {}
@@ -195,8 +207,8 @@ def _map_preset_columns(con: duckdb.DuckDBPyConnection, source: Source) -> None:
                                        f"json_extract_string(properties, {path})) AS {_STAGED_AS.get(c, c)}")
     if source.event_name is not None:
         select[_CANONICAL.index("event_name")] = f"{quote_literal(source.event_name)} AS event_name"
-    con.execute(f"CREATE OR REPLACE TEMP VIEW staged_rows AS SELECT row_number, {', '.join(select)}, "
-                f"{_NO_TYPED_TIMESTAMP} AS ts_read, properties, raw AS record FROM preset_rows")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW staged_rows AS SELECT {file_index} AS file_index, row_number, "
+                f"{', '.join(select)}, {_NO_TYPED_TIMESTAMP} AS ts_read, properties, raw AS record FROM preset_rows")
     con.execute("CREATE OR REPLACE TEMP MACRO cjm_raw(record) AS record")
 
 
@@ -256,8 +268,8 @@ def _columns(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 
 def _map_columns(con: duckdb.DuckDBPyConnection, source: Source, mapping: ColumnMap, relation: str,
-                 columns: dict[str, str]) -> None:
-    """Project a CSV or Parquet file's columns (name -> DuckDB type) onto the canonical ones, as staged_rows.
+                 columns: dict[str, str], file_index: str) -> None:
+    """Project CSV or Parquet columns (name -> DuckDB type) of `relation` onto the canonical ones, as staged_rows.
 
     Values are the columns' text, as the file's own text would be (CSV) or as DuckDB writes the typed value
     (Parquet), except a typed timestamp column, which is read as it is. Identifiers are quoted.
@@ -289,12 +301,13 @@ def _map_columns(con: duckdb.DuckDBPyConnection, source: Source, mapping: Column
     raw = ("CAST(json_object(" + ", ".join(f"{quote_literal(c)}, CAST(struct_extract(record, {i}) AS VARCHAR)"
                                            for i, c in enumerate(names, start=1)) + ") AS VARCHAR)"
            if names else "record")
-    con.execute(f"CREATE OR REPLACE TEMP VIEW staged_rows AS SELECT _record AS row_number, "
-                f"{', '.join(select.values())}, {properties} AS properties, {record} AS record FROM {relation}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW staged_rows AS SELECT {file_index} AS file_index, "
+                f"_record AS row_number, {', '.join(select.values())}, {properties} AS properties, "
+                f"{record} AS record FROM {relation}")
     con.execute(f"CREATE OR REPLACE TEMP MACRO cjm_raw(record) AS {raw}")
 
 
-def _map_json_columns(con: duckdb.DuckDBPyConnection, source: Source, mapping: ColumnMap) -> None:
+def _map_json_columns(con: duckdb.DuckDBPyConnection, source: Source, mapping: ColumnMap, file_index: int) -> None:
     """Project JSON lines (staged_file(line)) onto the canonical columns as staged_rows; the rest is properties."""
     mapped = mapping.mapped()
 
@@ -307,9 +320,10 @@ def _map_json_columns(con: duckdb.DuckDBPyConnection, source: Source, mapping: C
     if source.event_name is not None:
         select["event_name"] = f"{quote_literal(source.event_name)} AS event_name"
     removed = json.dumps({c: None for c in mapped.values()})
-    con.execute(f"CREATE OR REPLACE TEMP VIEW staged_rows AS SELECT _record AS row_number, "
-                f"{', '.join(select.values())}, json_merge_patch(CAST(line AS JSON), {quote_literal(removed)}) "
-                f"AS properties, line AS record FROM staged_file")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW staged_rows AS SELECT {file_index} AS file_index, "
+                f"_record AS row_number, {', '.join(select.values())}, "
+                f"json_merge_patch(CAST(line AS JSON), {quote_literal(removed)}) AS properties, line AS record "
+                f"FROM staged_file")
     con.execute("CREATE OR REPLACE TEMP MACRO cjm_raw(record) AS record")
 
 
@@ -331,7 +345,6 @@ class _BatchFile:
     mtime: float
     digest: str
     known: bool  # the manifest holds it with other content
-    refused: str | None = None  # why it could not be read
 
 
 def load_source(
@@ -360,14 +373,23 @@ def _load_batch(con: duckdb.DuckDBPyConnection, source: Source, batch: list[_Bat
                 run_started: datetime) -> dict[str, FileLoad]:
     """Stage every file of the batch (temp tables only), then write it in one transaction; what each file got."""
     run_sql(con, "raw/start_batch")
-    staged = [_append_file(con, source, f, run_started) for f in batch]
     con.executemany(
-        "INSERT INTO batch_files VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        [[f.index, str(f.path), f.size, datetime.fromtimestamp(f.mtime, UTC).replace(tzinfo=None), f.digest,
-          f.known, "refused" if f.refused is not None else "loaded", f.refused] for f in staged],
+        "INSERT INTO batch_files VALUES ($1, $2, $3, $4, $5, $6, 'loaded', NULL)",
+        [[f.index, str(f.path), f.size, datetime.fromtimestamp(f.mtime, UTC).replace(tzinfo=None), f.digest, f.known]
+         for f in batch],
     )
+    to_read = [f for f in batch if f.size > 0]  # an empty file loads with no rows
+    parquet = [f for f in to_read if source.format not in PRESETS and file_format(source, f.path) == "parquet"]
+    for f in to_read:
+        if f not in parquet:
+            _append_files(con, source, [f], None, run_started)
+    for group, columns in _by_schema(con, parquet):
+        # One statement for the group; if one of its files cannot be read, each file on its own.
+        if not _append_files(con, source, group, columns, run_started) and len(group) > 1:
+            for f in group:
+                _append_files(con, source, [f], columns, run_started)
     with _any_row_order(con), transaction(con):
-        if any(f.known for f in staged):
+        if any(f.known for f in batch):
             run_sql(con, "raw/forget_files", source=source.name, run_id=run_id)
         run_sql(con, "raw/append_batch", source=source.name, source_kind=source.kind, run_id=run_id,
                 loaded_at=datetime.now(UTC).replace(tzinfo=None))
@@ -379,16 +401,35 @@ def _load_batch(con: duckdb.DuckDBPyConnection, source: Source, batch: list[_Bat
             for file, status, read, loaded, rejected, duplicate, message in counts}
 
 
-def _append_file(con: duckdb.DuckDBPyConnection, source: Source, f: _BatchFile, run_started: datetime) -> _BatchFile:
-    """Stage one file and add its judged rows to the batch; the file as refused if it cannot be read."""
-    if f.size == 0:
-        return f  # nothing to read: loaded, with no rows
+def _by_schema(con: duckdb.DuckDBPyConnection,
+               files: list[_BatchFile]) -> list[tuple[list[_BatchFile], dict[str, str]]]:
+    """Parquet files grouped by their columns and types; a file whose footer cannot be read is refused."""
+    groups: dict[tuple[tuple[str, str], ...], list[_BatchFile]] = {}
+    for f in files:
+        try:
+            columns = _parquet_columns(con, f.path)
+        except duckdb.Error as e:
+            _refuse(con, f, str(e))
+            continue
+        groups.setdefault(tuple(columns.items()), []).append(f)
+    return [(group, dict(schema)) for schema, group in groups.items()]
+
+
+def _append_files(con: duckdb.DuckDBPyConnection, source: Source, files: list[_BatchFile],
+                  parquet_columns: dict[str, str] | None, run_started: datetime) -> bool:
+    """Stage files (several only for Parquet of one schema) and add their judged rows to the batch.
+
+    False if they could not be read; a single file is then refused.
+    """
     try:
-        _stage(con, source, f.path)
+        if parquet_columns is None:
+            _stage(con, source, files[0])
+        else:
+            _stage_parquet_files(con, source, files, parquet_columns)
         run_sql(
             con,
             "raw/append_file",
-            file_index=f.index,
+            file_index=files[0].index,  # for the reader's rejects, which only a single text file has
             source=source.name,
             ts_format=source.timestamp_format,
             timezone=source.timezone,
@@ -400,10 +441,18 @@ def _append_file(con: duckdb.DuckDBPyConnection, source: Source, f: _BatchFile, 
             max_future_hours=f"{source.max_future_hours:g}",
         )
     except (duckdb.Error, SourceError) as e:
-        # Each statement adds all of its rows or none, but the file's first may have added its parse rejects.
-        con.execute("DELETE FROM batch_parse_rejects WHERE file_index = $index", {"index": f.index})
-        return _BatchFile(f.index, f.path, f.size, f.mtime, f.digest, f.known, _explain(f.path, str(e).splitlines()[0]))
-    return f
+        # Each statement adds all of its rows or none, but the reader's rejects may be in already.
+        con.execute("DELETE FROM batch_parse_rejects WHERE file_index = $index", {"index": files[0].index})
+        if len(files) == 1:
+            _refuse(con, files[0], str(e))
+        return False
+    return True
+
+
+def _refuse(con: duckdb.DuckDBPyConnection, f: _BatchFile, error: str) -> None:
+    """The whole file goes into the batch as refused, with the reader's error and its likely cause."""
+    con.execute("UPDATE batch_files SET status = 'refused', message = $message WHERE file_index = $index",
+                {"message": _explain(f.path, error.splitlines()[0]), "index": f.index})
 
 
 @contextmanager

@@ -7,6 +7,7 @@ import json
 import signal
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,42 @@ def test_hashed_ids_and_raw_content_of_typed_parquet_are_the_rows_text(tmp_path:
         (expected, json.dumps({"n": "42", "list": "[1, 2]"}, separators=(",", ":")))]
     [(raw,)] = rows(cfg, "SELECT raw FROM rejects WHERE reason = 'missing event_name'")
     assert json.loads(raw) == {"anonymous_id": "a1", "event": None, "ts": "2026-11-01 10:00:00", "n": "7", "list": "[]"}
+
+
+def test_parquet_files_of_one_schema_load_together_and_a_broken_one_is_refused_alone(tmp_path: Path) -> None:
+    folder = tmp_path / "web"
+    folder.mkdir()
+    con = duckdb.connect()
+
+    def write(name: str, first: int, n: int, extra: str = "") -> Path:
+        con.execute(f"""COPY (SELECT 'e' || i AS event_id, 'a' || (i % 7) AS anonymous_id, 'landing' AS event,
+                              TIMESTAMP '2026-11-01 10:00:00' + to_seconds(i) AS ts {extra}
+                              FROM range({first}, {first + n}) AS r(i))
+                        TO '{folder / name}' (FORMAT parquet, COMPRESSION snappy)""")
+        return folder / name
+
+    write("a.parquet", 0, 100)
+    broken = write("b.parquet", 0, 20000)  # a data page overwritten: the footer reads, the rows do not
+    data = bytearray(broken.read_bytes())
+    data[len(data) // 20:len(data) // 20 + 64] = b"\xff" * 64
+    broken.write_bytes(bytes(data))
+    write("c.parquet", 90, 20, ", 'x' AS extra")  # another schema; e90-e99 repeat a.parquet's
+    write("d.parquet", 95, 10)  # a's schema; every id is in a or c
+    (folder / "e.parquet").write_bytes(b"not a parquet file")
+    con.close()
+    source = {"name": "web", "kind": "clickstream", "path": "web/*",
+              "columns": {"event_id": "event_id", "anonymous_id": "anonymous_id", "event_name": "event",
+                          "timestamp": "ts"}}
+    cfg = make_config(tmp_path, sources=[source])
+    run_steps(cfg, until="load_sources", run_started=RUN_STARTED)
+    assert _manifest(cfg) == [("a.parquet", "loaded", 100, 100, 0, 0), ("b.parquet", "refused", 0, 0, 0, 0),
+                              ("c.parquet", "loaded", 20, 10, 0, 10), ("d.parquet", "loaded", 10, 0, 0, 10),
+                              ("e.parquet", "refused", 0, 0, 0, 0)]
+    assert rows(cfg, "SELECT count(*), count(DISTINCT event_id), min(ts) FROM raw_events") == [
+        (110, 110, datetime(2026, 11, 1, 10, 0))]
+    refused = rows(cfg, "SELECT regexp_extract(file, '[^/]+$'), reason FROM rejects ORDER BY 1")
+    assert [name for name, _ in refused] == ["b.parquet", "e.parquet"]
+    assert all(reason.startswith("file refused: ") for _, reason in refused)
 
 
 # --- one batch per source and run -----------------------------------------------------------------------

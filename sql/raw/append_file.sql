@@ -1,11 +1,13 @@
--- One staged file into its source's batch (sql/raw/start_batch.sql): the rows the reader could not split as
--- they are, every other row judged: accepted, or rejected with a reason. Temp tables only: the warehouse is
--- written once per batch, by sql/raw/append_batch.sql.
+-- One staged file (or several Parquet files of one schema) into its source's batch (sql/raw/start_batch.sql):
+-- the rows the reader could not split as they are, every other row judged: accepted, or rejected with a
+-- reason. Temp tables only: the warehouse is written once per batch, by sql/raw/append_batch.sql.
 --
--- staged_rows (a temp view) holds the canonical columns as read: text, except ts_read, the reading of a
--- typed timestamp column (NULL for text). `record` is the row as read; cjm_raw(record), a macro defined
--- with the view, turns it into the JSON text kept for rejects and hashed for ids. It is only called where
--- needed: for every row it would cost as much as the rest of the judging.
+-- staged_rows (a temp view) holds each row's file_index and the canonical columns as read: text, except
+-- ts_read, the reading of a typed timestamp column (NULL for text). `record` is the row as read;
+-- cjm_raw(record), a macro defined with the view, turns it into the JSON text kept for rejects and hashed
+-- for ids. It is only called where needed: for every row it would cost as much as the rest of the judging.
+
+-- The reader's rejects: only a single text file has any.
 INSERT INTO batch_parse_rejects (file_index, row_number, reason, raw)
 SELECT $file_index, row_number, reason, raw
 FROM staged_parse_rejects;
@@ -13,6 +15,7 @@ FROM staged_parse_rejects;
 INSERT INTO batch_rows
 WITH cleaned AS (
     SELECT
+        file_index,
         row_number,
         nullif(trim(given_event_id), '') AS given_event_id,
         nullif(trim(customer_id), '') AS customer_id,
@@ -92,7 +95,7 @@ judged AS (
 )
 
 SELECT
-    $file_index AS file_index,
+    file_index,
     row_number,
     -- The same row loaded twice gets the same id, so a re-load adds nothing.
     CASE WHEN reject_reason IS NULL THEN coalesce(given_event_id, md5($source || chr(31) || cjm_raw(record))) END
