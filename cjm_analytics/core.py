@@ -15,7 +15,9 @@ import duckdb
 from cjm_analytics.config import Config, Stage, Touchpoints
 from cjm_analytics.sql_steps import run_sql, sql_text
 
-_CUSTOMER_TABLES = ("identities", "events", "sessions", "journey_steps", "journeys")
+_CUSTOMER_TABLES = (
+    "identities", "events", "sessions", "journey_steps", "journeys", "stage_entries", "channel_touches",
+)
 
 
 def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
@@ -145,12 +147,17 @@ def sessionize(
 
 
 def build_journeys(con: duckdb.DuckDBPyConnection, goal_order: int, full: bool = True) -> dict[str, int]:
-    """Collapsed stage paths (journey_steps) and one journeys row per journey customer."""
+    """Collapsed stage paths (journey_steps), one journeys row per journey customer, and the per-customer
+    inputs of the nightly analyses (stage_entries, channel_touches): the marts then aggregate small tables."""
     _scope(con, full)
     clear_scope(con, "journey_steps", full)
     run_sql(con, "core/journey_steps")
     clear_scope(con, "journeys", full)
     run_sql(con, "core/journeys", goal_order=goal_order)
+    clear_scope(con, "stage_entries", full)
+    run_sql(con, "core/stage_entries")
+    clear_scope(con, "channel_touches", full)
+    run_sql(con, "core/channel_touches")
     row = con.execute("SELECT count(*), count(*) FILTER (WHERE converted) FROM journeys").fetchone()
     journeys, converted = row if row else (0, 0)
     return {"journeys": journeys, "converted": converted}

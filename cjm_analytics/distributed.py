@@ -25,7 +25,7 @@ from cjm_analytics.nightly import NIGHTLY_STEPS, RunContext, StepResult, run_ste
 from cjm_analytics.sql_steps import quote_literal, run_sql
 from cjm_analytics.warehouse import apply_settings, run_lock
 
-CORE_TABLES = ("events", "sessions", "journey_steps", "journeys")
+CORE_TABLES = ("events", "sessions", "journey_steps", "journeys", "stage_entries", "channel_touches")
 # The nightly steps that run per bucket instead: export -> process_bucket per bucket -> import.
 BUCKETED_STEPS = ("sessionize", "build_journeys")
 _BUCKET_PREFIX = "bucket-"

@@ -123,6 +123,19 @@ def test_channel_paths(con: duckdb.DuckDBPyConnection) -> None:
     assert _rows(channel_paths(con)) == [("C1 > C2 > C3", 2, 0), ("C1", 0, 1), ("C2 > C3", 0, 1), ("C4", 0, 1)]
 
 
+def test_core_channel_touches(con: duckdb.DuckDBPyConnection) -> None:
+    # (customer, touch, n_touches, channel, prev_channel, converted): the paths above, one row per touch
+    rows = con.execute("SELECT * FROM channel_touches ORDER BY customer_key, touch").fetchall()
+    assert rows == [
+        ("a", 1, 3, "C1", None, True), ("a", 2, 3, "C2", "C1", True), ("a", 3, 3, "C3", "C2", True),
+        ("b", 1, 1, "C1", None, False),
+        ("c", 1, 2, "C2", None, False), ("c", 2, 2, "C3", "C2", False),
+        # the session without a channel is skipped, C1 twice is one touch, the C2 after the order does not count
+        ("d", 1, 3, "C1", None, True), ("d", 2, 3, "C2", "C1", True), ("d", 3, 3, "C3", "C2", True),
+        ("f", 1, 1, "C4", None, False),  # no stage event: a path that did not convert
+    ]
+
+
 def test_channel_transitions(con: duckdb.DuckDBPyConnection) -> None:
     got = {(f, t): n for f, t, n in _rows(channel_transitions(con))}
     assert got == {("(start)", "C1"): 3, ("(start)", "C2"): 1, ("(start)", "C4"): 1, ("C1", "C2"): 2,

@@ -122,6 +122,28 @@ def test_last_touchpoints(con: duckdb.DuckDBPyConnection, min_customers: int, ex
     assert _rows(df.drop(columns="stage_order")) == [pytest.approx(row) for row in expected]
 
 
+def test_core_last_touchpoints(con: duckdb.DuckDBPyConnection) -> None:
+    # journeys.last_touchpoint: the touchpoint of each journey customer's last event, mapped or not
+    got = dict(con.execute("SELECT customer_key, last_touchpoint FROM journeys").fetchall())
+    assert got == {"d1": "product_view", "d2": "support_chat", "d3": "add_to_cart", "d4": "csat",
+                   "d5": "add_to_cart", "k1": "order", "k2": "csat", "k3": "order"}
+
+
+def test_core_stage_entries(con: duckdb.DuckDBPyConnection) -> None:
+    # (customer, stage_order, number of the first event at the stage, touchpoint of the event before it)
+    rows = con.execute("SELECT * FROM stage_entries ORDER BY customer_key, stage_order").fetchall()
+    assert rows == [
+        ("d1", 1, 1, None),  # landing is the very first event: nothing before it
+        ("d2", 1, 1, None),  # help_page and support_chat are not stages
+        ("d3", 1, 1, None), ("d3", 2, 2, "product_view"),  # later product_view, add_to_cart: not first
+        ("d4", 1, 1, None), ("d4", 2, 2, "product_view"),
+        ("d5", 1, 1, None), ("d5", 2, 2, "landing"),
+        ("k1", 1, 1, None), ("k1", 2, 2, "landing"), ("k1", 3, 3, "add_to_cart"),
+        ("k2", 1, 1, None), ("k2", 2, 2, "product_view"), ("k2", 3, 4, "checkout_page"),  # checkout_page: no stage
+        ("k3", 3, 1, None),
+    ]
+
+
 def test_exit_rates(con: duckdb.DuckDBPyConnection) -> None:
     # (touchpoint, customers who had it, customers whose last event it is, exit rate)
     assert _rows(exit_rates(con)) == [pytest.approx(row) for row in [

@@ -27,6 +27,8 @@ COMPARED = {
     "sessions": "*",
     "journey_steps": "*",
     "journeys": "*",
+    "stage_entries": "*",
+    "channel_touches": "*",
     "stage_funnel": "*",
     "stage_transitions": "*",
     "stage_conversion_daily": "*",

@@ -5,7 +5,7 @@ WITH touches AS (
 
 moves AS (
     SELECT
-        coalesce(lag(channel) OVER (PARTITION BY customer_key ORDER BY touch), '(start)') AS from_state,
+        coalesce(prev_channel, '(start)') AS from_state,
         channel AS to_state
     FROM touches
 

@@ -2,46 +2,17 @@
 -- Droppers at k: furthest stage k, before the last stage. Their touchpoint: that of their last event.
 -- Continuers at k: furthest stage above k. Their touchpoint at the same position: that of the event just
 -- before their first event above stage k (the last thing they did before moving on).
-WITH ordered AS (
-    SELECT
-        customer_key,
-        touchpoint,
-        stage_order,
-        event_number AS position,
-        lag(touchpoint) OVER by_time AS prev_touchpoint
-    FROM events
-    WINDOW by_time AS (PARTITION BY customer_key ORDER BY event_number)
+-- Per customer, both come from the core layer: journeys.last_touchpoint and stage_entries.
+WITH dropped AS (
+    SELECT furthest_stage_order AS stage_order, last_touchpoint AS touchpoint
+    FROM journeys
+    WHERE furthest_stage_order < (SELECT max(stage_order) FROM stage_list)
 ),
 
-last_touchpoints AS (
-    SELECT customer_key, arg_max(touchpoint, position) AS touchpoint
-    FROM ordered
-    GROUP BY customer_key
-),
-
-dropped AS (
-    SELECT j.furthest_stage_order AS stage_order, l.touchpoint
-    FROM journeys AS j
-    INNER JOIN last_touchpoints AS l ON j.customer_key = l.customer_key
-    WHERE j.furthest_stage_order < (SELECT max(stage_order) FROM stage_list)
-),
-
--- Each customer's first event at each stage, and what they touched just before it.
-stage_entries AS (
-    SELECT
-        customer_key,
-        stage_order,
-        min(position) AS position,
-        -- arg_min would skip a NULL (the customer's very first event has nothing before it).
-        arg_min_null(prev_touchpoint, position) AS prev_touchpoint
-    FROM ordered
-    WHERE stage_order IS NOT NULL
-    GROUP BY customer_key, stage_order
-),
-
--- Stages are a ladder: a customer moves beyond k at their earliest first event at any stage above k.
+-- Stages are a ladder: a customer moves beyond k at their earliest first event at any stage above k
+-- (stage_entries: each customer's first event at each stage, and what they touched just before it).
 went_on AS (
-    SELECT s.stage_order, arg_min_null(e.prev_touchpoint, e.position) AS touchpoint
+    SELECT s.stage_order, arg_min_null(e.prev_touchpoint, e.event_number) AS touchpoint
     FROM stage_entries AS e
     INNER JOIN stage_list AS s ON e.stage_order > s.stage_order
     GROUP BY e.customer_key, s.stage_order

@@ -24,7 +24,9 @@ activity AS (
         customer_key,
         max(session_number) AS n_sessions,
         count(*) AS n_events,
-        arg_min(channel, event_number) FILTER (WHERE channel IS NOT NULL) AS first_channel
+        arg_min(channel, event_number) FILTER (WHERE channel IS NOT NULL) AS first_channel,
+        -- Where the customer left off: the touchpoint of their last event, mapped or not.
+        arg_max(touchpoint, event_number) AS last_touchpoint
     FROM scope_events
     GROUP BY customer_key
 )
@@ -43,7 +45,8 @@ SELECT
     a.n_sessions,
     a.n_events,
     a.first_channel,
-    CAST(m.first_ts AS DATE) AS cohort_date
+    CAST(m.first_ts AS DATE) AS cohort_date,
+    a.last_touchpoint
 FROM mapped AS m
 INNER JOIN paths AS p ON m.customer_key = p.customer_key
 INNER JOIN activity AS a ON m.customer_key = a.customer_key

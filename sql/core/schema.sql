@@ -59,5 +59,24 @@ CREATE TABLE IF NOT EXISTS journeys (
     n_sessions           BIGINT NOT NULL,
     n_events             BIGINT NOT NULL,
     first_channel        VARCHAR,
-    cohort_date          DATE NOT NULL
+    cohort_date          DATE NOT NULL,
+    last_touchpoint      VARCHAR
+);
+
+-- Per journey customer and stage reached: the first event at the stage and the touchpoint just before it.
+CREATE TABLE IF NOT EXISTS stage_entries (
+    customer_key    VARCHAR NOT NULL,
+    stage_order     INTEGER NOT NULL,
+    event_number    BIGINT NOT NULL,
+    prev_touchpoint VARCHAR
+);
+
+-- Per customer, the collapsed channel path of attribution: one row per touch.
+CREATE TABLE IF NOT EXISTS channel_touches (
+    customer_key VARCHAR NOT NULL,
+    touch        BIGINT NOT NULL,
+    n_touches    BIGINT NOT NULL,
+    channel      VARCHAR NOT NULL,
+    prev_channel VARCHAR,
+    converted    BOOLEAN NOT NULL
 );

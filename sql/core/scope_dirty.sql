@@ -36,3 +36,11 @@ WHERE customer_key IN (SELECT customer_key FROM dirty_customers);
 CREATE OR REPLACE TEMP VIEW scope_journey_steps AS
 SELECT * FROM journey_steps
 WHERE customer_key IN (SELECT customer_key FROM dirty_customers);
+
+CREATE OR REPLACE TEMP VIEW scope_sessions AS
+SELECT * FROM sessions
+WHERE customer_key IN (SELECT customer_key FROM dirty_customers);
+
+CREATE OR REPLACE TEMP VIEW scope_journeys AS
+SELECT * FROM journeys
+WHERE customer_key IN (SELECT customer_key FROM dirty_customers);

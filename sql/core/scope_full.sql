@@ -10,3 +10,9 @@ SELECT * FROM events;
 
 CREATE OR REPLACE TEMP VIEW scope_journey_steps AS
 SELECT * FROM journey_steps;
+
+CREATE OR REPLACE TEMP VIEW scope_sessions AS
+SELECT * FROM sessions;
+
+CREATE OR REPLACE TEMP VIEW scope_journeys AS
+SELECT * FROM journeys;
