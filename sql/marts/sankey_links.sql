@@ -1,72 +1,101 @@
 -- The step Sankey, for all journeys and for the largest first-touch channels (the report's segment
 -- selector): step s holds the s-th element of each collapsed path; small nodes are folded into "other".
 CREATE OR REPLACE TABLE sankey_segment_links AS
-WITH channel_sizes AS (
-    SELECT coalesce(first_channel, '(none)') AS segment, count(*) AS journeys
+-- A journey's links depend only on its first max_steps + 1 stages (the last of those only says "continues"):
+-- journeys are counted per channel and path prefix first, so everything after works on distinct prefixes.
+WITH prefixes AS (
+    SELECT
+        coalesce(first_channel, '(none)') AS channel,
+        stage_path[1:$max_steps + 1] AS prefix,
+        count(*) AS journeys
     FROM journeys
     GROUP BY ALL
 ),
 
+channel_sizes AS (
+    SELECT channel AS segment, sum(journeys) AS journeys
+    FROM prefixes
+    GROUP BY ALL
+),
+
 segments AS (
-    SELECT 'all' AS segment_type, 'all' AS segment, customer_key FROM journeys
+    SELECT 'all' AS segment_type, 'all' AS segment, prefix, journeys FROM prefixes
     UNION ALL
-    SELECT 'first_channel', coalesce(j.first_channel, '(none)'), j.customer_key
-    FROM journeys AS j
-    WHERE coalesce(j.first_channel, '(none)') IN (
-        SELECT segment FROM channel_sizes ORDER BY journeys DESC, segment LIMIT $top_segments
-    )
+    SELECT 'first_channel', channel, prefix, journeys
+    FROM prefixes
+    WHERE channel IN (SELECT segment FROM channel_sizes ORDER BY journeys DESC, segment LIMIT $top_segments)
 ),
 
 segment_sizes AS (
-    SELECT segment_type, segment, count(*) AS journeys FROM segments GROUP BY ALL
+    SELECT segment_type, segment, CAST(sum(journeys) AS BIGINT) AS journeys FROM segments GROUP BY ALL
+),
+
+-- Step s of a prefix, for s up to max_steps; path_length here is the prefix's, which decides the same
+-- "ends at s" (a path longer than max_steps has a prefix of max_steps + 1).
+prefix_steps AS (
+    SELECT
+        segment_type,
+        segment,
+        prefix,
+        journeys,
+        len(prefix) AS path_length,
+        unnest(range(1, least(len(prefix), $max_steps) + 1)) AS step
+    FROM segments
 ),
 
 steps AS (
-    SELECT g.segment_type, g.segment, s.customer_key, s.step, s.stage, s.path_length
-    FROM journey_steps AS s
-    INNER JOIN segments AS g ON s.customer_key = g.customer_key
-    WHERE s.step <= $max_steps
+    SELECT
+        segment_type,
+        segment,
+        journeys,
+        path_length,
+        step,
+        prefix[step] AS stage,
+        prefix[step + 1] AS next_stage
+    FROM prefix_steps
 ),
 
 node_sizes AS (
-    SELECT segment_type, segment, step, stage, count(*) AS customers
+    SELECT segment_type, segment, step, stage, CAST(sum(journeys) AS BIGINT) AS customers
     FROM steps
     GROUP BY ALL
 ),
 
-folded AS (
+folded_nodes AS (
     SELECT
-        s.segment_type,
-        s.segment,
-        s.customer_key,
-        s.step,
-        s.path_length,
-        CASE WHEN n.customers < $min_share * z.journeys THEN 'other' ELSE s.stage END AS node
-    FROM steps AS s
-    INNER JOIN node_sizes AS n USING (segment_type, segment, step, stage)
+        n.segment_type,
+        n.segment,
+        n.step,
+        n.stage,
+        CASE WHEN n.customers < $min_share * z.journeys THEN 'other' ELSE n.stage END AS node
+    FROM node_sizes AS n
     INNER JOIN segment_sizes AS z USING (segment_type, segment)
 ),
 
 -- Every customer at step s flows on: to their next node, to (drop-off), or past the last step.
 links AS (
     SELECT
-        a.segment_type,
-        a.segment,
-        a.step AS from_step,
+        s.segment_type,
+        s.segment,
+        s.step AS from_step,
         a.node AS from_node,
-        a.step + 1 AS to_step,
+        s.step + 1 AS to_step,
         CASE
-            WHEN a.path_length = a.step THEN '(drop-off)'
-            WHEN a.step = $max_steps THEN '(continues)'
+            WHEN s.path_length = s.step THEN '(drop-off)'
+            WHEN s.step = $max_steps THEN '(continues)'
             ELSE b.node
-        END AS to_node
-    FROM folded AS a
-    LEFT JOIN folded AS b
-        ON a.segment_type = b.segment_type AND a.segment = b.segment
-        AND a.customer_key = b.customer_key AND b.step = a.step + 1
+        END AS to_node,
+        s.journeys
+    FROM steps AS s
+    INNER JOIN folded_nodes AS a
+        ON s.segment_type = a.segment_type AND s.segment = a.segment
+        AND s.step = a.step AND s.stage = a.stage
+    LEFT JOIN folded_nodes AS b
+        ON s.segment_type = b.segment_type AND s.segment = b.segment
+        AND b.step = s.step + 1 AND s.next_stage = b.stage
 )
 
-SELECT segment_type, segment, from_step, from_node, to_step, to_node, count(*) AS customers
+SELECT segment_type, segment, from_step, from_node, to_step, to_node, CAST(sum(journeys) AS BIGINT) AS customers
 FROM links
 GROUP BY ALL
 ORDER BY segment_type, segment, from_step, from_node, to_node;
