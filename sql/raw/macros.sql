@@ -1,4 +1,4 @@
--- Timestamp parsing shared by every source: text in, UTC TIMESTAMP out (sql/raw/classify_rows.sql).
+-- Timestamp parsing shared by every source: text in, UTC TIMESTAMP out (sql/raw/append_file.sql).
 
 -- Epoch numbers by magnitude: seconds until year 5138, then milliseconds, microseconds, nanoseconds.
 CREATE OR REPLACE TEMP MACRO cjm_epoch_auto(x) AS (
