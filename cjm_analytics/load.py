@@ -119,10 +119,11 @@ def _stage_parquet_files(con: duckdb.DuckDBPyConnection, source: Source, files: 
         raise SourceError("no columns configured")
     con.execute("CREATE OR REPLACE TEMP TABLE staged_parse_rejects (row_number BIGINT, reason VARCHAR, raw VARCHAR)")
     paths = ", ".join(quote_literal(str(f.path)) for f in files)
-    relation = (f"(SELECT p.* EXCLUDE (file_row_number, filename), p.file_row_number + 1 AS _record, "
+    # The reader's file name column is named so that it does not collide with a file's own `filename`.
+    relation = (f"(SELECT p.* EXCLUDE (file_row_number, _cjm_file), p.file_row_number + 1 AS _record, "
                 f"f.file_index AS _file_index "
-                f"FROM read_parquet([{paths}], filename = true, file_row_number = true) AS p "
-                f"INNER JOIN (SELECT file, file_index FROM batch_files) AS f ON p.filename = f.file)")
+                f"FROM read_parquet([{paths}], filename = '_cjm_file', file_row_number = true) AS p "
+                f"INNER JOIN (SELECT file, file_index FROM batch_files) AS f ON p._cjm_file = f.file)")
     _map_columns(con, source, source.columns, relation, columns, "_file_index")
 
 

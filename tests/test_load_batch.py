@@ -132,7 +132,7 @@ def test_parquet_files_of_one_schema_load_together_and_a_broken_one_is_refused_a
     data = bytearray(broken.read_bytes())
     data[len(data) // 20:len(data) // 20 + 64] = b"\xff" * 64
     broken.write_bytes(bytes(data))
-    write("c.parquet", 90, 20, ", 'x' AS extra")  # another schema; e90-e99 repeat a.parquet's
+    write("c.parquet", 90, 20, ", 'x' AS filename")  # another schema; e90-e99 repeat a.parquet's
     write("d.parquet", 95, 10)  # a's schema; every id is in a or c
     (folder / "e.parquet").write_bytes(b"not a parquet file")
     con.close()
@@ -146,6 +146,8 @@ def test_parquet_files_of_one_schema_load_together_and_a_broken_one_is_refused_a
                               ("e.parquet", "refused", 0, 0, 0, 0)]
     assert rows(cfg, "SELECT count(*), count(DISTINCT event_id), min(ts) FROM raw_events") == [
         (110, 110, datetime(2026, 11, 1, 10, 0))]
+    assert rows(cfg, "SELECT DISTINCT properties FROM raw_events WHERE file LIKE '%c.parquet'") == [
+        ('{"filename":"x"}',)]  # a file's own column named like the reader's file name column
     refused = rows(cfg, "SELECT regexp_extract(file, '[^/]+$'), reason FROM rejects ORDER BY 1")
     assert [name for name, _ in refused] == ["b.parquet", "e.parquet"]
     assert all(reason.startswith("file refused: ") for _, reason in refused)
