@@ -77,7 +77,7 @@ def run_step(ctx: RunContext, step: str, work: Callable[[Any], dict[str, Any]], 
 
 
 def load_sources(ctx: RunContext) -> StepResult:
-    """Load every configured source; each file commits with its manifest row."""
+    """Load every configured source; a source's new and changed files commit together with their manifest rows."""
 
     def work(con: Any) -> dict[str, Any]:
         files: list[FileLoad] = []

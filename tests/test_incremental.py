@@ -250,8 +250,10 @@ def killing(module, step_name, after_calls):
         return result
     module.run_sql = run_sql
 
-if point == "mid-load":
-    killing(load, "raw/append_file", 2)  # the first file committed, the second not
+if point == "mid-staging":
+    killing(load, "raw/append_file", 2)  # the second file staged: nothing written yet
+elif point == "mid-load":
+    killing(load, "raw/append_batch", 1)  # the source's batch written, not committed
 elif point == "mid-recompute":
     killing(core, "core/journeys", 1)
 elif point == "between-steps":
@@ -261,7 +263,7 @@ nightly.run_nightly(load_config(sys.argv[1]))
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("point", ["mid-load", "mid-recompute", "between-steps"])
+@pytest.mark.parametrize("point", ["mid-staging", "mid-load", "mid-recompute", "between-steps"])
 def test_a_run_killed_at_any_point_then_rerun_equals_an_uninterrupted_run(tmp_path: Path, point: str) -> None:
     write_csv(tmp_path / "web" / "a.csv", f"""
         {HEADER}
