@@ -348,6 +348,26 @@ class _BatchFile:
     known: bool  # the manifest holds it with other content
 
 
+def _holding_duplicates_of_changed(con: duckdb.DuckDBPyConnection, source: Source, paths: list[Path],
+                                   batch: list[_BatchFile]) -> list[_BatchFile]:
+    """Unchanged files that hold a duplicate of a changed file's loaded row: read again with the batch, so an
+    event the changed file no longer has is loaded from them (as a full refresh would) instead of lost."""
+    changed = [str(f.path) for f in batch if f.known]
+    if not changed:
+        return []
+    holders = {str(file) for (file,) in con.execute(
+        "SELECT DISTINCT file FROM raw_duplicates WHERE source = $source AND event_id IN "
+        "(SELECT event_id FROM raw_events WHERE source = $source AND list_contains($changed, file))",
+        {"source": source.name, "changed": changed}).fetchall()}
+    in_batch = {str(f.path) for f in batch}
+    again = []
+    for index, path in enumerate(paths):
+        if str(path) in holders and str(path) not in in_batch:
+            stat = path.stat()
+            again.append(_BatchFile(index, path, stat.st_size, stat.st_mtime, content_hash(path), known=True))
+    return again
+
+
 def load_source(
     con: duckdb.DuckDBPyConnection, source: Source, run_id: str, run_started: datetime
 ) -> list[FileLoad]:
@@ -364,6 +384,7 @@ def load_source(
         digest = content_hash(path)
         if digest not in known.get(str(path), ()):
             batch.append(_BatchFile(index, path, stat.st_size, stat.st_mtime, digest, str(path) in known))
+    batch = sorted(batch + _holding_duplicates_of_changed(con, source, paths, batch), key=lambda f: f.index)
     loads = {str(path): FileLoad(source.name, str(path), "unchanged") for path in paths}
     if batch:
         loads |= _load_batch(con, source, batch, run_id, run_started)

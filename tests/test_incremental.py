@@ -167,6 +167,32 @@ def test_a_reexported_file_replaces_its_rows(tmp_path: Path) -> None:
     assert differences(cfg.warehouse, full_run_copy(cfg)) == {}
 
 
+def test_an_event_a_changed_file_drops_is_loaded_from_another_file_that_has_it(tmp_path: Path) -> None:
+    first = write_csv(tmp_path / "web" / "a.csv", f"""
+        {HEADER}
+        1,a1,u1,landing,2026-11-01T10:00:00Z,
+        2,a1,u1,order,2026-11-01T10:20:00Z,
+    """)
+    write_csv(tmp_path / "web" / "b.csv", f"""
+        {HEADER}
+        2,a1,u1,order,2026-11-01T10:20:00Z,
+        3,a2,u2,landing,2026-11-01T11:00:00Z,
+    """)
+    cfg = make_config(tmp_path)
+    run_steps(cfg, run_started=RUN_STARTED)
+    assert rows(cfg, "SELECT file LIKE '%a.csv' FROM raw_events WHERE event_id = '2'") == [(True,)]
+    write_csv(first, f"""
+        {HEADER}
+        1,a1,u1,landing,2026-11-01T10:00:00Z,
+    """)  # re-exported without event 2, which b.csv (unchanged, its duplicate until now) still has
+    run_steps(cfg, run_started=RUN_STARTED)
+    assert rows(cfg, "SELECT file LIKE '%b.csv' FROM raw_events WHERE event_id = '2'") == [(True,)]
+    assert rows(cfg, "SELECT customer_key, converted FROM journeys ORDER BY 1") == [("u1", True), ("u2", False)]
+    assert differences(cfg.warehouse, full_run_copy(cfg)) == {}
+    assert rows(cfg, "SELECT file LIKE '%b.csv', rows_read, rows_loaded, rows_duplicate FROM load_manifest "
+                     "ORDER BY file") == [(False, 1, 1, 0), (True, 2, 2, 0)]
+
+
 def test_a_config_change_rebuilds_everything(tmp_path: Path) -> None:
     write_csv(tmp_path / "web" / "a.csv", f"""
         {HEADER}

@@ -63,6 +63,14 @@ SELECT * FROM repeated
 UNION
 SELECT * FROM loaded_before;
 
+-- Remembered so that a file holding a duplicate is read again if the loaded row goes (sql/raw/schema.sql).
+INSERT INTO raw_duplicates
+SELECT $source, f.file, b.event_id
+FROM batch_rows AS b
+INNER JOIN batch_files AS f USING (file_index)
+SEMI JOIN batch_duplicates AS d
+    ON b.file_index = d.file_index AND b.row_number = d.row_number;
+
 INSERT INTO raw_events
 SELECT
     b.event_id,

@@ -11,4 +11,6 @@ DELETE FROM raw_events WHERE source = $source AND file IN (SELECT file FROM batc
 
 DELETE FROM rejects WHERE source = $source AND file IN (SELECT file FROM batch_files WHERE known);
 
+DELETE FROM raw_duplicates WHERE source = $source AND file IN (SELECT file FROM batch_files WHERE known);
+
 DELETE FROM load_manifest WHERE source = $source AND file IN (SELECT file FROM batch_files WHERE known);

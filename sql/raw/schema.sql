@@ -14,6 +14,14 @@ CREATE TABLE IF NOT EXISTS raw_events (
     run_id       VARCHAR NOT NULL
 );
 
+-- The id of every row counted as a duplicate, by file: when the loaded row with that id goes (its file changed),
+-- a file holding a duplicate of it is read again, so the event is not lost.
+CREATE TABLE IF NOT EXISTS raw_duplicates (
+    source   VARCHAR NOT NULL,
+    file     VARCHAR NOT NULL,
+    event_id VARCHAR NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS rejects (
     source     VARCHAR NOT NULL,
     file       VARCHAR NOT NULL,
