@@ -62,6 +62,12 @@ def full_run_copy(cfg: Config, name: str = "full.duckdb") -> Path:
     return full.warehouse
 
 
+def refreshed_in_full(cfg: Config, run_id: str) -> bool:
+    """Whether the run recomputed every customer (as its stitch step logged)."""
+    return rows(cfg, f"SELECT counts->>'full_refresh' FROM run_log WHERE run_id = '{run_id}' "
+                     "AND step = 'stitch_identities'") == [("1",)]
+
+
 # --- incremental = full refresh, for any split and order -----------------------------------------------
 
 T0 = datetime(2026, 11, 1, 9, 0)
@@ -203,8 +209,7 @@ def test_a_config_change_rebuilds_everything(tmp_path: Path) -> None:
     changed = make_config(tmp_path, sessions={"inactivity_minutes": 60},
                           stages=[{"name": "browse", "events": ["landing"]}, {"name": "buy", "events": ["add_*"]}])
     ctx = run_steps(changed, run_started=RUN_STARTED)
-    assert rows(changed, f"SELECT counts->>'full_refresh' FROM run_log WHERE run_id = '{ctx.run_id}' "
-                         "AND step = 'stitch_identities'") == [("1",)]
+    assert refreshed_in_full(changed, ctx.run_id)
     assert rows(changed, "SELECT count(*), any_value(converted) FROM journeys") == [(1, True)]
     assert rows(changed, "SELECT count(*) FROM sessions") == [(1,)]
     assert differences(changed.warehouse, full_run_copy(changed)) == {}
@@ -232,8 +237,7 @@ def test_a_warehouse_from_an_older_version_gets_the_new_core_tables(tmp_path: Pa
     finally:
         con.close()
     ctx = run_steps(cfg, run_started=RUN_STARTED)
-    assert rows(cfg, f"SELECT counts->>'full_refresh' FROM run_log WHERE run_id = '{ctx.run_id}' "
-                     "AND step = 'stitch_identities'") == [("1",)]
+    assert refreshed_in_full(cfg, ctx.run_id)
     assert "file" not in table(cfg, "SELECT * FROM events LIMIT 0").columns
     assert differences(cfg.warehouse, tmp_path / "current.duckdb") == {}
 
@@ -248,8 +252,7 @@ def test_full_refresh_on_request_gives_the_same_tables(tmp_path: Path) -> None:
     run_steps(cfg, run_started=RUN_STARTED)
     shutil.copy(cfg.warehouse, tmp_path / "before.duckdb")
     ctx = run_steps(cfg, run_started=RUN_STARTED, full_refresh=True)
-    assert rows(cfg, f"SELECT counts->>'full_refresh' FROM run_log WHERE run_id = '{ctx.run_id}' "
-                     "AND step = 'stitch_identities'") == [("1",)]
+    assert refreshed_in_full(cfg, ctx.run_id)
     assert differences(cfg.warehouse, tmp_path / "before.duckdb") == {}
 
 
