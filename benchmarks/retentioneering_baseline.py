@@ -41,17 +41,17 @@ to the first at the target; null on (start)/(end) edges, where Retentioneering h
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from benchmarks.run import _cpu, _rss_mb  # stdlib only: importable by Retentioneering's own interpreter
 
 # Retentioneering sends usage events to PostHog unless told not to; set before it is imported anywhere.
 os.environ.setdefault("RETENTIONEERING_NO_TRACK", "1")
@@ -115,20 +115,6 @@ def ensure_env(venv: Path = VENV, log: Callable[[str], None] = print,
 # --------------------------------------------------------------------------------------------------------------
 # Measuring this process
 # --------------------------------------------------------------------------------------------------------------
-
-
-def _rss_mb() -> float:
-    """Peak RSS so far: VmHWM of this process (not ru_maxrss, which starts at the parent's size; see run.py)."""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/self/status").read_text(encoding="utf-8").splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-
-
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 class _Phases:
