@@ -41,6 +41,7 @@ def exit_rates(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 def stage_loops(con: duckdb.DuckDBPyConnection, loop_threshold: int = LOOP_THRESHOLD) -> pd.DataFrame:
     """Pairs of stages customers go back and forth between: DataFrame(stage_a, stage_b, loopers, converted,
     conversion_rate)."""
+    run_sql(con, "analysis/stage_pair_moves")  # defines the cjm_stage_pair_moves macro
     return query_sql(con, "analysis/pain_stage_loops", loop_threshold=loop_threshold)
 
 
@@ -48,6 +49,7 @@ def leak_profile(con: duckdb.DuckDBPyConnection, cfg: Config, loop_threshold: in
     """Per stage before the last: DataFrame(stage, stage_order, reached, customers_lost, share_of_reached,
     support_share, low_score_share, loopers, median_hours_since_last_event)."""
     run_sql(con, "analysis/emotion_survey_responses")  # defines the cjm_survey_responses macro
+    run_sql(con, "analysis/stage_pair_moves")  # defines the cjm_stage_pair_moves macro
     return query_sql(con, "analysis/pain_leak_profile", surveys=survey_params(cfg), loop_threshold=loop_threshold,
                      support_events=list(cfg.analysis.support_events))
 

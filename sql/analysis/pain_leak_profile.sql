@@ -32,19 +32,8 @@ low_scorers AS (
     WHERE valid AND score < low_below
 ),
 
-pair_moves AS (
-    SELECT
-        customer_key,
-        least(prev_stage_order, stage_order) AS order_a,
-        greatest(prev_stage_order, stage_order) AS order_b,
-        count(*) AS moves
-    FROM journey_steps
-    WHERE prev_stage IS NOT NULL
-    GROUP BY ALL
-),
-
 loopers AS (
-    SELECT DISTINCT customer_key FROM pair_moves WHERE moves > $loop_threshold
+    SELECT DISTINCT customer_key FROM cjm_stage_pair_moves() WHERE moves > $loop_threshold
 ),
 
 marked AS (

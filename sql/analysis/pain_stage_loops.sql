@@ -1,19 +1,8 @@
 -- Customers going back and forth between two stages: more than $loop_threshold moves between the pair
 -- (either direction) in their collapsed stage path; browse, cart, browse, cart is 3 moves.
-WITH moves AS (
-    SELECT
-        customer_key,
-        least(prev_stage_order, stage_order) AS order_a,
-        greatest(prev_stage_order, stage_order) AS order_b,
-        count(*) AS moves
-    FROM journey_steps
-    WHERE prev_stage IS NOT NULL
-    GROUP BY ALL
-),
-
-loopers AS (
+WITH loopers AS (
     SELECT m.order_a, m.order_b, m.customer_key, j.converted
-    FROM moves AS m
+    FROM cjm_stage_pair_moves() AS m
     INNER JOIN journeys AS j ON m.customer_key = j.customer_key
     WHERE m.moves > $loop_threshold
 )
