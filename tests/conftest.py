@@ -8,9 +8,11 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from cjm_analytics.config import Config
+from cjm_analytics.warehouse import connect
 from tests.browser import browser  # noqa: F401  (a fixture, shared by the report and flow tests)
 
 # Before Prefect is imported anywhere: never touch the developer's ~/.prefect.
@@ -42,3 +44,11 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> Config:
     config = load_config(root / "cjm.yaml")
     run_steps(config)
     return config
+
+
+@pytest.fixture(scope="module")
+def con(cfg: Config) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection to the warehouse of the module's `cfg` fixture."""
+    c = connect(cfg.warehouse, read_only=True)
+    yield c
+    c.close()

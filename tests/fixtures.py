@@ -57,6 +57,14 @@ def run_steps(cfg: Config, until: str = "aggregate", run_started: datetime | Non
     return ctx
 
 
+def built_warehouse(root: Path, events_csv: str, **overrides: Any) -> Config:
+    """The events as web/events.csv, the test config with these overrides, and the warehouse built from them."""
+    write_csv(root / "web" / "events.csv", events_csv)
+    config = make_config(root, **overrides)
+    run_steps(config, run_started=RUN_STARTED)
+    return config
+
+
 def table(cfg: Config, sql: str) -> pd.DataFrame:
     """Query the warehouse read-only."""
     con = duckdb.connect(str(cfg.warehouse), read_only=True)

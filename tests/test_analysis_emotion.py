@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from statistics import mean, stdev
 from typing import Any
@@ -36,7 +35,7 @@ from cjm_analytics.analysis import commands
 from cjm_analytics.analysis.emotion import emotion_curve
 from cjm_analytics.config import Analysis, Config
 from cjm_analytics.warehouse import connect
-from tests.fixtures import RUN_STARTED, make_config, run_steps, write_csv
+from tests.fixtures import built_warehouse
 
 EVENTS = """
     event_id,anonymous_id,user_id,event,ts,channel,score,rating
@@ -93,18 +92,7 @@ EXPECTED = [
 
 @pytest.fixture(scope="module")
 def cfg(tmp_path_factory: pytest.TempPathFactory) -> Config:
-    root = tmp_path_factory.mktemp("emotion")
-    write_csv(root / "web" / "events.csv", EVENTS)
-    config = make_config(root, analysis={"surveys": SURVEYS})
-    run_steps(config, run_started=RUN_STARTED)
-    return config
-
-
-@pytest.fixture(scope="module")
-def con(cfg: Config) -> Iterator[duckdb.DuckDBPyConnection]:
-    c = connect(cfg.warehouse, read_only=True)
-    yield c
-    c.close()
+    return built_warehouse(tmp_path_factory.mktemp("emotion"), EVENTS, analysis={"surveys": SURVEYS})
 
 
 def _row(values: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -118,13 +118,6 @@ def cfg(tmp_path_factory: pytest.TempPathFactory) -> Config:
     return write_fixture(tmp_path_factory.mktemp("funnels"), EVENTS)
 
 
-@pytest.fixture(scope="module")
-def con(cfg: Config) -> Iterator[duckdb.DuckDBPyConnection]:
-    c = connect(cfg.warehouse, read_only=True)
-    yield c
-    c.close()
-
-
 def _p90(values: list[float]) -> float:
     return float(np.percentile(values, 90))  # linear interpolation, numpy's default
 

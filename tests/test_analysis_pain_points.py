@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +40,7 @@ from cjm_analytics.analysis import commands
 from cjm_analytics.analysis.pain_points import LEAK_COLUMNS, exit_rates, last_touchpoints, leaks, stage_loops
 from cjm_analytics.config import Config
 from cjm_analytics.warehouse import connect
-from tests.fixtures import RUN_STARTED, make_config, run_steps, write_csv
+from tests.fixtures import built_warehouse
 
 EVENTS = """
     event_id,anonymous_id,user_id,event,ts,channel,score
@@ -78,19 +77,8 @@ INF = math.inf
 
 @pytest.fixture(scope="module")
 def cfg(tmp_path_factory: pytest.TempPathFactory) -> Config:
-    root = tmp_path_factory.mktemp("pain")
-    write_csv(root / "web" / "events.csv", EVENTS)
-    config = make_config(root, analysis={"surveys": [{"event": "csat", "kind": "csat"}],
-                                         "support_events": ["support_*"], "min_segment_size": 1})
-    run_steps(config, run_started=RUN_STARTED)
-    return config
-
-
-@pytest.fixture(scope="module")
-def con(cfg: Config) -> Iterator[duckdb.DuckDBPyConnection]:
-    c = connect(cfg.warehouse, read_only=True)
-    yield c
-    c.close()
+    return built_warehouse(tmp_path_factory.mktemp("pain"), EVENTS, analysis={
+        "surveys": [{"event": "csat", "kind": "csat"}], "support_events": ["support_*"], "min_segment_size": 1})
 
 
 def _rows(df: pd.DataFrame) -> list[tuple[Any, ...]]:

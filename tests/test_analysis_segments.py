@@ -31,7 +31,7 @@ import pytest
 from cjm_analytics.analysis.segments import customer_segments, stage_funnel_by_segment
 from cjm_analytics.config import Config
 from cjm_analytics.warehouse import connect
-from tests.fixtures import RUN_STARTED, make_config, run_steps, write_csv
+from tests.fixtures import built_warehouse
 
 EVENTS = """
     event_id,anonymous_id,user_id,event,ts,channel,campaign,plan
@@ -51,18 +51,7 @@ EVENTS = """
 
 @pytest.fixture(scope="module")
 def cfg(tmp_path_factory: pytest.TempPathFactory) -> Config:
-    root = tmp_path_factory.mktemp("segments")
-    write_csv(root / "web" / "events.csv", EVENTS)
-    config = make_config(root, analysis={"min_segment_size": 2})
-    run_steps(config, run_started=RUN_STARTED)
-    return config
-
-
-@pytest.fixture(scope="module")
-def con(cfg: Config) -> Iterator[duckdb.DuckDBPyConnection]:
-    c = connect(cfg.warehouse, read_only=True)
-    yield c
-    c.close()
+    return built_warehouse(tmp_path_factory.mktemp("segments"), EVENTS, analysis={"min_segment_size": 2})
 
 
 SEGMENTS = {

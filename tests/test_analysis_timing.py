@@ -17,7 +17,6 @@ unless said; the channel is on each customer's first event.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import duckdb
@@ -31,8 +30,7 @@ from cjm_analytics.analysis.timing import (
     time_to_convert_histogram,
 )
 from cjm_analytics.config import Config
-from cjm_analytics.warehouse import connect
-from tests.fixtures import RUN_STARTED, make_config, run_steps, write_csv
+from tests.fixtures import built_warehouse
 
 EVENTS = """
     event_id,anonymous_id,user_id,event,ts,channel
@@ -57,18 +55,7 @@ EVENTS = """
 
 @pytest.fixture(scope="module")
 def cfg(tmp_path_factory: pytest.TempPathFactory) -> Config:
-    root = tmp_path_factory.mktemp("timing")
-    write_csv(root / "web" / "events.csv", EVENTS)
-    config = make_config(root, analysis={"min_segment_size": 2})
-    run_steps(config, run_started=RUN_STARTED)
-    return config
-
-
-@pytest.fixture(scope="module")
-def con(cfg: Config) -> Iterator[duckdb.DuckDBPyConnection]:
-    c = connect(cfg.warehouse, read_only=True)
-    yield c
-    c.close()
+    return built_warehouse(tmp_path_factory.mktemp("timing"), EVENTS, analysis={"min_segment_size": 2})
 
 
 def _stats(hours: list[float]) -> tuple[int, float, float, float]:
