@@ -422,39 +422,50 @@ def simulate_chunk(counts: np.ndarray, first_customer: int, seed: int, chunk_ind
     w_channel = channel[sess[web]]
     kind_of_device = (_splitmix64(devices) % np.uint64(100)).astype(np.int64)[w_device]
     device = np.select([kind_of_device < 50, kind_of_device < 92], [0, 1], 2)
-    page = _pages(rng, w_name)
     web_event_no = np.flatnonzero(web) + _event_base(first_customer)
-    web_table = pa.table({
-        "event_id": hex_ids(web_event_no, salt=seed * 104729 + 3),
+    web_table = _web_table(rng, hex_ids(web_event_no, salt=seed * 104729 + 3), anon, user, w_name, ts[web],
+                           w_channel, device)
+    crm_event_no = np.flatnonzero(crm) + _event_base(first_customer)
+    crm_table = _crm_table(rng, hex_ids(crm_event_no, salt=seed * 15485863 + 5), user_ids.take(pa.array(cust[crm])),
+                           crm_option, ts[crm])
+    return Chunk(web_table, crm_table, ts[web] // DAY_MS, ts[crm] // DAY_MS)
+
+
+def _web_table(rng: np.random.Generator, event_ids: pa.Array, anon: pa.Array, user: pa.Array, names: np.ndarray,
+               ts_ms: np.ndarray, channels: np.ndarray, devices: np.ndarray) -> pa.Table:
+    """The clickstream rows (names, channels, devices as indices); draws each row's page."""
+    return pa.table({
+        "event_id": event_ids,
         "anonymous_id": anon,
         "user_id": user,
-        "event": _dict(w_name, EVENT_NAMES),
-        "ts": pa.array(START_MS + ts[web], type=pa.timestamp("ms")),
-        "channel": _dict(w_channel, CHANNELS),
-        "device": _dict(device, DEVICES),
-        "page": page,
+        "event": _dict(names, EVENT_NAMES),
+        "ts": pa.array(START_MS + ts_ms, type=pa.timestamp("ms")),
+        "channel": _dict(channels, CHANNELS),
+        "device": _dict(devices, DEVICES),
+        "page": _pages(rng, names),
     }, schema=WEB_SCHEMA)
 
-    # ---- crm table
+
+def _crm_table(rng: np.random.Generator, activity_ids: pa.Array, customer_ids: pa.Array, crm_option: np.ndarray,
+               ts_ms: np.ndarray) -> pa.Table:
+    """The CRM rows of the drawn CRM_OPTIONS; draws the survey scores."""
     options = np.array([EVENT_NAMES.index(e) for e, _, _ in CRM_OPTIONS])
-    deal = np.array([DEAL_STAGES.index(s) if s else -1 for _, s, _ in CRM_OPTIONS])
-    score_kind = np.array([{"": 0, "lo": 1, "hi": 2}[s] for _, _, s in CRM_OPTIONS])
+    deal = np.array([DEAL_STAGES.index(st) if st else -1 for _, st, _ in CRM_OPTIONS])
+    score_kind = np.array([{"": 0, "lo": 1, "hi": 2}[sk] for _, _, sk in CRM_OPTIONS])
     c_name = options[crm_option]
     c_score_kind = score_kind[crm_option]
     score = np.select([c_score_kind == 2, c_score_kind == 1],
                       [9 + (rng.random(len(c_name)) < 0.5), (rng.random(len(c_name)) * 9).astype(np.int64)], -1)
-    crm_event_no = np.flatnonzero(crm) + _event_base(first_customer)
     crm_channel = np.array([CRM_CHANNELS.index(CRM_CHANNEL[nm]) if nm in CRM_CHANNEL else -1 for nm in EVENT_NAMES])
-    crm_table = pa.table({
-        "activity_id": hex_ids(crm_event_no, salt=seed * 15485863 + 5),
-        "customer_id": user_ids.take(pa.array(cust[crm])),
+    return pa.table({
+        "activity_id": activity_ids,
+        "customer_id": customer_ids,
         "activity": _dict(c_name, EVENT_NAMES),
-        "occurred_at": pa.array(START_MS + ts[crm], type=pa.int64()),
+        "occurred_at": pa.array(START_MS + ts_ms, type=pa.int64()),
         "channel": _dict(crm_channel[c_name], CRM_CHANNELS),
         "deal_stage": _dict(deal[crm_option], DEAL_STAGES),
         "score": _dict(score, tuple(str(i) for i in range(11))),
     }, schema=CRM_SCHEMA)
-    return Chunk(web_table, crm_table, ts[web] // DAY_MS, ts[crm] // DAY_MS)
 
 
 def _event_base(first_customer: int) -> int:
@@ -703,7 +714,7 @@ def simulate_night(events: int, seed: int, fraction: float) -> tuple[Chunk, dict
     crm = has_cid & (rng.random(n) < crm_share[cust]) & ~is_login
     crm_option = _draw_rows(rng, CRM_CUM, level[crm])
 
-    # ---- web table (as in simulate_chunk)
+    # ---- web table
     web = ~crm
     w_cust = cust[web]
     login_name = np.where(signs_up, EVENT_NAMES.index("signup"), EVENT_NAMES.index("login"))
@@ -715,35 +726,10 @@ def simulate_night(events: int, seed: int, fraction: float) -> tuple[Chunk, dict
     kind_of_device = (_splitmix64(device_no) % np.uint64(100)).astype(np.int64)[w_cust]
     device = np.select([kind_of_device < 50, kind_of_device < 92], [0, 1], 2)
     night_no = _NIGHT_BIT | (np.uint64(ppm) << np.uint64(32))
-    web_table = pa.table({
-        "event_id": hex_ids(night_no | np.flatnonzero(web).astype(np.uint64), salt=seed * 104729 + 3),
-        "anonymous_id": anon,
-        "user_id": user,
-        "event": _dict(w_name, EVENT_NAMES),
-        "ts": pa.array(START_MS + ts[web], type=pa.timestamp("ms")),
-        "channel": _dict(channel[sess[web]], CHANNELS),
-        "device": _dict(device, DEVICES),
-        "page": _pages(rng, w_name),
-    }, schema=WEB_SCHEMA)
-
-    # ---- crm table
-    options = np.array([EVENT_NAMES.index(e) for e, _, _ in CRM_OPTIONS])
-    deal = np.array([DEAL_STAGES.index(st) if st else -1 for _, st, _ in CRM_OPTIONS])
-    score_kind = np.array([{"": 0, "lo": 1, "hi": 2}[sk] for _, _, sk in CRM_OPTIONS])
-    c_name = options[crm_option]
-    c_score_kind = score_kind[crm_option]
-    score = np.select([c_score_kind == 2, c_score_kind == 1],
-                      [9 + (rng.random(len(c_name)) < 0.5), (rng.random(len(c_name)) * 9).astype(np.int64)], -1)
-    crm_channel = np.array([CRM_CHANNELS.index(CRM_CHANNEL[nm]) if nm in CRM_CHANNEL else -1 for nm in EVENT_NAMES])
-    crm_table = pa.table({
-        "activity_id": hex_ids(night_no | np.flatnonzero(crm).astype(np.uint64), salt=seed * 15485863 + 5),
-        "customer_id": decimal_ids("C", np.maximum(user_no, 0), 9).take(pa.array(cust[crm])),
-        "activity": _dict(c_name, EVENT_NAMES),
-        "occurred_at": pa.array(START_MS + ts[crm], type=pa.int64()),
-        "channel": _dict(crm_channel[c_name], CRM_CHANNELS),
-        "deal_stage": _dict(deal[crm_option], DEAL_STAGES),
-        "score": _dict(score, tuple(str(i) for i in range(11))),
-    }, schema=CRM_SCHEMA)
+    web_table = _web_table(rng, hex_ids(night_no | np.flatnonzero(web).astype(np.uint64), salt=seed * 104729 + 3),
+                           anon, user, w_name, ts[web], channel[sess[web]], device)
+    crm_table = _crm_table(rng, hex_ids(night_no | np.flatnonzero(crm).astype(np.uint64), salt=seed * 15485863 + 5),
+                           decimal_ids("C", np.maximum(user_no, 0), 9).take(pa.array(cust[crm])), crm_option, ts[crm])
     mix = {name: int(is_[name].sum()) for name in NIGHT_CATEGORIES}
     mix.update(returning=int(returning.sum()), signups=int(signs_up.sum()),
                anonymous_ids_moving=int((is_["login_existing"] & (user_no >= 0)).sum() + is_["signup_returning"].sum()))
