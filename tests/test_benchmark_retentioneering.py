@@ -14,7 +14,7 @@ import pytest
 from benchmarks.generate import config_dict, generate
 from benchmarks.retentioneering_baseline import REPO, compare_edges, env_ready, venv_python
 from cjm_analytics.config import parse_config
-from cjm_analytics.nightly import NIGHTLY_STEPS, RunContext
+from tests.fixtures import run_steps
 
 pytestmark = [
     pytest.mark.slow,
@@ -27,10 +27,7 @@ def test_retentioneering_counts_the_same_transitions_as_the_pipeline(tmp_path: P
     generate(data, 20_000, seed=7)
     cfg = parse_config(config_dict(data, warehouse=str(tmp_path / "cjm.duckdb"), reports=str(tmp_path / "reports")),
                        tmp_path, "benchmark config")
-    ctx = RunContext.start(cfg)
-    for name, step in NIGHTLY_STEPS:
-        if name != "publish_reports":
-            step(ctx)
+    run_steps(cfg)  # the nightly steps up to the marts
     con = duckdb.connect(str(cfg.warehouse), read_only=True)
     ours = con.execute("SELECT from_stage, to_stage, transitions, customers, probability "
                        "FROM stage_transitions ORDER BY from_order, to_order").df()

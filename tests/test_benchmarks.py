@@ -15,7 +15,7 @@ import pytest
 from benchmarks import pandas_baseline
 from benchmarks.generate import DAYS, EVENT_NAMES, START, config_dict, generate
 from cjm_analytics.config import parse_config
-from cjm_analytics.nightly import NIGHTLY_STEPS, RunContext
+from tests.fixtures import run_steps
 
 pytestmark = pytest.mark.slow
 
@@ -90,10 +90,7 @@ def test_visitors_log_in_later_and_sessions_split_on_gaps(events: pd.DataFrame) 
 def test_the_pandas_baseline_agrees_with_the_pipeline(data: Path, tmp_path: Path) -> None:
     cfg = parse_config(config_dict(data, warehouse=str(tmp_path / "cjm.duckdb"), reports=str(tmp_path / "reports")),
                        tmp_path, "benchmark config")
-    ctx = RunContext.start(cfg)
-    for name, step in NIGHTLY_STEPS:
-        if name != "publish_reports":
-            step(ctx)
+    ctx = run_steps(cfg)  # the nightly steps up to the marts
     con = duckdb.connect(str(cfg.warehouse), read_only=True)
     funnel = con.execute("SELECT stage, reached, exited FROM stage_funnel ORDER BY stage_order").df()
     edges = con.execute("SELECT from_stage, to_stage, transitions, customers, probability, median_hours "
