@@ -338,17 +338,22 @@ def _scalar(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, object] 
 
 @dataclass(frozen=True)
 class _BatchFile:
-    """A new or changed file of this run, as it goes into the batch."""
+    """One of the source's files, as it goes into the batch when it is new, changed or read again."""
 
     index: int  # place in the source's file order
     path: Path
     size: int
     mtime: float
     digest: str
-    known: bool  # the manifest holds it with other content
+    known: bool  # in the manifest: its earlier rows are replaced
+
+    @classmethod
+    def of(cls, index: int, path: Path, known: bool) -> _BatchFile:
+        stat = path.stat()
+        return cls(index, path, stat.st_size, stat.st_mtime, content_hash(path), known)
 
 
-def _holding_duplicates_of_changed(con: duckdb.DuckDBPyConnection, source: Source, paths: list[Path],
+def _holding_duplicates_of_changed(con: duckdb.DuckDBPyConnection, source: Source, files: list[_BatchFile],
                                    batch: list[_BatchFile]) -> list[_BatchFile]:
     """Unchanged files that hold a duplicate of a changed file's loaded row: read again with the batch, so an
     event the changed file no longer has is loaded from them (as a full refresh would) instead of lost."""
@@ -359,13 +364,7 @@ def _holding_duplicates_of_changed(con: duckdb.DuckDBPyConnection, source: Sourc
         "SELECT DISTINCT file FROM raw_duplicates WHERE source = $source AND event_id IN "
         "(SELECT event_id FROM raw_events WHERE source = $source AND list_contains($changed, file))",
         {"source": source.name, "changed": changed}).fetchall()}
-    in_batch = {str(f.path) for f in batch}
-    again = []
-    for index, path in enumerate(paths):
-        if str(path) in holders and str(path) not in in_batch:
-            stat = path.stat()
-            again.append(_BatchFile(index, path, stat.st_size, stat.st_mtime, content_hash(path), known=True))
-    return again
+    return [f for f in files if str(f.path) in holders and f not in batch]
 
 
 def load_source(
@@ -378,13 +377,9 @@ def load_source(
                                     {"source": source.name}).fetchall():
         known.setdefault(file, set()).add(digest)
     paths = source.files()
-    batch: list[_BatchFile] = []
-    for index, path in enumerate(paths):
-        stat = path.stat()
-        digest = content_hash(path)
-        if digest not in known.get(str(path), ()):
-            batch.append(_BatchFile(index, path, stat.st_size, stat.st_mtime, digest, str(path) in known))
-    batch = sorted(batch + _holding_duplicates_of_changed(con, source, paths, batch), key=lambda f: f.index)
+    files = [_BatchFile.of(index, path, str(path) in known) for index, path in enumerate(paths)]
+    batch = [f for f in files if f.digest not in known.get(str(f.path), ())]
+    batch = sorted(batch + _holding_duplicates_of_changed(con, source, files, batch), key=lambda f: f.index)
     loads = {str(path): FileLoad(source.name, str(path), "unchanged") for path in paths}
     if batch:
         loads |= _load_batch(con, source, batch, run_id, run_started)

@@ -7,7 +7,7 @@ CREATE OR REPLACE TEMP TABLE batch_files (
     size_bytes   BIGINT NOT NULL,
     modified_at  TIMESTAMP NOT NULL,
     content_hash VARCHAR NOT NULL,
-    known        BOOLEAN NOT NULL,  -- in the manifest with other content: its earlier rows are replaced
+    known        BOOLEAN NOT NULL,  -- in the manifest (changed, or read again): its earlier rows are replaced
     status       VARCHAR NOT NULL,  -- loaded | refused
     message      VARCHAR            -- why a refused file could not be read
 );
