@@ -265,7 +265,7 @@ def test_the_manifest_counts_are_the_rows_in_the_tables(tmp_path: Path) -> None:
 # run, before its transaction commits.
 CRASHING_RUN = """
 import os, signal, sys
-from cjm_analytics import load
+from cjm_analytics.raw import load
 from cjm_analytics.config import load_config
 from cjm_analytics.nightly import run_nightly
 

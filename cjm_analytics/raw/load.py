@@ -9,8 +9,6 @@ its manifest rows (sql/raw/append_batch.sql): a source's files of one run are ei
 
 from __future__ import annotations
 
-import csv
-import gzip
 import hashlib
 import json
 from collections.abc import Iterator
@@ -23,14 +21,13 @@ import duckdb
 
 from cjm_analytics.config import PRESETS, ColumnMap, Source
 from cjm_analytics.errors import SourceError
-from cjm_analytics.presets import SNOWPLOW_TSV_COLUMNS, staged_as
+from cjm_analytics.presets import staged_as
+from cjm_analytics.raw.text import explain_refusal, stage_csv, stage_json_lines, stage_snowplow_tsv
 from cjm_analytics.sql_steps import quote_ident, quote_literal, run_sql
 from cjm_analytics.warehouse import transaction
 
 _CANONICAL = ("event_id", "customer_id", "anonymous_id", "event_name", "timestamp", "channel")
 _STAGED_AS = {"event_id": "given_event_id", "timestamp": "ts_text"}
-# Control characters are escaped inside valid JSON, so this delimiter keeps each JSON line one field.
-_JSON_LINE_DELIM = "\x1e"
 # A typed timestamp column is read without a text round trip (with timestamp_format auto): its DuckDB type ->
 # the macro of sql/raw/macros.sql that gives the same reading as its text would.
 _TYPED_TIMESTAMPS = {
@@ -98,10 +95,10 @@ def _stage(con: duckdb.DuckDBPyConnection, source: Source, f: _BatchFile) -> Non
     if not isinstance(source.columns, ColumnMap):
         raise SourceError("no columns configured")  # the config requires them for csv, json and parquet
     if file_format(source, f.path) == "json":
-        _stage_json_lines(con, f.path)
+        stage_json_lines(con, f.path)
         _map_json_columns(con, source, source.columns, f.index)
     else:
-        columns = dict.fromkeys(_stage_csv(con, f.path, source.delimiter), "VARCHAR")
+        columns = dict.fromkeys(stage_csv(con, f.path, source.delimiter), "VARCHAR")
         _map_columns(con, source, source.columns, "staged_file", columns, str(f.index))
 
 
@@ -127,35 +124,6 @@ def _stage_parquet_files(con: duckdb.DuckDBPyConnection, source: Source, files: 
     _map_columns(con, source, source.columns, relation, columns, "_file_index")
 
 
-def _stage_json_lines(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    """One JSON object per line into staged_file(line); a line that is not one is rejected."""
-    _read_text_records(con, path, "read_csv($path, header = false, columns = {'line': 'VARCHAR'}, "
-                       f"delim = {quote_literal(_JSON_LINE_DELIM)}, quote = '', escape = '', "
-                       "store_rejects = true, rejects_table = 'cjm_reject_errors', "
-                       "rejects_scan = 'cjm_reject_scans')", header_lines=0)
-    con.execute("""
-        INSERT INTO staged_parse_rejects
-        SELECT _record, 'not a JSON object', line FROM staged_file
-        WHERE NOT coalesce(json_type(TRY_CAST(line AS JSON)) = 'OBJECT', false)""")
-    con.execute("""
-        DELETE FROM staged_file
-        WHERE NOT coalesce(json_type(TRY_CAST(line AS JSON)) = 'OBJECT', false)""")
-
-
-def _stage_csv(con: duckdb.DuckDBPyConnection, path: Path, delimiter: str) -> list[str]:
-    """A CSV file with a header into staged_file, every column as text; the header's names."""
-    header = csv_header(path, delimiter)
-    if not header:
-        raise SourceError("the first line holds no column names")
-    columns = "{" + ", ".join(f"{quote_literal(c)}: 'VARCHAR'" for c in header) + "}"
-    # The dialect is fixed and the columns come from the header: nothing is sniffed from the data, so a
-    # broken row (e.g. an unclosed quote) is that row's reject, not a reason to misread the whole file.
-    _read_text_records(con, path, f"read_csv($path, auto_detect = false, header = true, columns = {columns}, "
-                       f"delim = {quote_literal(delimiter)}, quote = '\"', escape = '\"', "
-                       "store_rejects = true, rejects_table = 'cjm_reject_errors', "
-                       "rejects_scan = 'cjm_reject_scans')", header_lines=1)
-    return header
-
 
 def _stage_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     con.execute(
@@ -171,14 +139,14 @@ def _stage_preset(con: duckdb.DuckDBPyConnection, source: Source, path: Path) ->
     how = staged_as(source.format, path)
     header: list[str] = []
     if how == "json_lines":
-        _stage_json_lines(con, path)
+        stage_json_lines(con, path)
     else:
         if how == "parquet":
             _stage_parquet(con, path)
         elif how == "csv":
-            header = _stage_csv(con, path, source.delimiter)
+            header = stage_csv(con, path, source.delimiter)
         else:
-            _stage_snowplow_tsv(con, path)
+            stage_snowplow_tsv(con, path)
         # Each record as a JSON object; typed values (GA4's nested event_params in Parquet) stay typed.
         pairs = ", ".join(f"{quote_literal(c)}, {quote_ident(c)}" for c in _columns(con))
         con.execute(f"CREATE OR REPLACE TEMP TABLE staged_file AS "
@@ -188,13 +156,6 @@ def _stage_preset(con: duckdb.DuckDBPyConnection, source: Source, path: Path) ->
     except duckdb.InvalidInputException as e:  # the preset's own check of the file (SQL error())
         raise SourceError(str(e).splitlines()[0].removeprefix("Invalid Input Error: ")) from None
 
-
-def _stage_snowplow_tsv(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    """Snowplow's enriched TSV: no header, the canonical columns in order, no quoting (values hold no tabs)."""
-    names = "{" + ", ".join(f"{quote_literal(c)}: 'VARCHAR'" for c in SNOWPLOW_TSV_COLUMNS) + "}"
-    _read_text_records(con, path, f"read_csv($path, auto_detect = false, header = false, columns = {names}, "
-                       "delim = '\\t', quote = '', escape = '', store_rejects = true, "
-                       "rejects_table = 'cjm_reject_errors', rejects_scan = 'cjm_reject_scans')", header_lines=0)
 
 
 def _map_preset_columns(con: duckdb.DuckDBPyConnection, source: Source, file_index: int) -> None:
@@ -212,56 +173,6 @@ def _map_preset_columns(con: duckdb.DuckDBPyConnection, source: Source, file_ind
                 f"{', '.join(select)}, {_NO_TYPED_TIMESTAMP} AS ts_read, properties, raw AS record FROM preset_rows")
     con.execute("CREATE OR REPLACE TEMP MACRO cjm_raw(record) AS record")
 
-
-def csv_header(path: Path, delimiter: str) -> list[str]:
-    """The column names on a CSV file's first line (gzip and a UTF-8 BOM allowed), made unique."""
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8-sig", errors="replace", newline="") as f:
-        names = next(csv.reader(f, delimiter=delimiter), [])
-    unique: list[str] = []
-    for name in names:
-        candidate, n = name, 1
-        while candidate in unique:
-            n += 1
-            candidate = f"{name}_{n}"
-        unique.append(candidate)
-    return unique
-
-
-def _read_text_records(con: duckdb.DuckDBPyConnection, path: Path, reader: str, header_lines: int) -> None:
-    """Stage a text file; rows the CSV reader refuses go to staged_parse_rejects with their record number."""
-    con.execute("DROP TABLE IF EXISTS cjm_reject_errors")
-    con.execute("DROP TABLE IF EXISTS cjm_reject_scans")
-    # row_number() OVER () streams in scan order: the accepted rows' order in the file.
-    con.execute(f"CREATE OR REPLACE TEMP TABLE staged_file AS SELECT *, row_number() OVER () AS _ordinal FROM {reader}",
-                {"path": str(path)})
-    # The reader reports a refused row's record number (counting the header); accepted rows keep file order,
-    # so the i-th accepted row is record i + (refused rows before it).
-    con.execute(
-        """
-        INSERT INTO staged_parse_rejects  -- one row per record: a short row is reported once per missing column
-        SELECT line - $header_lines, arg_min(error_type || ': ' || error_message, column_idx), any_value(csv_line)
-        FROM cjm_reject_errors GROUP BY line""",
-        {"header_lines": header_lines},
-    )
-    if _scalar(con, "SELECT count(*) FROM staged_parse_rejects") == 0:
-        # Nothing refused: every record number is the row's place among the accepted ones.
-        con.execute("ALTER TABLE staged_file RENAME COLUMN _ordinal TO _record")
-        return
-    con.execute("""
-        CREATE OR REPLACE TEMP TABLE staged_file AS
-        WITH refused AS (
-            SELECT row_number AS record, row_number() OVER (ORDER BY row_number) AS refused_so_far
-            FROM staged_parse_rejects
-        ),
-        accepted_before AS (  -- accepted rows before each refused one
-            SELECT record - refused_so_far AS accepted_before, max(refused_so_far) AS refused_so_far
-            FROM refused GROUP BY ALL
-        )
-        SELECT a.* EXCLUDE (_ordinal), a._ordinal + coalesce(r.refused_so_far, 0) AS _record
-        FROM staged_file AS a ASOF LEFT JOIN accepted_before AS r ON a._ordinal > r.accepted_before
-        ORDER BY _record
-        """)
 
 
 def _columns(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -327,10 +238,6 @@ def _map_json_columns(con: duckdb.DuckDBPyConnection, source: Source, mapping: C
                 f"FROM staged_file")
     con.execute("CREATE OR REPLACE TEMP MACRO cjm_raw(record) AS record")
 
-
-def _scalar(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, object] | None = None) -> int:
-    row = con.execute(sql, params or {}).fetchone()
-    return int(row[0]) if row and row[0] is not None else 0
 
 
 # --- one source's batch -------------------------------------------------------------------------------------
@@ -469,7 +376,7 @@ def _append_files(con: duckdb.DuckDBPyConnection, source: Source, files: list[_B
 def _refuse(con: duckdb.DuckDBPyConnection, f: _BatchFile, error: str) -> None:
     """The whole file goes into the batch as refused, with the reader's error and its likely cause."""
     con.execute("UPDATE batch_files SET status = 'refused', message = $message WHERE file_index = $index",
-                {"message": _explain(f.path, error.splitlines()[0]), "index": f.index})
+                {"message": explain_refusal(f.path, error.splitlines()[0]), "index": f.index})
 
 
 @contextmanager
@@ -486,14 +393,3 @@ def _any_row_order(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     finally:
         con.execute(f"SET preserve_insertion_order = {bool(before and before[0])}")
 
-
-def _explain(path: Path, message: str) -> str:
-    """The reader's error, with the likely cause where the reader's own words don't say it."""
-    if "state machine reached an invalid state" in message and file_format_of_name(path) == "csv":
-        opener = gzip.open if path.name.lower().endswith(".gz") else open
-        with opener(path, "rb") as f:
-            head = f.read(1 << 24)
-        crlf = head.count(b"\r\n")
-        if crlf and head.count(b"\n") > crlf:
-            return "mixed line endings (some lines end in LF, others in CRLF): normalize the file, e.g. dos2unix"
-    return message
