@@ -25,8 +25,8 @@ from cjm_analytics.core import (
     sessionize,
     stitch_identities,
 )
-from cjm_analytics.raw import FileLoad, load_source
 from cjm_analytics.marts import build_marts
+from cjm_analytics.raw import FileLoad, load_source
 from cjm_analytics.warehouse import open_warehouse, run_lock, transaction
 
 
