@@ -7,6 +7,8 @@ ever sees absolute paths.
 from __future__ import annotations
 
 import glob
+import hashlib
+import json
 import re
 from datetime import date
 from pathlib import Path
@@ -29,6 +31,8 @@ from pydantic import (
 from cjm_analytics.errors import ConfigError
 
 PSEUDO_STAGES = ("(start)", "(end)")
+# Node names the transition graph and the step Sankey use for themselves (DEFINITIONS.md): no stage may take one.
+RESERVED_NODE_NAMES = (*PSEUDO_STAGES, "(drop-off)", "(completed)", "(continues)", "other")
 SourceKind = Literal["clickstream", "crm"]
 # A preset reads a well-known export (docs/presets.md) with a mapping of its own: sql/raw/presets/<name>.sql.
 Preset = Literal["segment", "ga4", "snowplow", "crm_stage_history"]
@@ -102,6 +106,9 @@ class Source(_Strict):
     # Plausibility horizon (DEFINITIONS.md): historical logs are normal, far-future clocks are not.
     min_timestamp: date = date(1990, 1, 1)
     max_future_hours: float = Field(default=24.0, ge=0)
+    # A file that was loaded and is gone from the folder: its events are retracted (the warehouse mirrors the
+    # folder), or kept (files are archived or rotated away after loading). docs/lifecycle.md.
+    missing_files: Literal["retract", "keep"] = "retract"
 
     @field_validator("name")
     @classmethod
@@ -145,6 +152,11 @@ class Source(_Strict):
             raise ValueError("give columns.event_name (a column) or event_name (one name for every row), not both")
         return self
 
+    def reading_fingerprint(self) -> str:
+        """What decides how this source's files are read: a change reloads its files (docs/lifecycle.md)."""
+        settings = self.model_dump(mode="json", exclude={"name", "path", "missing_files"})
+        return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
     def files(self) -> list[Path]:
         """The files the glob matches, in a stable order."""
         return sorted(Path(p) for p in glob.glob(self.path, recursive=True) if Path(p).is_file())
@@ -179,8 +191,9 @@ class Stage(_Strict):
     @field_validator("name")
     @classmethod
     def _not_pseudo(cls, v: str) -> str:
-        if v in PSEUDO_STAGES:
-            raise ValueError(f"{v!r} is reserved for the transition graph")
+        if v in RESERVED_NODE_NAMES:
+            raise ValueError(f"{v!r} is reserved for the transition graph and the Sankey "
+                             f"({', '.join(RESERVED_NODE_NAMES)})")
         return v
 
 

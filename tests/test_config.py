@@ -112,6 +112,9 @@ def test_every_accepted_size_is_one_duckdb_accepts() -> None:
         (_with(duckdb={"max_temp_directory_size": "90%"}), "duckdb.max_temp_directory_size: '90%' is not a size"),
         (_with(duckdb={"max_temp_directory_size": "0GB"}), "duckdb.max_temp_directory_size: give a size above 0"),
         (_with(duckdb={"memory": "4GB"}), "duckdb.memory: unknown key"),
+        *[(_with(stages__0__name=name, goal="buy"), f"stages[0].name: {name!r} is reserved")
+          for name in ("(start)", "(end)", "(drop-off)", "(completed)", "(continues)", "other")],
+        (_with(sources__0__missing_files="delete"), "sources[0].missing_files: Input should be 'retract' or 'keep'"),
         ("stages: [unclosed", "not valid YAML at line 1"),
         ("- a list", "expected a mapping of settings"),
     ],
