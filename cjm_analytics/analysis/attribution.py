@@ -14,6 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from cjm_analytics.analysis.commands import AddAnalysis, Answer
+from cjm_analytics.analysis.output import plotly_names
 from cjm_analytics.config import Config
 from cjm_analytics.sql_steps import query_sql, run_sql
 
@@ -84,7 +85,8 @@ def channel_attribution(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
 def _model_bars(df: pd.DataFrame) -> go.Figure:
     """Grouped bars: conversions credited to each channel, one bar per model."""
-    fig = go.Figure([go.Bar(x=df["channel"], y=df[m], name=m.replace("_", " ")) for m in MODELS])
+    channels = plotly_names(df["channel"])
+    fig = go.Figure([go.Bar(x=channels, y=df[m], name=m.replace("_", " ")) for m in MODELS])
     fig.update_layout(barmode="group", title="Conversions credited per channel, by model",
                       xaxis_title="channel", yaxis_title="conversions", legend={"orientation": "h"})
     return fig

@@ -14,6 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from cjm_analytics.analysis.commands import AddAnalysis, Answer
+from cjm_analytics.analysis.output import plotly_names
 from cjm_analytics.config import Config
 from cjm_analytics.errors import ConfigError
 from cjm_analytics.sql_steps import query_sql, run_sql
@@ -40,7 +41,7 @@ def emotion_curve(con: duckdb.DuckDBPyConnection, cfg: Config) -> pd.DataFrame:
 def _curve_figure(df: pd.DataFrame) -> go.Figure:
     """Mean normalized score per stage as a line, with its 95% interval as error bars."""
     fig = go.Figure(go.Scatter(
-        x=df["stage"], y=df["mean_score"], mode="lines+markers", name="mean score (0..1)",
+        x=plotly_names(df["stage"]), y=df["mean_score"], mode="lines+markers", name="mean score (0..1)",
         connectgaps=False,  # a stage without answers is unknown, not in between its neighbours
         error_y={"type": "data", "symmetric": False, "array": (df["ci_high"] - df["mean_score"]).tolist(),
                  "arrayminus": (df["mean_score"] - df["ci_low"]).tolist()},

@@ -16,6 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from cjm_analytics.analysis.commands import AddAnalysis, Answer
+from cjm_analytics.analysis.output import plotly_names
 from cjm_analytics.analysis.segments import SEGMENT_COLUMNS, build_segment_table, grouped_bars
 from cjm_analytics.config import Analysis, Config
 from cjm_analytics.errors import ConfigError
@@ -96,7 +97,7 @@ def funnel_figure(table: pd.DataFrame) -> go.Figure:
     """Funnel bars of customers per step; grouped bars of conversion from the first step per segment."""
     if "segment" in table.columns:
         return grouped_bars(table, "step_name", "conversion_from_first", "share of step-1 customers")
-    fig = go.Figure(go.Funnel(y=table.step_name, x=table.completed, textinfo="value+percent initial"))
+    fig = go.Figure(go.Funnel(y=plotly_names(table.step_name), x=table.completed, textinfo="value+percent initial"))
     fig.update_layout(margin={"t": 30})
     return fig
 

@@ -1,4 +1,9 @@
-"""Writing an analysis result: a CSV or Parquet file, and a page in the report site."""
+"""Writing an analysis result: a CSV or Parquet file, and a page in the report site.
+
+Charts on the page are plotly figures, and plotly.js reads a subset of HTML in every text it draws: a name
+from the data (a channel, event, stage, segment value, touchpoint, or a step given on the command line)
+reaches a figure only through plotly_names or the report's plotly_text, as in the nightly report.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,14 @@ import duckdb
 import pandas as pd
 import plotly.graph_objects as go
 
-from cjm_analytics.report import table_page, write_page
+from cjm_analytics.report import plotly_text, table_page, write_page
+from cjm_analytics.report.formatting import missing
+
+
+def plotly_names(values: pd.Series) -> pd.Series:
+    """Names from the data as plotly text (plotly_text of each), keeping the index; NULL stays NULL."""
+    # A NULL category must stay missing for plotly, not become the text "None".
+    return values.map(lambda v: None if missing(v) else plotly_text(v))
 
 
 def write_table(df: pd.DataFrame, out: Path) -> Path:

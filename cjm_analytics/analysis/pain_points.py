@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 
 from cjm_analytics.analysis.commands import AddAnalysis, Answer
 from cjm_analytics.analysis.emotion import survey_params
+from cjm_analytics.analysis.output import plotly_names
 from cjm_analytics.analysis.paths import whole_number
 from cjm_analytics.config import Config
 from cjm_analytics.sql_steps import query_sql, run_sql
@@ -74,9 +75,10 @@ def leaks(con: duckdb.DuckDBPyConnection, cfg: Config, loop_threshold: int = LOO
 def _leak_bars(df: pd.DataFrame) -> go.Figure:
     """Customers lost per stage, biggest leak first, labelled with the share of those who reached it."""
     fig = go.Figure(go.Bar(
-        x=df["stage"], y=df["customers_lost"], name="customers lost",
+        x=plotly_names(df["stage"]), y=df["customers_lost"], name="customers lost",
         text=[f"{s:.0%} of reached" if pd.notna(s) else "" for s in df["share_of_reached"]],
-        customdata=df[["top_last_touchpoint", "top_lift_touchpoint"]].fillna("-").to_numpy(),
+        # Substituted into the hover template as they are: plotly text, like every name.
+        customdata=df[["top_last_touchpoint", "top_lift_touchpoint"]].fillna("-").apply(plotly_names).to_numpy(),
         hovertemplate="%{x}: %{y} lost<br>last touchpoint: %{customdata[0]}<br>"
                       "highest lift: %{customdata[1]}<extra></extra>",
     ))

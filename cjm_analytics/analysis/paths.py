@@ -14,7 +14,9 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from cjm_analytics.analysis.commands import AddAnalysis, Answer
+from cjm_analytics.analysis.output import plotly_names
 from cjm_analytics.config import Config
+from cjm_analytics.report import plotly_text
 from cjm_analytics.sql_steps import query_sql, run_sql
 
 Level = Literal["stage", "touchpoint"]
@@ -94,17 +96,21 @@ def whole_number(minimum: int) -> Callable[[str], int]:
 
 
 def _path_bars(df: pd.DataFrame, title: str, coverage: bool = False) -> go.Figure:
-    """Horizontal bars of customers per path (most common on top), with the cumulative coverage as a line."""
+    """Horizontal bars of customers per path (most common on top), with the cumulative coverage as a line.
+
+    The title is plain text (it may hold a step from the command line): it is escaped here.
+    """
     shown = df.iloc[::-1]
-    fig = go.Figure(go.Bar(x=shown["customers"], y=shown["path"], orientation="h", name="customers"))
+    paths = plotly_names(shown["path"])
+    fig = go.Figure(go.Bar(x=shown["customers"], y=paths, orientation="h", name="customers"))
     if coverage:
-        fig.add_trace(go.Scatter(x=shown["cumulative_share"], y=shown["path"], mode="lines+markers",
+        fig.add_trace(go.Scatter(x=shown["cumulative_share"], y=paths, mode="lines+markers",
                                  name="cumulative share of all paths", xaxis="x2"))
         # Its own ticks: by default an overlaying axis syncs its ticks to the customer axis' grid.
         fig.update_layout(xaxis2={"overlaying": "x", "side": "top", "range": [0, 1], "tickformat": ".0%",
                                   "tickmode": "linear", "tick0": 0, "dtick": 0.2, "showgrid": False,
                                   "title": "cumulative share"})
-    fig.update_layout(title=title, xaxis_title="customers", yaxis={"automargin": True},
+    fig.update_layout(title=plotly_text(title), xaxis_title="customers", yaxis={"automargin": True},
                       height=max(320, 28 * len(df) + 160), legend={"orientation": "h"})
     return fig
 

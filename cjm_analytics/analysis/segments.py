@@ -14,8 +14,10 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from cjm_analytics.analysis.commands import AddAnalysis, Answer
+from cjm_analytics.analysis.output import plotly_names
 from cjm_analytics.config import Config
 from cjm_analytics.errors import ConfigError
+from cjm_analytics.report import plotly_text
 from cjm_analytics.sql_steps import query_sql, run_sql
 
 # Segments with their own definition; any other `by` is an event property (campaign, device, plan, ...).
@@ -58,8 +60,8 @@ def stage_funnel_by_segment(con: duckdb.DuckDBPyConnection, by: str, cfg: Config
 
 
 def segment_label(segment: str, size: int, too_small: bool) -> str:
-    """A legend entry: the segment, its size, and a warning when it is too small to trust."""
-    return f"{segment} (n={size:,}{', too small' if too_small else ''})"
+    """A legend entry (plotly text): the segment, its size, and a warning when it is too small to trust."""
+    return f"{plotly_text(segment)} (n={size:,}{', too small' if too_small else ''})"
 
 
 def grouped_bars(table: pd.DataFrame, x: str, y: str, y_title: str, percent: bool = True) -> go.Figure:
@@ -67,7 +69,7 @@ def grouped_bars(table: pd.DataFrame, x: str, y: str, y_title: str, percent: boo
     fig = go.Figure()
     for segment, rows in table.groupby("segment", sort=False):
         size, too_small = int(rows.segment_size.iloc[0]), bool(rows.too_small.iloc[0])
-        fig.add_bar(x=rows[x], y=rows[y], name=segment_label(str(segment), size, too_small),
+        fig.add_bar(x=plotly_names(rows[x]), y=rows[y], name=segment_label(str(segment), size, too_small),
                     opacity=0.4 if too_small else 1.0)
     fig.update_layout(barmode="group", yaxis_title=y_title, legend_title="segment", margin={"t": 30})
     if percent:

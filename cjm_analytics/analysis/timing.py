@@ -15,9 +15,11 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from cjm_analytics.analysis.commands import AddAnalysis, Answer
+from cjm_analytics.analysis.output import plotly_names
 from cjm_analytics.analysis.segments import build_segment_table, segment_label
 from cjm_analytics.config import Config
 from cjm_analytics.errors import ConfigError
+from cjm_analytics.report import plotly_text
 from cjm_analytics.sql_steps import query_sql
 
 # Hours: within the hour, the session-ish day, the day, three days, a week, two weeks, longer.
@@ -79,14 +81,14 @@ def _between_stages(con: duckdb.DuckDBPyConnection, cfg: Config, args: argparse.
         table = time_between_stages(con, args.segment, cfg)
     except ValueError as e:
         raise ConfigError(f"analyze time-between-stages: {e}") from None
-    transitions = table.from_stage + " → " + table.to_stage
+    transitions = plotly_names(table.from_stage) + " → " + plotly_names(table.to_stage)
     fig = go.Figure()
     if args.segment is None:
         fig.add_bar(x=transitions, y=table.median_hours, name="median")
         fig.add_bar(x=transitions, y=table.p90_hours, name="p90")
     else:
         for segment, rows in table.groupby("segment", sort=False):
-            fig.add_bar(x=transitions[rows.index], y=rows.median_hours, name=f"{segment} (median)")
+            fig.add_bar(x=transitions[rows.index], y=rows.median_hours, name=f"{plotly_text(segment)} (median)")
     fig.update_layout(barmode="group", yaxis_title="hours", margin={"t": 30})
     intro = (
         "How long do customers take from one stage to the next? Every transition between consecutive stages of "
@@ -112,7 +114,7 @@ def _to_convert(con: duckdb.DuckDBPyConnection, cfg: Config, args: argparse.Name
     for segment, rows in histogram.groupby("segment", sort=False):
         name = "converted" if args.segment is None else segment_label(
             str(segment), int(rows.converted.sum()), bool(rows.too_small.iloc[0]))
-        fig.add_bar(x=rows.label, y=rows.share, name=name)
+        fig.add_bar(x=plotly_names(rows.label), y=rows.share, name=name)
     fig.update_layout(barmode="group", xaxis_title="hours to convert", yaxis_title="share of converted",
                       margin={"t": 30})
     fig.update_yaxes(tickformat=".0%")
