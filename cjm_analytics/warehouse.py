@@ -3,6 +3,7 @@ created once."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -36,6 +38,44 @@ def apply_settings(con: duckdb.DuckDBPyConnection, settings: DuckDBSettings | No
 def _current(con: duckdb.DuckDBPyConnection, name: str) -> str:
     row = con.execute("SELECT current_setting($name)", {"name": name}).fetchone()
     return str(row[0]) if row else ""
+
+
+def lock_path(warehouse: Path) -> Path:
+    """The run lock of a warehouse: `<warehouse>.lock` beside it."""
+    return warehouse.with_name(warehouse.name + ".lock")
+
+
+def _read_holder(fd: int) -> dict[str, Any]:
+    """What the run holding the lock wrote into it; {} when the file is empty or not ours (disk full, a crash)."""
+    try:
+        holder = json.loads(os.pread(fd, 4096, 0).decode("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return holder if isinstance(holder, dict) else {}
+
+
+def _flock_pid(fd: int) -> int | None:
+    """The process holding a flock on fd's file, from /proc/locks (Linux): names a holder whose file is empty."""
+    st = os.fstat(fd)
+    inode = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    with suppress(OSError):
+        for line in Path("/proc/locks").read_text(encoding="ascii", errors="replace").splitlines():
+            fields = line.split()
+            if len(fields) > 5 and fields[1] == "FLOCK" and fields[5] == inode and fields[4].isdigit():
+                return int(fields[4])  # waiters are listed with "->" and fields shifted: they never match
+    return None
+
+
+def _describe_run(holder: dict[str, Any]) -> str:
+    if "run_id" not in holder:
+        pid = holder.get("pid")
+        return f"another cjm run (pid {pid if pid is not None else '?'}; its lock file names no run)"
+    return (f"run {holder['run_id']} (pid {holder.get('pid', '?')} on {holder.get('host', '?')}, "
+            f"started {holder.get('started', '?')})")
+
+
+def _locked_message(warehouse: Path, holder: dict[str, Any]) -> str:
+    return f"warehouse {warehouse} is locked by {_describe_run(holder)}; wait for it to finish"
 
 
 def connect(path: Path, read_only: bool = False, settings: DuckDBSettings | None = None) -> duckdb.DuckDBPyConnection:
@@ -87,51 +127,54 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
     con.execute("COMMIT")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def _take_lock(lock: Path, warehouse: Path) -> int:
+    """An fd holding an exclusive flock on the lock file at `lock` (the file now at that path, not an old one)."""
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_holder(fd)
+            if "pid" not in holder:
+                holder["pid"] = _flock_pid(fd)
+            os.close(fd)
+            raise WarehouseLockedError(_locked_message(warehouse, holder)) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        # A run that finished between our open and our flock has unlinked the file we hold: take the new one.
+        try:
+            here, there = os.fstat(fd), os.stat(lock)
+            if (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino):
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
 
 
 @contextmanager
 def run_lock(warehouse: Path, run_id: str) -> Iterator[None]:
     """Hold `<warehouse>.lock` for a whole run: a second run fails at once, naming the holder.
 
-    DuckDB's own file lock only lasts while a connection is open, and a run opens one per step.
-    A lock left by a process that no longer exists (a killed run) is taken over.
+    DuckDB's own file lock only lasts while a connection is open, and a run opens one per step. The lock is an
+    OS lock (flock) on the file, held by an open descriptor: the kernel lets go of it when the process ends,
+    however it ends, so what the file says (empty after a full disk, garbage, a pid that now belongs to another
+    process after a container restart) never blocks a run; it only names the holder in messages.
+    Taken once per run, in the process that runs the steps (their threads share the descriptor).
     """
-    lock = warehouse.with_name(warehouse.name + ".lock")
+    lock = lock_path(warehouse)
     lock.parent.mkdir(parents=True, exist_ok=True)
-    me = {"pid": os.getpid(), "host": socket.gethostname(), "run_id": run_id,
-          "started": datetime.now(UTC).isoformat(timespec="seconds")}
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            try:
-                holder = json.loads(lock.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                holder = {}
-            stale = holder.get("host") == me["host"] and isinstance(holder.get("pid"), int) \
-                and not _alive(holder["pid"])
-            if stale:
-                with suppress(FileNotFoundError):
-                    lock.unlink()
-                continue
-            raise WarehouseLockedError(
-                f"warehouse {warehouse} is locked by run {holder.get('run_id', '?')} "
-                f"(pid {holder.get('pid', '?')} on {holder.get('host', '?')}, started {holder.get('started', '?')}); "
-                f"wait for it to finish, or delete {lock} if that process is gone"
-            ) from None
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(me, f)
-        break
+    fd = _take_lock(lock, warehouse)
     try:
+        me = {"pid": os.getpid(), "host": socket.gethostname(), "run_id": run_id,
+              "started": datetime.now(UTC).isoformat(timespec="seconds")}
+        # Only for messages: a full disk leaving the file empty doesn't matter, the flock is the lock.
+        with suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(me).encode("utf-8"), 0)
         yield
     finally:
+        # Unlinked before it is let go of: a process that opened this file meanwhile sees it is gone (_take_lock).
         with suppress(FileNotFoundError):
             lock.unlink()
+        os.close(fd)
