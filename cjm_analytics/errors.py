@@ -25,3 +25,10 @@ class WarehouseLockedError(CjmError):
     """Another run holds the warehouse."""
 
     exit_code = 3
+
+
+class WarehouseBusyError(CjmError):
+    """A process other than a cjm run (a notebook, a dashboard, `cjm report`) kept the warehouse open longer than
+    a run or a reader waits for it."""
+
+    exit_code = 4

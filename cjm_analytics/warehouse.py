@@ -1,5 +1,5 @@
-"""Opening the DuckDB warehouse file: one writer at a time, UTC session, the config's DuckDB settings, raw tables
-created once."""
+"""Opening the DuckDB warehouse file: one run at a time, readers waited for (a bounded time), UTC session, the
+config's DuckDB settings, raw tables created once."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ import json
 import os
 import re
 import socket
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,10 +20,18 @@ from typing import Any
 import duckdb
 
 from cjm_analytics.config import DuckDBSettings
-from cjm_analytics.errors import WarehouseLockedError
+from cjm_analytics.errors import WarehouseBusyError, WarehouseLockedError
 from cjm_analytics.sql_steps import quote_literal, run_sql
 
-_LOCK_HOLDER = re.compile(r"\(PID (\d+)\)")
+# How long opening the warehouse waits for another process to let go of it before giving up (docs/operations.md):
+# a run's step waits for a reader (a notebook, `cjm report`), a reader waits for a run to finish.
+WAIT_SECONDS = 300.0
+# A run that finds the run lock taken tries again this long: a reader checking whether a run is on holds the lock
+# for a moment (see _other_run), and must never make a starting run fail.
+_LOCK_GRACE_SECONDS = 0.5
+_LONGEST_PAUSE = 1.0  # between two tries to open the file; DuckDB lets go of it between a run's steps for an instant
+
+_DUCKDB_HOLDER = re.compile(r"Conflicting lock is held in (.*) \(PID (\d+)\)")
 
 
 def apply_settings(con: duckdb.DuckDBPyConnection, settings: DuckDBSettings | None) -> None:
@@ -78,21 +89,115 @@ def _locked_message(warehouse: Path, holder: dict[str, Any]) -> str:
     return f"warehouse {warehouse} is locked by {_describe_run(holder)}; wait for it to finish"
 
 
-def connect(path: Path, read_only: bool = False, settings: DuckDBSettings | None = None) -> duckdb.DuckDBPyConnection:
-    """Open the warehouse with the config's DuckDB settings; a file held by another process is a
-    WarehouseLockedError naming the holder."""
+def _other_run(warehouse: Path) -> dict[str, Any] | None:
+    """The run holding the warehouse's run lock, if another process holds it (what its file says about it)."""
+    try:
+        fd = os.open(lock_path(warehouse), os.O_RDONLY)
+    except OSError:
+        return None  # no lock file: no run (a run creates it before anything else)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_holder(fd)
+            if "pid" not in holder:
+                holder["pid"] = _flock_pid(fd)
+            if holder["pid"] == os.getpid() and holder.get("host", socket.gethostname()) == socket.gethostname():
+                return None  # this process's own run (a step opening the warehouse)
+            return holder
+        return None  # nobody held it; closing fd below lets go of the shared lock at once
+    finally:
+        os.close(fd)
+
+
+def _command_line(pid: int) -> str | None:
+    """A process's command line (Linux), shortened to fit in one line of a message."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    line = " ".join(raw.decode("utf-8", "replace").replace("\0", " ").split())  # a `python -c` script's newlines too
+    return line if len(line) <= 120 else line[:119] + "…"
+
+
+@dataclass(frozen=True)
+class _Holder:
+    """Who keeps the warehouse from opening: a cjm run (run is what its lock file says) or another process."""
+
+    pid: int | None
+    program: str | None = None
+    run: dict[str, Any] | None = None
+
+    def describe(self) -> str:
+        if self.run is not None:
+            return _describe_run(self.run)
+        if self.pid is None:
+            return "another process"
+        return f"process {self.pid} ({_command_line(self.pid) or self.program or 'command unknown'})"
+
+    def waiting(self, warehouse: Path, wait: float) -> str:
+        if self.run is not None:
+            return f"cjm: warehouse {warehouse} is being written by {self.describe()}; waiting up to {wait:g}s " \
+                   f"for it to finish"
+        return f"cjm: warehouse {warehouse} is open in {self.describe()}; waiting up to {wait:g}s for it to close"
+
+    def gave_up(self, warehouse: Path, wait: float) -> Exception:
+        if self.run is not None:
+            return WarehouseLockedError(f"warehouse {warehouse} is still being written by {self.describe()} after "
+                                        f"{wait:g}s; try again when it has finished")
+        return WarehouseBusyError(f"warehouse {warehouse} is still open in {self.describe()} after {wait:g}s; "
+                                  f"close that connection (a notebook, a dashboard, `cjm report`?) and run again")
+
+
+def _holder_of(warehouse: Path, error: duckdb.IOException, read_only: bool) -> _Holder | None:
+    """Who holds DuckDB's lock on the file, if that is the error; another run's step fails a writer at once."""
+    message = str(error)
+    if "Could not set lock" not in message and "Conflicting lock" not in message:
+        return None
+    found = _DUCKDB_HOLDER.search(message)
+    pid = int(found.group(2)) if found else None
+    run = _other_run(warehouse)
+    if run is not None and run.get("pid") == pid:
+        if not read_only:
+            # Only a writer outside a run gets here (a run holds the run lock); waiting would interleave two runs.
+            raise WarehouseLockedError(_locked_message(warehouse, run)) from None
+        return _Holder(pid, run=run)
+    return _Holder(pid, found.group(1) if found else None)
+
+
+def connect(path: Path, read_only: bool = False, settings: DuckDBSettings | None = None, *,
+            wait: float | None = None) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse with the config's DuckDB settings.
+
+    A file held by another process is waited for, up to `wait` seconds (WAIT_SECONDS by default), saying once on
+    stderr who holds it: a run's step waits for a reader to close; a reader waits for a run to finish (not only
+    its step: a report never reads half a night). Still held after that: a WarehouseBusyError naming the process
+    (exit 4), or a WarehouseLockedError naming the run (exit 3). A writer meeting another run's step fails at once.
+    """
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        con = duckdb.connect(str(path), read_only=read_only)
-    except duckdb.IOException as e:
-        if "lock" not in str(e).lower():
-            raise
-        pid = _LOCK_HOLDER.search(str(e))
-        holder = f"process {pid.group(1)}" if pid else "another process"
-        raise WarehouseLockedError(
-            f"warehouse {path} is in use by {holder} (another cjm run?); try again when it has finished"
-        ) from None
+    wait = WAIT_SECONDS if wait is None else wait
+    deadline = time.monotonic() + wait
+    pause, told = 0.05, False
+    while True:
+        run = _other_run(path) if read_only else None
+        holder = _Holder(run.get("pid"), run=run) if run is not None else None
+        if holder is None:
+            try:
+                con = duckdb.connect(str(path), read_only=read_only)
+                break
+            except duckdb.IOException as e:
+                holder = _holder_of(path, e, read_only)
+                if holder is None:
+                    raise
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise holder.gave_up(path, wait) from None
+        if not told:
+            print(holder.waiting(path, wait), file=sys.stderr, flush=True)
+            told = True
+        time.sleep(min(pause, left))
+        pause = min(pause * 2, _LONGEST_PAUSE)
     # Timestamps are stored as UTC; a UTC session makes every cast and date() mean the same everywhere.
     con.execute("SET TimeZone = 'UTC'")
     try:
@@ -104,9 +209,10 @@ def connect(path: Path, read_only: bool = False, settings: DuckDBSettings | None
 
 
 @contextmanager
-def open_warehouse(path: Path, settings: DuckDBSettings | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A writable connection with the raw- and core-layer tables present."""
-    con = connect(path, settings=settings)
+def open_warehouse(path: Path, settings: DuckDBSettings | None = None, *,
+                   wait: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A writable connection with the raw- and core-layer tables present (waiting for a reader: see connect)."""
+    con = connect(path, settings=settings, wait=wait)
     try:
         run_sql(con, "raw/schema")
         run_sql(con, "core/schema")
@@ -129,11 +235,16 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
 
 def _take_lock(lock: Path, warehouse: Path) -> int:
     """An fd holding an exclusive flock on the lock file at `lock` (the file now at that path, not an old one)."""
+    deadline = time.monotonic() + _LOCK_GRACE_SECONDS
     while True:
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            if time.monotonic() < deadline:
+                os.close(fd)
+                time.sleep(0.05)
+                continue
             holder = _read_holder(fd)
             if "pid" not in holder:
                 holder["pid"] = _flock_pid(fd)

@@ -45,8 +45,8 @@ def opened(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, str]]]:
     seen: list[dict[str, str]] = []
     original = warehouse.connect
 
-    def connect(path: Path, read_only: bool = False, settings: DuckDBSettings | None = None) -> Any:
-        con = original(path, read_only, settings)
+    def connect(path: Path, read_only: bool = False, settings: DuckDBSettings | None = None, **kw: Any) -> Any:
+        con = original(path, read_only, settings, **kw)
         row = con.execute("SELECT " + ", ".join(f"current_setting('{s}')" for s in SHOWN)).fetchone()
         assert row is not None
         seen.append({"read_only": str(read_only), **dict(zip(SHOWN, map(str, row), strict=True))})
