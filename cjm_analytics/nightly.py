@@ -36,11 +36,12 @@ class RunContext:
     run_id: str
     run_started: datetime  # UTC
     full_refresh: bool = False  # asked for; a config change or an unfinished refresh also makes a run full
+    reload: bool = False  # read every source file again (docs/lifecycle.md); implies a full refresh
 
     @classmethod
-    def start(cls, config: Config, full_refresh: bool = False) -> RunContext:
+    def start(cls, config: Config, full_refresh: bool = False, reload: bool = False) -> RunContext:
         started = datetime.now(UTC)
-        return cls(config, f"{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}", started, full_refresh)
+        return cls(config, f"{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}", started, full_refresh or reload, reload)
 
     @property
     def fingerprint(self) -> str:
@@ -82,7 +83,7 @@ def load_sources(ctx: RunContext) -> StepResult:
     def work(con: Any) -> dict[str, Any]:
         files: list[FileLoad] = []
         for source in ctx.config.sources:
-            files.extend(load_source(con, source, ctx.run_id, ctx.run_started))
+            files.extend(load_source(con, source, ctx.run_id, ctx.run_started, ctx.reload))
         return {"files": [f.as_dict() for f in files]}
 
     return run_step(ctx, "load_sources", work, atomic=False)
@@ -157,9 +158,10 @@ NIGHTLY_STEPS: tuple[tuple[str, Callable[[RunContext], StepResult]], ...] = (
 )
 
 
-def run_nightly(config: Config, full_refresh: bool = False) -> tuple[RunContext, list[StepResult]]:
+def run_nightly(config: Config, full_refresh: bool = False,
+                reload: bool = False) -> tuple[RunContext, list[StepResult]]:
     """The whole nightly run without an orchestrator (tests, benchmarks, `cjm run --no-prefect`)."""
-    ctx = RunContext.start(config, full_refresh)
+    ctx = RunContext.start(config, full_refresh, reload)
     with run_lock(config.warehouse, ctx.run_id):
         return ctx, [step(ctx) for _, step in NIGHTLY_STEPS]
 

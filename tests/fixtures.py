@@ -45,11 +45,11 @@ def make_config(tmp_path: Path, sources: list[dict[str, Any]] | None = None, **o
 
 
 def run_steps(cfg: Config, until: str = "aggregate", run_started: datetime | None = None,
-              full_refresh: bool = False) -> RunContext:
+              full_refresh: bool = False, reload: bool = False) -> RunContext:
     """Run the nightly steps without Prefect up to and including `until`."""
-    ctx = RunContext.start(cfg, full_refresh)
+    ctx = RunContext.start(cfg, full_refresh, reload)
     if run_started is not None:
-        ctx = RunContext(cfg, ctx.run_id, run_started, full_refresh)
+        ctx = RunContext(cfg, ctx.run_id, run_started, ctx.full_refresh, reload)
     for name, step in NIGHTLY_STEPS:
         step(ctx)
         if name == until:

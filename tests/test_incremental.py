@@ -261,7 +261,8 @@ def test_full_refresh_on_request_gives_the_same_tables(tmp_path: Path) -> None:
 # Runs the nightly steps in a child process that kills itself (SIGKILL: no cleanup, no commit) at one point.
 CRASHING_RUN = """
 import os, signal, sys
-from cjm_analytics import core, load, nightly
+from cjm_analytics import core, nightly
+from cjm_analytics.raw import load
 from cjm_analytics.config import load_config
 
 point = sys.argv[2]

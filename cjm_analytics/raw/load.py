@@ -9,7 +9,6 @@ its manifest rows (sql/raw/append_batch.sql): a source's files of one run are ei
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +21,7 @@ import duckdb
 from cjm_analytics.config import PRESETS, ColumnMap, Source
 from cjm_analytics.errors import SourceError
 from cjm_analytics.presets import staged_as
+from cjm_analytics.raw.lifecycle import LoadPlan, ManifestEntry, PresentFile, plan_files
 from cjm_analytics.raw.text import explain_refusal, stage_csv, stage_json_lines, stage_snowplow_tsv
 from cjm_analytics.sql_steps import quote_ident, quote_literal, run_sql
 from cjm_analytics.warehouse import transaction
@@ -47,24 +47,18 @@ class FileLoad:
 
     source: str
     file: str
-    status: str  # loaded | unchanged | refused
+    # loaded | unchanged | refused (tried again next run) | renamed | retracted
+    # (gone from the folder, its events removed) | missing (gone, its events kept: missing_files: keep)
+    status: str
     rows_read: int = 0
     rows_loaded: int = 0
     rows_rejected: int = 0
     rows_duplicate: int = 0
+    rows_removed: int = 0
     message: str = ""
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
-
-
-def content_hash(path: Path) -> str:
-    """sha256 of the file's bytes: what decides whether a file is new, unchanged or changed."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def file_format(source: Source, path: Path) -> str:
@@ -85,7 +79,7 @@ def file_format_of_name(path: Path) -> str:
 # --- staging one file: temp view staged_rows, macro cjm_raw, table staged_parse_rejects -------------------
 
 
-def _stage(con: duckdb.DuckDBPyConnection, source: Source, f: _BatchFile) -> None:
+def _stage(con: duckdb.DuckDBPyConnection, source: Source, f: PresentFile) -> None:
     """One non-empty text or preset file as temp view staged_rows (see sql/raw/append_file.sql)."""
     con.execute("CREATE OR REPLACE TEMP TABLE staged_parse_rejects (row_number BIGINT, reason VARCHAR, raw VARCHAR)")
     if source.format in PRESETS:
@@ -108,7 +102,7 @@ def _parquet_columns(con: duckdb.DuckDBPyConnection, path: Path) -> dict[str, st
     return {str(name): str(kind) for name, kind, *_ in described}
 
 
-def _stage_parquet_files(con: duckdb.DuckDBPyConnection, source: Source, files: list[_BatchFile],
+def _stage_parquet_files(con: duckdb.DuckDBPyConnection, source: Source, files: list[PresentFile],
                          columns: dict[str, str]) -> None:
     """Parquet files of one schema as one temp view staged_rows, read in place and typed: nothing is copied
     or cast to text before the rows are judged, and one statement judges them all."""
@@ -243,66 +237,74 @@ def _map_json_columns(con: duckdb.DuckDBPyConnection, source: Source, mapping: C
 # --- one source's batch -------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _BatchFile:
-    """One of the source's files, as it goes into the batch when it is new, changed or read again."""
-
-    index: int  # place in the source's file order
-    path: Path
-    size: int
-    mtime: float
-    digest: str
-    known: bool  # in the manifest: its earlier rows are replaced
-
-    @classmethod
-    def of(cls, index: int, path: Path, known: bool) -> _BatchFile:
-        stat = path.stat()
-        return cls(index, path, stat.st_size, stat.st_mtime, content_hash(path), known)
-
-
-def _holding_duplicates_of_changed(con: duckdb.DuckDBPyConnection, source: Source, files: list[_BatchFile],
-                                   batch: list[_BatchFile]) -> list[_BatchFile]:
-    """Unchanged files that hold a duplicate of a changed file's loaded row: read again with the batch, so an
-    event the changed file no longer has is loaded from them (as a full refresh would) instead of lost."""
-    changed = [str(f.path) for f in batch if f.known]
-    if not changed:
+def _holding_duplicates_of_removed(con: duckdb.DuckDBPyConnection, source: Source, plan: LoadPlan,
+                                   files: list[PresentFile]) -> list[PresentFile]:
+    """Unchanged files that hold a duplicate of an event whose loaded row goes (its file changed, is read again or
+    is retracted): read again with the batch, so the event is loaded from them (as a full refresh would)."""
+    removed = sorted(plan.known | {e.file for e in plan.retracted})
+    if not removed:
         return []
     holders = {str(file) for (file,) in con.execute(
         "SELECT DISTINCT file FROM raw_duplicates WHERE source = $source AND event_id IN "
-        "(SELECT event_id FROM raw_events WHERE source = $source AND list_contains($changed, file))",
-        {"source": source.name, "changed": changed}).fetchall()}
-    return [f for f in files if str(f.path) in holders and f not in batch]
+        "(SELECT event_id FROM raw_events WHERE source = $source AND list_contains($removed, file))",
+        {"source": source.name, "removed": removed}).fetchall()}
+    return [f for f in files if str(f.path) in holders and f not in plan.read]
 
 
-def load_source(
-    con: duckdb.DuckDBPyConnection, source: Source, run_id: str, run_started: datetime
-) -> list[FileLoad]:
-    """Load the source's new and changed files as one batch; a file the manifest holds unchanged loads nothing."""
+def _manifest(con: duckdb.DuckDBPyConnection, source: Source) -> list[ManifestEntry]:
+    rows = con.execute("SELECT file, content_hash, status, reading_fingerprint, rows_loaded FROM load_manifest "
+                       "WHERE source = $source", {"source": source.name}).fetchall()
+    return [ManifestEntry(file, digest, status, fingerprint, loaded) for file, digest, status, fingerprint, loaded
+            in rows]
+
+
+def load_source(con: duckdb.DuckDBPyConnection, source: Source, run_id: str, run_started: datetime,
+                reload: bool = False) -> list[FileLoad]:
+    """Carry out the source's LoadPlan (raw/lifecycle.py) in one transaction: what happened to each file.
+
+    A file whose content was loaded with tonight's settings loads nothing; the others are staged (temp tables
+    only) and written together with renames, retractions and their manifest rows.
+    """
     run_sql(con, "raw/macros")
-    known: dict[str, set[str]] = {}
-    for file, digest in con.execute("SELECT file, content_hash FROM load_manifest WHERE source = $source",
-                                    {"source": source.name}).fetchall():
-        known.setdefault(file, set()).add(digest)
-    paths = source.files()
-    files = [_BatchFile.of(index, path, str(path) in known) for index, path in enumerate(paths)]
-    batch = [f for f in files if f.digest not in known.get(str(f.path), ())]
-    batch = sorted(batch + _holding_duplicates_of_changed(con, source, files, batch), key=lambda f: f.index)
-    loads = {str(path): FileLoad(source.name, str(path), "unchanged") for path in paths}
-    if batch:
-        loads |= _load_batch(con, source, batch, run_id, run_started)
-    return [loads[str(path)] for path in paths]
+    files = [PresentFile.of(index, path) for index, path in enumerate(source.files())]
+    fingerprint = source.reading_fingerprint()
+    plan = plan_files(_manifest(con, source), files, fingerprint, source.missing_files, reload)
+    holders = _holding_duplicates_of_removed(con, source, plan, files)
+    plan.read = sorted(plan.read + holders, key=lambda f: f.index)
+    plan.known |= {str(f.path) for f in holders}
+    plan.unchanged = [f for f in plan.unchanged if f not in holders]
+    loads = {str(f.path): FileLoad(source.name, str(f.path), "unchanged") for f in plan.unchanged}
+    loads |= {str(f.path): FileLoad(source.name, str(f.path), "renamed", message=f"renamed from {old.file}")
+              for old, f in plan.renamed}
+    if plan.writes:
+        loads |= _load_batch(con, source, plan, fingerprint, run_id, run_started)
+    gone = [FileLoad(source.name, e.file, "retracted", rows_removed=e.rows_loaded,
+                     message=f"gone from the folder: its {e.rows_loaded:,} event(s) retracted")
+            for e in plan.retracted]
+    gone += [FileLoad(source.name, e.file, "missing", message=f"gone from the folder: its {e.rows_loaded:,} "
+                      "event(s) kept (missing_files: keep)") for e in plan.kept]
+    return [loads[str(f.path)] for f in files] + gone
 
 
-def _load_batch(con: duckdb.DuckDBPyConnection, source: Source, batch: list[_BatchFile], run_id: str,
+def _load_batch(con: duckdb.DuckDBPyConnection, source: Source, plan: LoadPlan, fingerprint: str, run_id: str,
                 run_started: datetime) -> dict[str, FileLoad]:
-    """Stage every file of the batch (temp tables only), then write it in one transaction; what each file got."""
+    """Stage every file to read (temp tables only), then write the plan in one transaction; what each file got."""
     run_sql(con, "raw/start_batch")
-    con.executemany(
-        "INSERT INTO batch_files VALUES ($1, $2, $3, $4, $5, $6, 'loaded', NULL)",
-        [[f.index, str(f.path), f.size, datetime.fromtimestamp(f.mtime, UTC).replace(tzinfo=None), f.digest, f.known]
-         for f in batch],
-    )
-    to_read = [f for f in batch if f.size > 0]  # an empty file loads with no rows
+    if plan.read:
+        con.executemany(
+            "INSERT INTO batch_files VALUES ($1, $2, $3, $4, $5, $6, 'loaded', NULL)",
+            [[f.index, str(f.path), f.size, datetime.fromtimestamp(f.mtime, UTC).replace(tzinfo=None), f.digest,
+              str(f.path) in plan.known] for f in plan.read],
+        )
+    if plan.renamed:
+        con.executemany("INSERT INTO batch_renamed VALUES ($1, $2, $3, $4)",
+                        [[old.file, str(f.path), f.size, datetime.fromtimestamp(f.mtime, UTC).replace(tzinfo=None)]
+                         for old, f in plan.renamed])
+    if plan.retracted:
+        con.executemany("INSERT INTO batch_retracted VALUES ($1)", [[e.file] for e in plan.retracted])
+    if plan.cleared_refusals:
+        con.executemany("INSERT INTO batch_cleared_refusals VALUES ($1)", [[f] for f in plan.cleared_refusals])
+    to_read = [f for f in plan.read if f.size > 0]  # an empty file loads with no rows
     parquet = [f for f in to_read if source.format not in PRESETS and file_format(source, f.path) == "parquet"]
     for f in to_read:
         if f not in parquet:
@@ -313,22 +315,23 @@ def _load_batch(con: duckdb.DuckDBPyConnection, source: Source, batch: list[_Bat
             for f in group:
                 _append_files(con, source, [f], columns, run_started)
     with _any_row_order(con), transaction(con):
-        if any(f.known for f in batch):
-            run_sql(con, "raw/forget_files", source=source.name, run_id=run_id)
+        run_sql(con, "raw/forget_files", source=source.name, run_id=run_id)
         run_sql(con, "raw/append_batch", source=source.name, source_kind=source.kind, run_id=run_id,
-                loaded_at=datetime.now(UTC).replace(tzinfo=None))
+                reading_fingerprint=fingerprint, loaded_at=datetime.now(UTC).replace(tzinfo=None))
     counts = con.execute("SELECT file, status, rows_read, rows_loaded, rows_rejected, rows_duplicate, "
                          "coalesce(message, '') FROM batch_counts").fetchall()
-    for table in ("batch_rows", "batch_parse_rejects", "batch_duplicates", "batch_counts", "batch_files"):
+    for table in ("batch_rows", "batch_parse_rejects", "batch_duplicates", "batch_counts", "batch_files",
+                  "batch_renamed", "batch_retracted", "batch_cleared_refusals", "batch_forgotten",
+                  "batch_refusals_done"):
         con.execute(f"DROP TABLE IF EXISTS {table}")  # the batch can be large: free it now
-    return {file: FileLoad(source.name, file, status, read, loaded, rejected, duplicate, message)
+    return {file: FileLoad(source.name, file, status, read, loaded, rejected, duplicate, message=message)
             for file, status, read, loaded, rejected, duplicate, message in counts}
 
 
 def _by_schema(con: duckdb.DuckDBPyConnection,
-               files: list[_BatchFile]) -> list[tuple[list[_BatchFile], dict[str, str]]]:
+               files: list[PresentFile]) -> list[tuple[list[PresentFile], dict[str, str]]]:
     """Parquet files grouped by their columns and types; a file whose footer cannot be read is refused."""
-    groups: dict[tuple[tuple[str, str], ...], list[_BatchFile]] = {}
+    groups: dict[tuple[tuple[str, str], ...], list[PresentFile]] = {}
     for f in files:
         try:
             columns = _parquet_columns(con, f.path)
@@ -339,7 +342,7 @@ def _by_schema(con: duckdb.DuckDBPyConnection,
     return [(group, dict(schema)) for schema, group in groups.items()]
 
 
-def _append_files(con: duckdb.DuckDBPyConnection, source: Source, files: list[_BatchFile],
+def _append_files(con: duckdb.DuckDBPyConnection, source: Source, files: list[PresentFile],
                   parquet_columns: dict[str, str] | None, run_started: datetime) -> bool:
     """Stage files (several only for Parquet of one schema) and add their judged rows to the batch.
 
@@ -373,7 +376,7 @@ def _append_files(con: duckdb.DuckDBPyConnection, source: Source, files: list[_B
     return True
 
 
-def _refuse(con: duckdb.DuckDBPyConnection, f: _BatchFile, error: str) -> None:
+def _refuse(con: duckdb.DuckDBPyConnection, f: PresentFile, error: str) -> None:
     """The whole file goes into the batch as refused, with the reader's error and its likely cause."""
     con.execute("UPDATE batch_files SET status = 'refused', message = $message WHERE file_index = $index",
                 {"message": explain_refusal(f.path, error.splitlines()[0]), "index": f.index})

@@ -143,7 +143,10 @@ LEFT JOIN judged AS j USING (file_index)
 LEFT JOIN unsplit AS u USING (file_index)
 LEFT JOIN duplicates AS d USING (file_index);
 
-INSERT INTO load_manifest
+INSERT INTO load_manifest (
+    source, file, size_bytes, modified_at, content_hash, status, rows_read, rows_loaded, rows_rejected,
+    rows_duplicate, run_id, loaded_at, reading_fingerprint
+)
 SELECT
     $source,
     f.file,
@@ -156,6 +159,7 @@ SELECT
     c.rows_rejected,
     c.rows_duplicate,
     $run_id,
-    $loaded_at
+    $loaded_at,
+    $reading_fingerprint
 FROM batch_files AS f
 INNER JOIN batch_counts AS c USING (file_index);

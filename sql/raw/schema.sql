@@ -37,14 +37,20 @@ CREATE TABLE IF NOT EXISTS load_manifest (
     size_bytes     BIGINT NOT NULL,
     modified_at    TIMESTAMP NOT NULL,
     content_hash   VARCHAR NOT NULL,
-    status         VARCHAR NOT NULL,  -- loaded | refused (the whole file; reason in rejects)
+    -- loaded: the file's rows in raw_events come from this content. refused: this content could not be read
+    -- (reason in rejects); tried again every run. A file has at most one row of each (docs/lifecycle.md).
+    status         VARCHAR NOT NULL,
     rows_read      BIGINT NOT NULL,
     rows_loaded    BIGINT NOT NULL,
     rows_rejected  BIGINT NOT NULL,
     rows_duplicate BIGINT NOT NULL,
     run_id         VARCHAR NOT NULL,
-    loaded_at      TIMESTAMP NOT NULL
+    loaded_at      TIMESTAMP NOT NULL,
+    reading_fingerprint VARCHAR  -- the source's reading settings (Source.reading_fingerprint): a change reloads
 );
+
+-- Warehouses from before fingerprints were kept: their files are read again once (NULL matches no fingerprint).
+ALTER TABLE load_manifest ADD COLUMN IF NOT EXISTS reading_fingerprint VARCHAR;
 
 CREATE TABLE IF NOT EXISTS run_log (
     run_id      VARCHAR NOT NULL,

@@ -7,7 +7,7 @@ CREATE OR REPLACE TEMP TABLE batch_files (
     size_bytes   BIGINT NOT NULL,
     modified_at  TIMESTAMP NOT NULL,
     content_hash VARCHAR NOT NULL,
-    known        BOOLEAN NOT NULL,  -- in the manifest (changed, or read again): its earlier rows are replaced
+    known        BOOLEAN NOT NULL,  -- loaded before: its earlier rows are replaced
     status       VARCHAR NOT NULL,  -- loaded | refused
     message      VARCHAR            -- why a refused file could not be read
 );
@@ -32,4 +32,23 @@ CREATE OR REPLACE TEMP TABLE batch_parse_rejects (
     row_number BIGINT,
     reason     VARCHAR NOT NULL,
     raw        VARCHAR
+);
+
+-- The rest of the source's plan (cjm_analytics/raw/lifecycle.py), written in the same transaction.
+-- A loaded file gone from the folder whose exact content is now at another path: its rows only change path.
+CREATE OR REPLACE TEMP TABLE batch_renamed (
+    old_file    VARCHAR NOT NULL,
+    new_file    VARCHAR NOT NULL,
+    size_bytes  BIGINT NOT NULL,
+    modified_at TIMESTAMP NOT NULL
+);
+
+-- A loaded file gone from the folder (missing_files: retract): its events go.
+CREATE OR REPLACE TEMP TABLE batch_retracted (
+    file VARCHAR NOT NULL
+);
+
+-- A refused file that is gone: its refusal goes.
+CREATE OR REPLACE TEMP TABLE batch_cleared_refusals (
+    file VARCHAR NOT NULL
 );
