@@ -21,6 +21,18 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_CONFIG = REPO / "data" / "sample" / "cjm.yaml"
+# What a run writes into the sample (`make demo` does): never an input of a test.
+SAMPLE_OUTPUTS = ("warehouse", "reports", "marts")
+
+
+def copy_sample(to: Path, source: Path = SAMPLE_CONFIG.parent) -> Path:
+    """The sample's inputs and config, as committed, whatever `make demo` left in the folder.
+
+    Links are copied as links (following them would turn `marts/current` into a folder), and the outputs of a
+    run are left out, so a test starts from no warehouse, no report and no marts.
+    """
+    shutil.copytree(source, to, symlinks=True, dirs_exist_ok=True, ignore=shutil.ignore_patterns(*SAMPLE_OUTPUTS))
+    return to
 
 
 @pytest.fixture(scope="session")
@@ -38,10 +50,7 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> Config:
     from cjm_analytics.config import load_config
     from tests.fixtures import run_steps
 
-    root = tmp_path_factory.mktemp("sample")
-    shutil.copytree(SAMPLE_CONFIG.parent, root, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("warehouse", "reports", "marts"))
-    config = load_config(root / "cjm.yaml")
+    config = load_config(copy_sample(tmp_path_factory.mktemp("sample")) / "cjm.yaml")
     run_steps(config)
     return config
 

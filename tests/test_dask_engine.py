@@ -22,7 +22,7 @@ from cjm_analytics.config import load_config, parse_config
 from cjm_analytics.distributed import run_nightly_bucketed
 from cjm_analytics.errors import ConfigError
 from cjm_analytics.nightly import run_nightly
-from tests.conftest import SAMPLE_CONFIG
+from tests.conftest import SAMPLE_CONFIG, copy_sample
 
 pytestmark = pytest.mark.slow
 
@@ -89,16 +89,11 @@ def warehouse(config_path: Path) -> Path:
     return load_config(config_path).warehouse
 
 
-def _copy_sample(to: Path) -> Path:
-    shutil.copytree(SAMPLE_CONFIG.parent, to, ignore=shutil.ignore_patterns("warehouse", "reports", "marts"))
-    return to
-
-
 @pytest.fixture(scope="module")
 def datasets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The data sets, each with a local (single-machine) run done: <root>/local/cjm.duckdb."""
     base = tmp_path_factory.mktemp("dask-engine")
-    roots = {"sample": _copy_sample(base / "sample"), "generated": base / "generated"}
+    roots = {"sample": copy_sample(base / "sample"), "generated": base / "generated"}
     generate(roots["generated"], 40_000, seed=11)  # ~2,000 customers, shared devices, session-edge gaps
     for root in roots.values():
         run_nightly(load_config(variant(root, "local")))
@@ -244,7 +239,7 @@ def test_an_incremental_second_night_on_dask_equals_the_local_run(
 
     root = tmp_path / data
     for part in ("clickstream", "crm"):
-        shutil.copytree(datasets[data] / part, root / part)
+        shutil.copytree(datasets[data] / part, root / part, symlinks=True)
     shutil.copy(datasets[data] / "cjm.yaml", root / "cjm.yaml")
     held = tmp_path / "held"
     for name in LATE_FILES[data]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -12,7 +11,7 @@ import pytest
 
 from cjm_analytics.config import Config, load_config
 from tests.browser import Visit
-from tests.conftest import SAMPLE_CONFIG
+from tests.conftest import copy_sample
 from tests.fixtures import table
 from tests.reference import reference_figures, reference_load
 
@@ -51,10 +50,7 @@ def _snapshot(cfg: Config) -> dict[str, pd.DataFrame]:
 def flow_run(prefect_harness: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlowRun]:
     from pipelines.nightly import nightly_flow
 
-    root = tmp_path_factory.mktemp("sample")
-    shutil.copytree(SAMPLE_CONFIG.parent, root, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("warehouse", "reports"))
-    config_path = root / "cjm.yaml"
+    config_path = copy_sample(tmp_path_factory.mktemp("sample")) / "cjm.yaml"
     cfg = load_config(config_path)
     first = nightly_flow(config_path=str(config_path))
     snapshot = _snapshot(cfg)

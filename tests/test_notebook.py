@@ -7,7 +7,6 @@ kernel that runs this interpreter (the project's venv), and its outputs are comp
 from __future__ import annotations
 
 import re
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ import pytest
 
 from cjm_analytics.config import PSEUDO_STAGES, load_config
 from cjm_analytics.nightly import run_nightly
-from tests.conftest import REPO
+from tests.conftest import REPO, copy_sample
 
 pytestmark = pytest.mark.slow
 
@@ -104,9 +103,7 @@ def test_notebook_runs_on_a_fresh_warehouse(tmp_path: Path, monkeypatch: pytest.
     code_cells = [c for c in nb.cells if c.cell_type == "code"]
     assert all(not c.outputs and c.execution_count is None for c in code_cells), "commit the notebook cleared"
 
-    sample = tmp_path / "sample"
-    shutil.copytree(REPO / "data" / "sample", sample, ignore=shutil.ignore_patterns("warehouse", "reports"))
-    config = load_config(sample / "cjm.yaml")
+    config = load_config(copy_sample(tmp_path / "sample") / "cjm.yaml")
     run_nightly(config)
     expected = _expected(config.warehouse)
 
