@@ -9,6 +9,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
+import os
 import re
 from datetime import date
 from pathlib import Path
@@ -420,8 +421,7 @@ def parse_config(data: Any, base_dir: Path, origin: str = "<config>") -> Config:
         raise ConfigError(f"{origin}: {_one_line(e)}") from None
     sources = []
     for i, s in enumerate(cfg.sources):
-        pattern = str(_resolve(base_dir, s.path))
-        resolved = s.model_copy(update={"path": pattern})
+        resolved = s.model_copy(update={"path": _source_pattern(base_dir, s.path)})
         if not resolved.files():
             raise ConfigError(f"{origin}: sources[{i}].path: {s.path!r} matches no file")
         sources.append(resolved)
@@ -436,6 +436,17 @@ def parse_config(data: Any, base_dir: Path, origin: str = "<config>") -> Config:
             "sources": sources,
         }
     )
+
+
+def _source_pattern(base: Path, path: str) -> str:
+    """A source's glob made absolute. The part that comes from the config's folder (or from `~`) is escaped: a
+    project folder named `proj[1]` is that folder, not a pattern. The user's own part stays a pattern."""
+    head, _, tail = path.partition(os.sep)
+    if head.startswith("~") and os.path.expanduser(head) != head:
+        return glob.escape(os.path.expanduser(head)) + (os.sep + str(Path(tail)) if tail else "")
+    if os.path.isabs(path):
+        return str(Path(path))
+    return os.path.join(glob.escape(str(base)), str(Path(path)))
 
 
 def load_config(path: str | Path) -> Config:
