@@ -11,6 +11,8 @@ import hashlib
 import json
 import os
 import re
+import stat
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
@@ -159,8 +161,8 @@ class Source(_Strict):
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
     def files(self) -> list[Path]:
-        """The files the glob matches, in a stable order."""
-        return sorted(Path(p) for p in glob.glob(self.path, recursive=True) if Path(p).is_file())
+        """The files the glob matches, in a stable order: each real file once."""
+        return list(_matched_files(self.path).values())
 
 
 class EventRule(_Strict):
@@ -419,20 +421,32 @@ def parse_config(data: Any, base_dir: Path, origin: str = "<config>") -> Config:
         cfg = Config.model_validate(data)
     except ValidationError as e:
         raise ConfigError(f"{origin}: {_one_line(e)}") from None
+    warehouse = _resolve(base_dir, cfg.warehouse)
+    temp_directory = cfg.duckdb.temp_directory
+    temp_directory = None if temp_directory is None else _resolve(base_dir, temp_directory)
+    reports, marts = _resolve(base_dir, cfg.reports), _resolve(base_dir, cfg.marts)
     sources = []
+    read_by: dict[tuple[int, int], tuple[int, Path]] = {}  # a file on disk -> the source reading it, and its path
     for i, s in enumerate(cfg.sources):
         resolved = s.model_copy(update={"path": _source_pattern(base_dir, s.path)})
-        if not resolved.files():
+        matched = _matched_files(resolved.path)
+        if not matched:
             raise ConfigError(f"{origin}: sources[{i}].path: {s.path!r} matches no file")
+        for identity, path in matched.items():
+            if identity in read_by:  # loading it twice would count its events twice
+                j, first = read_by[identity]
+                there = "" if first == path else f" as {first}"
+                raise ConfigError(
+                    f"{origin}: sources[{i}].path: matches {path}, which sources[{j}] ({cfg.sources[j].name}) "
+                    f"also reads{there}; make the globs of {cfg.sources[j].name} and {s.name} disjoint")
+            read_by[identity] = (i, path)
         sources.append(resolved)
-    temp_directory = cfg.duckdb.temp_directory
     return cfg.model_copy(
         update={
-            "duckdb": cfg.duckdb.model_copy(
-                update={"temp_directory": None if temp_directory is None else _resolve(base_dir, temp_directory)}),
-            "warehouse": _resolve(base_dir, cfg.warehouse),
-            "reports": _resolve(base_dir, cfg.reports),
-            "marts": _resolve(base_dir, cfg.marts),
+            "duckdb": cfg.duckdb.model_copy(update={"temp_directory": temp_directory}),
+            "warehouse": warehouse,
+            "reports": reports,
+            "marts": marts,
             "sources": sources,
         }
     )
@@ -447,6 +461,63 @@ def _source_pattern(base: Path, path: str) -> str:
     if os.path.isabs(path):
         return str(Path(path))
     return os.path.join(glob.escape(str(base)), str(Path(path)))
+
+
+def _matched_files(pattern: str) -> dict[tuple[int, int], Path]:
+    """The files a glob matches, in sorted order, by what they are on disk (device, inode): a file reached by
+    several paths (symlinks, hard links, overlapping patterns) is there once, by the first of its paths."""
+    found: dict[tuple[int, int], Path] = {}
+    for path in sorted(Path(p) for p in _glob(pattern)):
+        try:
+            st = path.stat()
+        except OSError:  # a broken link, or gone since the glob saw it
+            continue
+        identity = (st.st_dev, st.st_ino)
+        if not stat.S_ISREG(st.st_mode) or identity in found:
+            continue
+        found[identity] = path
+    return found
+
+
+def _glob(pattern: str) -> list[str]:
+    """glob.glob(pattern, recursive=True), except that a `**` enters each real folder once.
+
+    glob follows symlinked folders without remembering where it has been: a loop such as `a/loop -> ..` is
+    walked until the path is too long (each file ~40 times), and two loops never end (2**40 paths).
+    """
+    parts = pattern.split(os.sep)
+    if "**" not in parts:
+        return glob.glob(pattern)
+    at = parts.index("**")
+    head = os.sep.join(parts[:at]) or (os.sep if at else "")
+    # What follows the first `**`; a trailing `**` also matches the files in the folders it matches.
+    rest = os.sep.join(parts[at + 1:]) if at + 1 < len(parts) else "*"
+    tops = sorted(glob.glob(head)) if head else [os.curdir]
+    seen: set[tuple[int, int]] = set()
+    found: list[str] = []
+    for top in tops:
+        for folder in _folders_below(top, seen):
+            if not head:  # a relative pattern gives relative paths, as glob does: "a/b", not "./a/b"
+                folder = os.path.normpath(folder)
+            found += _glob(rest if folder == os.curdir else os.path.join(glob.escape(folder), rest))
+    return found
+
+
+def _folders_below(top: str, seen: set[tuple[int, int]]) -> Iterator[str]:
+    """top and every folder below it that `**` matches (hidden ones are not), through symlinks, each real folder
+    (device, inode) once: the first time a depth-first walk in sorted order reaches it."""
+    for folder, subfolders, _ in os.walk(top, followlinks=True):
+        try:
+            st = os.stat(folder)
+        except OSError:
+            subfolders.clear()
+            continue
+        if (st.st_dev, st.st_ino) in seen:
+            subfolders.clear()  # os.walk descends into what is left in subfolders
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
+        yield folder
 
 
 def load_config(path: str | Path) -> Config:

@@ -3,6 +3,9 @@ called (docs/lifecycle.md, "Which files a source reads")."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -73,3 +76,103 @@ def test_a_pattern_matching_nothing_is_still_an_error(tmp_path: Path, capsys: py
     path = _config(root, _web("web/*.parquet"))
     assert main(["run", "--config", str(path), "--no-prefect"]) == 2
     assert capsys.readouterr().err == f"cjm: error: {path}: sources[0].path: 'web/*.parquet' matches no file\n"
+
+
+# --- the same file matched twice --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("first", "second"), [
+    ("web/*.csv", "web/events.csv"),        # two globs over one file
+    ("web/*.csv", "web/**/*.csv"),
+    ("web/*.csv", "mirror/*.csv"),          # mirror -> web: another path to the same file
+])
+def test_two_sources_matching_one_file_is_an_error_naming_both(tmp_path: Path, first: str, second: str,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    write_csv(tmp_path / "web" / "events.csv", _rows("1", "2"))
+    (tmp_path / "mirror").symlink_to(tmp_path / "web")
+    path = _config(tmp_path, _web(first), _web(second, name="crm_web"))
+    assert main(["run", "--config", str(path), "--no-prefect"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    matched = tmp_path / ("mirror" if second.startswith("mirror") else "web") / "events.csv"
+    assert err.startswith(f"cjm: error: {path}: sources[1].path: matches {matched}, which sources[0] (web) "
+                          f"also reads"), err
+    assert "crm_web" in err
+    assert not (tmp_path / "warehouse" / "cjm.duckdb").exists()  # refused before anything was loaded
+
+
+def test_a_hard_link_in_two_sources_is_the_same_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_csv(tmp_path / "web" / "events.csv", _rows("1"))
+    (tmp_path / "copy").mkdir()
+    os.link(tmp_path / "web" / "events.csv", tmp_path / "copy" / "events.csv")
+    path = _config(tmp_path, _web("web/*.csv"), _web("copy/*.csv", name="other"))
+    assert main(["run", "--config", str(path), "--no-prefect"]) == 2
+    assert "which sources[0] (web) also reads" in capsys.readouterr().err
+
+
+def test_disjoint_sources_over_one_folder_are_fine(tmp_path: Path) -> None:
+    write_csv(tmp_path / "web" / "a.csv", _rows("1"))
+    write_csv(tmp_path / "web" / "b.csv", _rows("2"))
+    cfg = load_config(_config(tmp_path, _web("web/a.csv"), _web("web/b.csv", name="other")))
+    assert [s.files() for s in cfg.sources] == [[tmp_path / "web" / "a.csv"], [tmp_path / "web" / "b.csv"]]
+
+
+def test_one_file_reached_by_two_paths_of_one_source_is_read_once(tmp_path: Path) -> None:
+    write_csv(tmp_path / "web" / "events-1.csv", _rows("1"))
+    (tmp_path / "web" / "latest.csv").symlink_to("events-1.csv")
+    (tmp_path / "web" / "sub").mkdir()
+    (tmp_path / "web" / "sub" / "again").symlink_to(tmp_path / "web")
+    cfg = load_config(_config(tmp_path, _web("web/**/*.csv")))
+    assert cfg.sources[0].files() == [tmp_path / "web" / "events-1.csv"]  # the first path in sorted order
+
+
+# --- `**` through a symlink loop -------------------------------------------------------------------------
+
+
+def test_a_symlink_loop_under_double_star_reads_each_file_once(tmp_path: Path) -> None:
+    write_csv(tmp_path / "web" / "a.csv", _rows("1"))
+    write_csv(tmp_path / "web" / "sub" / "b.csv", _rows("2"))
+    (tmp_path / "web" / "sub" / "loop").symlink_to("..")
+    cfg = load_config(_config(tmp_path, _web("web/**/*.csv")))
+    assert cfg.sources[0].files() == [tmp_path / "web" / "a.csv", tmp_path / "web" / "sub" / "b.csv"]
+
+
+def test_two_symlink_loops_do_not_explode(tmp_path: Path) -> None:
+    # Followed naively, two loops give 2**40 paths: glob.glob never returns. In a child, so that it fails instead.
+    write_csv(tmp_path / "web" / "a.csv", _rows("1"))
+    for name in ("loop1", "loop2"):
+        (tmp_path / "web" / name).symlink_to(".")
+    pattern = str(tmp_path / "web" / "**" / "*.csv")
+    code = ("import sys; from cjm_analytics.config import Source; "
+            "print(Source(name='web', kind='clickstream', path=sys.argv[1], event_name='x', "
+            "columns={'timestamp': 'ts', 'anonymous_id': 'a'}).files())")
+    done = subprocess.run([sys.executable, "-c", code, pattern], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.stdout.strip() == repr([tmp_path / "web" / "a.csv"]), done.stderr
+
+
+@pytest.mark.parametrize(("pattern", "expected"), [
+    ("web/**/*.csv", ["web/a.csv", "web/deep/er/c.csv", "web/sub/b.csv", "web/via/b.csv"]),
+    ("web/**", ["web/a.csv", "web/deep/er/c.csv", "web/notes.txt", "web/sub/b.csv", "web/via/b.csv"]),
+    ("web/*/**/*.csv", ["web/deep/er/c.csv", "web/sub/b.csv", "web/via/b.csv"]),
+    ("**/er/*.csv", ["web/deep/er/c.csv"]),
+    ("web/**/er/**/*.csv", ["web/deep/er/c.csv"]),
+    ("web/**/.*.csv", ["web/.hidden.csv"]),
+    ("web/a**.csv", ["web/a.csv"]),  # `**` inside a name is `*`
+])
+def test_double_star_matches_what_glob_matches(tmp_path: Path, pattern: str, expected: list[str]) -> None:
+    """Where glob.glob terminates (no loop), the files are the ones it finds, each real file once."""
+    import glob
+
+    for name in ("a.csv", "sub/b.csv", "deep/er/c.csv", ".hidden.csv", ".dot/d.csv", "notes.txt"):
+        write_csv(tmp_path / "web" / name, _rows("1"))
+    (tmp_path / "web" / "via").symlink_to("elsewhere")
+    write_csv(tmp_path / "web" / "elsewhere" / "b.csv", _rows("2"))
+    (tmp_path / "web" / "elsewhere").rename(tmp_path / "elsewhere")
+    (tmp_path / "web" / "via").unlink()
+    (tmp_path / "web" / "via").symlink_to(tmp_path / "elsewhere")
+    cfg = load_config(_config(tmp_path, _web(pattern)))
+    found = cfg.sources[0].files()
+    assert found == [tmp_path / p for p in expected]
+    by_glob = sorted(Path(p) for p in glob.glob(str(tmp_path / pattern), recursive=True) if Path(p).is_file())
+    assert found == by_glob
