@@ -23,6 +23,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     StrictInt,
     ValidationError,
     ValidationInfo,
@@ -160,9 +161,15 @@ class Source(_Strict):
         settings = self.model_dump(mode="json", exclude={"name", "path", "missing_files"})
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
+    # Where the product writes, set by parse_config: never read as input (docs/lifecycle.md). A folder here
+    # excludes everything below it; the warehouse also excludes its siblings `<warehouse>.*` (.wal, .lock, .tmp/).
+    # A Source made without a config (tests, benchmarks) excludes nothing.
+    _output_folders: tuple[Path, ...] = PrivateAttr(default=())
+    _warehouse: Path | None = PrivateAttr(default=None)
+
     def files(self) -> list[Path]:
-        """The files the glob matches, in a stable order: each real file once."""
-        return list(_matched_files(self.path).values())
+        """The files the glob matches, in a stable order: each real file once, never one the product writes."""
+        return list(_matched_files(self.path, self._output_folders, self._warehouse).values())
 
 
 class EventRule(_Strict):
@@ -425,11 +432,14 @@ def parse_config(data: Any, base_dir: Path, origin: str = "<config>") -> Config:
     temp_directory = cfg.duckdb.temp_directory
     temp_directory = None if temp_directory is None else _resolve(base_dir, temp_directory)
     reports, marts = _resolve(base_dir, cfg.reports), _resolve(base_dir, cfg.marts)
+    # Never inputs, whatever a source's glob says: the product would load its own files again every night.
+    output_folders = tuple(p for p in (reports, marts, temp_directory, cfg.engine.work_dir) if p is not None)
     sources = []
     read_by: dict[tuple[int, int], tuple[int, Path]] = {}  # a file on disk -> the source reading it, and its path
     for i, s in enumerate(cfg.sources):
         resolved = s.model_copy(update={"path": _source_pattern(base_dir, s.path)})
-        matched = _matched_files(resolved.path)
+        resolved._output_folders, resolved._warehouse = output_folders, warehouse
+        matched = _matched_files(resolved.path, output_folders, warehouse)
         if not matched:
             raise ConfigError(f"{origin}: sources[{i}].path: {s.path!r} matches no file")
         for identity, path in matched.items():
@@ -463,20 +473,58 @@ def _source_pattern(base: Path, path: str) -> str:
     return os.path.join(glob.escape(str(base)), str(Path(path)))
 
 
-def _matched_files(pattern: str) -> dict[tuple[int, int], Path]:
+def _matched_files(pattern: str, output_folders: tuple[Path, ...],
+                   warehouse: Path | None) -> dict[tuple[int, int], Path]:
     """The files a glob matches, in sorted order, by what they are on disk (device, inode): a file reached by
-    several paths (symlinks, hard links, overlapping patterns) is there once, by the first of its paths."""
+    several paths (symlinks, hard links, overlapping patterns) is there once, by the first of its paths; files
+    the product writes (in output_folders, the warehouse and its siblings) are left out."""
+    exact, prefixes = _outputs(output_folders, warehouse)
+    folders: dict[Path, tuple[str, str]] = {}
     found: dict[tuple[int, int], Path] = {}
     for path in sorted(Path(p) for p in _glob(pattern)):
         try:
-            st = path.stat()
+            st = path.lstat()
+            link = stat.S_ISLNK(st.st_mode)
+            if link:
+                st = path.stat()
         except OSError:  # a broken link, or gone since the glob saw it
             continue
         identity = (st.st_dev, st.st_ino)
         if not stat.S_ISREG(st.st_mode) or identity in found:
             continue
+        if exact and any(s in exact or s.startswith(prefixes) for s in _file_spellings(path, link, folders)):
+            continue
         found[identity] = path
     return found
+
+
+def _outputs(output_folders: tuple[Path, ...], warehouse: Path | None) -> tuple[set[str], tuple[str, ...]]:
+    """What the product writes, as paths a file's path equals or starts with: each output folder, the warehouse
+    and its `<warehouse>.*` siblings (.wal, .lock, the .tmp/ spill folder); as written and with symlinks resolved,
+    so that a file is caught under either of its spellings."""
+    exact: set[str] = set()
+    prefixes: list[str] = []
+    for folder in output_folders:
+        for spelling in _spellings(folder):
+            exact.add(spelling)
+            prefixes.append(spelling.rstrip(os.sep) + os.sep)
+    for spelling in _spellings(warehouse) if warehouse is not None else ():
+        exact.add(spelling)
+        prefixes.append(spelling + ".")
+    return exact, tuple(prefixes)
+
+
+def _spellings(path: Path) -> set[str]:
+    """A path made absolute, and with its symlinks resolved."""
+    return {os.path.abspath(path), os.path.realpath(path)}
+
+
+def _file_spellings(path: Path, link: bool, folders: dict[Path, tuple[str, str]]) -> tuple[str, str]:
+    """_spellings of a matched file, resolving its folder once for all the files in it."""
+    if path.parent not in folders:
+        folders[path.parent] = (os.path.abspath(path.parent), os.path.realpath(path.parent))
+    absolute, real = folders[path.parent]
+    return os.path.join(absolute, path.name), os.path.realpath(path) if link else os.path.join(real, path.name)
 
 
 def _glob(pattern: str) -> list[str]:

@@ -4,16 +4,18 @@ called (docs/lifecycle.md, "Which files a source reads")."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 import yaml
 
 from cjm_analytics.cli import main
-from cjm_analytics.config import load_config
+from cjm_analytics.config import Source, load_config
 from tests.fixtures import STAGES, WEB_COLUMNS, write_csv
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
@@ -176,3 +178,84 @@ def test_double_star_matches_what_glob_matches(tmp_path: Path, pattern: str, exp
     assert found == [tmp_path / p for p in expected]
     by_glob = sorted(Path(p) for p in glob.glob(str(tmp_path / pattern), recursive=True) if Path(p).is_file())
     assert found == by_glob
+
+
+# --- the product's own outputs are never inputs -----------------------------------------------------------
+
+
+def test_the_warehouse_reports_marts_spill_and_work_folders_are_never_inputs(tmp_path: Path) -> None:
+    write_csv(tmp_path / "data" / "web" / "a.csv", _rows("1"))
+    outputs = ["data/warehouse/cjm.duckdb", "data/warehouse/cjm.duckdb.wal", "data/warehouse/cjm.duckdb.lock",
+               "data/warehouse/cjm.duckdb.tmp/duckdb_temp_block-1.block",
+               "data/warehouse/cjm.duckdb.buckets/run1/raw_events/bucket=0/part.parquet",
+               "data/reports/index.html", "data/marts/runs/r1/parquet/stage_funnel.parquet",
+               "data/spill/x.tmp", "work/b.parquet"]
+    for name in outputs:
+        write_csv(tmp_path / name, "x")
+    (tmp_path / "data" / "marts" / "current").symlink_to("runs/r1")
+    cfg = load_config(_config(tmp_path, _web("data/**/*"), warehouse="data/warehouse/cjm.duckdb",
+                              reports="data/reports", marts="data/marts",
+                              duckdb={"temp_directory": "data/spill"},
+                              engine={"work_dir": str(tmp_path / "work")}))
+    kept = write_csv(tmp_path / "data" / "warehouse" / "notes.csv", _rows("2"))  # only the warehouse's own files
+    assert cfg.sources[0].files() == [kept, tmp_path / "data" / "web" / "a.csv"]
+    assert load_config(_config(tmp_path, _web("**/*.parquet"), marts="data/marts",
+                               engine={"work_dir": str(tmp_path / "work")})).sources[0].files() == [
+        tmp_path / "data" / "warehouse" / "cjm.duckdb.buckets" / "run1" / "raw_events" / "bucket=0" / "part.parquet"]
+
+
+def test_a_source_matching_only_outputs_matches_no_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_csv(tmp_path / "web" / "a.csv", _rows("1"))
+    write_csv(tmp_path / "reports" / "old.csv", _rows("1"))
+    path = _config(tmp_path, _web("web/*.csv"), _web("reports/*.csv", name="old"))
+    assert main(["run", "--config", str(path), "--no-prefect"]) == 2
+    assert "sources[1].path: 'reports/*.csv' matches no file" in capsys.readouterr().err
+
+
+def test_a_source_without_a_config_excludes_nothing(tmp_path: Path) -> None:
+    write_csv(tmp_path / "reports" / "a.csv", _rows("1"))
+    assert Source.model_validate(_web(str(tmp_path / "**" / "*.csv"))).files() == [tmp_path / "reports" / "a.csv"]
+
+
+def test_copies_of_the_config_keep_the_exclusions(tmp_path: Path) -> None:
+    write_csv(tmp_path / "web" / "a.csv", _rows("1"))
+    write_csv(tmp_path / "reports" / "r.csv", _rows("1"))
+    cfg = load_config(_config(tmp_path, _web("**/*.csv")))
+    copied = cfg.model_copy(update={"goal": "cart"}).sources[0].model_copy(update={"name": "other"})
+    assert copied.files() == [tmp_path / "web" / "a.csv"]
+
+
+def test_a_glob_over_the_whole_project_reads_only_inputs_night_after_night(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The sample's CRM export in a folder that also holds the warehouse, the marts and the reports, read with a
+    `**/*` glob over that folder: the second night reads the same files, and the warehouse holds the same."""
+    root = tmp_path / "project"
+    shutil.copytree(SAMPLE / "clickstream", root / "clickstream")
+    (root / "data").mkdir()
+    shutil.copy(SAMPLE / "crm" / "crm_activities.csv", root / "data")
+    data = yaml.safe_load((SAMPLE / "cjm.yaml").read_text(encoding="utf-8"))
+    data.update(warehouse="data/warehouse/cjm.duckdb", reports="data/reports", marts="data/marts")
+    data["sources"][1]["path"] = "data/**/*"
+    config = root / "cjm.yaml"
+    config.write_text(yaml.safe_dump(data), encoding="utf-8")
+
+    nights = []
+    for _ in range(2):
+        assert main(["run", "--config", str(config), "--no-prefect"]) == 0
+        out = capsys.readouterr().out.splitlines()
+        files_per_source = [line.split(",")[0] for line in out if line.startswith(("  web:", "  crm:"))]
+        headlines = [line for line in out if line.startswith(("warehouse:", "journeys:", "worst drop-off:"))]
+        con = duckdb.connect(str(root / "data" / "warehouse" / "cjm.duckdb"), read_only=True)
+        try:
+            files = con.execute("SELECT DISTINCT file FROM load_manifest ORDER BY file").fetchall()
+            events = con.execute("SELECT source, count(*) FROM raw_events GROUP BY ALL ORDER BY ALL").fetchall()
+        finally:
+            con.close()
+        nights.append((files_per_source, headlines, files, events))
+    assert nights[0] == nights[1]
+    assert nights[0][0] == ["  web: 3 file(s)", "  crm: 1 file(s)"]
+    assert [Path(f) for (f,) in nights[0][2]] == [*sorted((root / "clickstream").iterdir()),
+                                                   root / "data" / "crm_activities.csv"]
+    # The outputs the glob passes over are there:
+    assert (root / "data" / "reports" / "index.html").exists()
+    assert any((root / "data" / "marts" / "current").glob("**/*.parquet"))
