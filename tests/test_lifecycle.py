@@ -339,3 +339,30 @@ def test_any_history_of_the_folder_equals_one_load_of_the_final_folder(tmp_path:
             only = con.execute(f"SELECT {cols} FROM {a}.{name} EXCEPT ALL SELECT {cols} FROM {b}.{name}").fetchall()
             assert only == [], (name, f"only in {a}", only)
     con.close()
+
+
+# --- a file's own column names never collide with the loader's -------------------------------------------
+
+@pytest.mark.parametrize("own", ["_record", "_file_index", "cjm_record", "CJM_FILE_INDEX", "file_row_number",
+                                 "file_index", "filename", "record", "row_number", "ts_read", "properties"])
+def test_parquet_columns_named_like_the_loaders_own_load_every_row(tmp_path: Path, own: str) -> None:
+    """Found: Parquet columns named _record or _file_index dropped or misfiled rows while the manifest balanced."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (tmp_path / "web").mkdir()
+    for name, n in (("a.parquet", 3), ("b.parquet", 2)):
+        pq.write_table(pa.table({"anonymous_id": [f"{name}-{i}" for i in range(n)], "user_id": [None] * n,
+                                 "event": ["landing"] * n, "ts": ["2026-11-01T10:00:00Z"] * n,
+                                 "channel": [None] * n, own: [f"x{i}" if i % 2 else str(i + 7) for i in range(n)]}),
+                       tmp_path / "web" / name)
+    cfg = make_config(tmp_path, sources=[{"name": "web", "kind": "clickstream", "path": "web/*.parquet",
+                                          "columns": HASHED}])
+    run_steps(cfg, until="load_sources", run_started=RUN_STARTED)
+    assert rows(cfg, "SELECT regexp_extract(file, '[^/]+$'), row_number, anonymous_id, "
+                     f"properties->>'{own}' FROM raw_events ORDER BY ALL") == [
+        ("a.parquet", 1, "a.parquet-0", "7"), ("a.parquet", 2, "a.parquet-1", "x1"),
+        ("a.parquet", 3, "a.parquet-2", "9"), ("b.parquet", 1, "b.parquet-0", "7"),
+        ("b.parquet", 2, "b.parquet-1", "x1")]
+    assert rows(cfg, "SELECT status, sum(rows_read), sum(rows_loaded) FROM load_manifest GROUP BY ALL") == [
+        ("loaded", 5, 5)]

@@ -9,7 +9,6 @@ its manifest rows (sql/raw/append_batch.sql): a source's files of one run are ei
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -21,24 +20,12 @@ import duckdb
 from cjm_analytics.config import PRESETS, ColumnMap, Source
 from cjm_analytics.errors import SourceError
 from cjm_analytics.presets import staged_as
+from cjm_analytics.raw import project
 from cjm_analytics.raw.lifecycle import LoadPlan, ManifestEntry, PresentFile, plan_files
+from cjm_analytics.raw.project import create_staged_rows
 from cjm_analytics.raw.text import explain_refusal, stage_csv, stage_json_lines, stage_snowplow_tsv
 from cjm_analytics.sql_steps import quote_ident, quote_literal, run_sql
 from cjm_analytics.warehouse import transaction
-
-_CANONICAL = ("event_id", "customer_id", "anonymous_id", "event_name", "timestamp", "channel")
-_STAGED_AS = {"event_id": "given_event_id", "timestamp": "ts_text"}
-# A typed timestamp column is read without a text round trip (with timestamp_format auto): its DuckDB type ->
-# the macro of sql/raw/macros.sql that gives the same reading as its text would.
-_TYPED_TIMESTAMPS = {
-    "TIMESTAMP": "cjm_wall_clock_reading",
-    "TIMESTAMP_S": "cjm_wall_clock_reading",
-    "TIMESTAMP_MS": "cjm_wall_clock_reading",
-    "DATE": "cjm_wall_clock_reading",
-    "TIMESTAMP_NS": "cjm_wall_clock_ns_reading",
-    "TIMESTAMP WITH TIME ZONE": "cjm_instant_reading",
-}
-_NO_TYPED_TIMESTAMP = "CAST(NULL AS STRUCT(ts TIMESTAMP, is_local BOOLEAN))"
 
 
 @dataclass(frozen=True)
@@ -84,16 +71,18 @@ def _stage(con: duckdb.DuckDBPyConnection, source: Source, f: PresentFile) -> No
     con.execute("CREATE OR REPLACE TEMP TABLE staged_parse_rejects (row_number BIGINT, reason VARCHAR, raw VARCHAR)")
     if source.format in PRESETS:
         _stage_preset(con, source, f.path)
-        _map_preset_columns(con, source, f.index)
+        create_staged_rows(con, project.preset(source, "preset_rows", str(f.index)))
         return
     if not isinstance(source.columns, ColumnMap):
         raise SourceError("no columns configured")  # the config requires them for csv, json and parquet
     if file_format(source, f.path) == "json":
         stage_json_lines(con, f.path)
-        _map_json_columns(con, source, source.columns, f.index)
+        create_staged_rows(con, project.json_lines(source, source.columns, "staged_file", "line", str(f.index),
+                                                   "_record"))
     else:
         columns = dict.fromkeys(stage_csv(con, f.path, source.delimiter), "VARCHAR")
-        _map_columns(con, source, source.columns, "staged_file", columns, str(f.index))
+        create_staged_rows(con, project.tabular(source, source.columns, "staged_file", columns, str(f.index),
+                                                "_record"))
 
 
 def _parquet_columns(con: duckdb.DuckDBPyConnection, path: Path) -> dict[str, str]:
@@ -109,14 +98,19 @@ def _stage_parquet_files(con: duckdb.DuckDBPyConnection, source: Source, files: 
     if not isinstance(source.columns, ColumnMap):
         raise SourceError("no columns configured")
     con.execute("CREATE OR REPLACE TEMP TABLE staged_parse_rejects (row_number BIGINT, reason VARCHAR, raw VARCHAR)")
-    paths = ", ".join(quote_literal(str(f.path)) for f in files)
-    # The reader's file name column is named so that it does not collide with a file's own `filename`.
-    relation = (f"(SELECT p.* EXCLUDE (file_row_number, _cjm_file), p.file_row_number + 1 AS _record, "
-                f"f.file_index AS _file_index "
-                f"FROM read_parquet([{paths}], filename = '_cjm_file', file_row_number = true) AS p "
-                f"INNER JOIN (SELECT file, file_index FROM batch_files) AS f ON p._cjm_file = f.file)")
-    _map_columns(con, source, source.columns, relation, columns, "_file_index")
-
+    record, index = project.internal_name("cjm_record", columns), project.internal_name("cjm_file_index", columns)
+    selected = ", ".join(quote_ident(c) for c in columns)
+    if {c.lower() for c in columns} & {"file_row_number", "file_index"}:
+        # The file's own column hides the reader's virtual one: number the rows in scan order, file by file.
+        relation = "(" + " UNION ALL ".join(
+            f"(SELECT {selected}, row_number() OVER () AS {record}, {f.index} AS {index} "
+            f"FROM read_parquet({quote_literal(str(f.path))}))" for f in files) + ")"
+    else:
+        paths = ", ".join(quote_literal(str(f.path)) for f in files)
+        indexes = ", ".join(str(f.index) for f in files)
+        relation = (f"(SELECT {selected}, file_row_number + 1 AS {record}, "
+                    f"[{indexes}][CAST(file_index AS BIGINT) + 1] AS {index} FROM read_parquet([{paths}]))")
+    create_staged_rows(con, project.tabular(source, source.columns, relation, columns, index, record))
 
 
 def _stage_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> None:
@@ -152,86 +146,8 @@ def _stage_preset(con: duckdb.DuckDBPyConnection, source: Source, path: Path) ->
 
 
 
-def _map_preset_columns(con: duckdb.DuckDBPyConnection, source: Source, file_index: int) -> None:
-    """The preset's rows (temp view preset_rows) as staged_rows; where the config names a field for a column,
-    the record's own field, else one in properties, replaces the preset's choice."""
-    overrides = source.columns.mapped() if source.columns is not None else {}
-    select = [_STAGED_AS.get(c, c) for c in _CANONICAL]
-    for c, key in overrides.items():
-        path = quote_literal("$." + json.dumps(key))
-        select[_CANONICAL.index(c)] = (f"coalesce(json_extract_string(CAST(raw AS JSON), {path}), "
-                                       f"json_extract_string(properties, {path})) AS {_STAGED_AS.get(c, c)}")
-    if source.event_name is not None:
-        select[_CANONICAL.index("event_name")] = f"{quote_literal(source.event_name)} AS event_name"
-    con.execute(f"CREATE OR REPLACE TEMP VIEW staged_rows AS SELECT {file_index} AS file_index, row_number, "
-                f"{', '.join(select)}, {_NO_TYPED_TIMESTAMP} AS ts_read, properties, raw AS record FROM preset_rows")
-    con.execute("CREATE OR REPLACE TEMP MACRO cjm_raw(record) AS record")
-
-
-
 def _columns(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [str(r[0]) for r in con.execute("DESCRIBE staged_file").fetchall() if r[0] != "_record"]
-
-
-def _map_columns(con: duckdb.DuckDBPyConnection, source: Source, mapping: ColumnMap, relation: str,
-                 columns: dict[str, str], file_index: str) -> None:
-    """Project CSV or Parquet columns (name -> DuckDB type) of `relation` onto the canonical ones, as staged_rows.
-
-    Values are the columns' text, as the file's own text would be (CSV) or as DuckDB writes the typed value
-    (Parquet), except a typed timestamp column, which is read as it is. Identifiers are quoted.
-    """
-    mapped = mapping.mapped()
-    missing = [c for c in mapped.values() if c not in columns]
-    if columns and missing:
-        raise SourceError(f"columns missing from the file: {', '.join(missing)} (it has: {', '.join(columns)})")
-
-    def text(col: str) -> str:  # a no-op for a text column
-        return f"CAST({quote_ident(col)} AS VARCHAR)" if col in columns else "CAST(NULL AS VARCHAR)"
-
-    select = {c: f"{text(mapped[c]) if c in mapped else 'CAST(NULL AS VARCHAR)'} AS {_STAGED_AS.get(c, c)}"
-              for c in _CANONICAL}
-    ts_column = mapped["timestamp"]
-    reading = _TYPED_TIMESTAMPS.get(columns.get(ts_column, "")) if source.timestamp_format == "auto" else None
-    if reading is not None:
-        select["timestamp"] = f"CAST(NULL AS VARCHAR) AS ts_text, {reading}({quote_ident(ts_column)}) AS ts_read"
-    else:
-        select["timestamp"] += f", {_NO_TYPED_TIMESTAMP} AS ts_read"
-    if source.event_name is not None:
-        select["event_name"] = f"{quote_literal(source.event_name)} AS event_name"
-    rest = [c for c in columns if c not in mapped.values()]
-    properties = (f"json_object({', '.join(f'{quote_literal(c)}, {text(c)}' for c in rest)})" if rest
-                  else "CAST('{}' AS JSON)")
-    # The row as read, bundled without copying; cjm_raw makes it JSON text where it is needed.
-    names = list(columns)
-    record = f"row({', '.join(quote_ident(c) for c in names)})" if names else "'{}'"
-    raw = ("CAST(json_object(" + ", ".join(f"{quote_literal(c)}, CAST(struct_extract(record, {i}) AS VARCHAR)"
-                                           for i, c in enumerate(names, start=1)) + ") AS VARCHAR)"
-           if names else "record")
-    con.execute(f"CREATE OR REPLACE TEMP VIEW staged_rows AS SELECT {file_index} AS file_index, "
-                f"_record AS row_number, {', '.join(select.values())}, {properties} AS properties, "
-                f"{record} AS record FROM {relation}")
-    con.execute(f"CREATE OR REPLACE TEMP MACRO cjm_raw(record) AS {raw}")
-
-
-def _map_json_columns(con: duckdb.DuckDBPyConnection, source: Source, mapping: ColumnMap, file_index: int) -> None:
-    """Project JSON lines (staged_file(line)) onto the canonical columns as staged_rows; the rest is properties."""
-    mapped = mapping.mapped()
-
-    def value(col: str) -> str:
-        return f"json_extract_string(CAST(line AS JSON), {quote_literal('$.' + json.dumps(col))})"
-
-    select = {c: f"{value(mapped[c]) if c in mapped else 'CAST(NULL AS VARCHAR)'} AS {_STAGED_AS.get(c, c)}"
-              for c in _CANONICAL}
-    select["timestamp"] += f", {_NO_TYPED_TIMESTAMP} AS ts_read"
-    if source.event_name is not None:
-        select["event_name"] = f"{quote_literal(source.event_name)} AS event_name"
-    removed = json.dumps({c: None for c in mapped.values()})
-    con.execute(f"CREATE OR REPLACE TEMP VIEW staged_rows AS SELECT {file_index} AS file_index, "
-                f"_record AS row_number, {', '.join(select.values())}, "
-                f"json_merge_patch(CAST(line AS JSON), {quote_literal(removed)}) AS properties, line AS record "
-                f"FROM staged_file")
-    con.execute("CREATE OR REPLACE TEMP MACRO cjm_raw(record) AS record")
-
 
 
 # --- one source's batch -------------------------------------------------------------------------------------
