@@ -94,8 +94,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from cjm_analytics.graph import stage_graph, write_graphml
-    from cjm_analytics.report import build_report
+    from cjm_analytics.publish import publish_report
     from cjm_analytics.warehouse import connect
 
     config = load_config(args.config)
@@ -103,8 +102,7 @@ def _report(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.config}: warehouse: {config.warehouse} does not exist yet; run `cjm run` first")
     con = connect(config.warehouse, read_only=True, settings=config.duckdb)
     try:
-        build_report(con, config.reports, config.report.title)
-        write_graphml(stage_graph(con), config.reports / "stage_graph.graphml")
+        publish_report(con, config.reports, config.report.title)  # the site and the GraphML graph, swapped in whole
         if args.export:
             from cjm_analytics.report.export import export_charts
 

@@ -32,3 +32,9 @@ class WarehouseBusyError(CjmError):
     a run or a reader waits for it."""
 
     exit_code = 4
+
+
+class PublishError(CjmError):
+    """The marts or the report can't be published where the config says (e.g. a filesystem without links)."""
+
+    exit_code = 1

@@ -121,28 +121,25 @@ def aggregate_step(ctx: RunContext) -> StepResult:
 
 
 def publish_reports_step(ctx: RunContext) -> StepResult:
-    """The report site and the GraphML graph."""
+    """The report site and the GraphML graph, written whole as this run's version; shown by publish_marts."""
+    from cjm_analytics.publish import GRAPHML, stage_report
 
     def work(con: Any) -> dict[str, Any]:
-        # Imported here: plotly is only needed by the step that draws.
-        from cjm_analytics.graph import stage_graph, write_graphml
-        from cjm_analytics.report import build_report
-
         out = ctx.config.reports
-        pages = build_report(con, out, ctx.config.report.title)
-        graph = write_graphml(stage_graph(con), out / "stage_graph.graphml")
-        return {"report": str(out / "index.html"), "files": len(pages) + 1, "graphml": str(graph)}
+        site = stage_report(con, out, ctx.run_id, ctx.config.report.title)
+        return {"report": str(out / "index.html"), "files": len(list(site.iterdir())), "graphml": str(out / GRAPHML),
+                "site": str(site)}
 
     return run_step(ctx, "publish_reports", work, atomic=False)
 
 
 def publish_marts_step(ctx: RunContext) -> StepResult:
-    """The marts for dashboards, swapped in only now that every step before has succeeded."""
-    from cjm_analytics.publish import publish_marts
+    """The marts for dashboards; then this run's report and marts are shown together, now that every step before
+    has succeeded (a run that dies before shows neither)."""
+    from cjm_analytics.publish import publish_run
 
     def work(con: Any) -> dict[str, Any]:
-        folder = publish_marts(con, ctx.config.marts, ctx.run_id, ctx.run_started)
-        return {"published": str(folder), "current": str(ctx.config.marts / "current")}
+        return publish_run(con, ctx.config.marts, ctx.config.reports, ctx.run_id, ctx.run_started)
 
     return run_step(ctx, "publish_marts", work, atomic=False)
 

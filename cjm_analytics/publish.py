@@ -1,20 +1,32 @@
-"""Publishing the marts for dashboards, after a run has succeeded.
+"""Publishing a run's outputs for their readers: the marts for dashboards and the report site.
 
-Each run writes `<marts>/runs/<run_id>/` (a read-only `marts.duckdb` in a storage format DuckDB 1.4+ can
-open, and Hive-partitioned Parquet), then swaps the `<marts>/current` link to it in one rename. A dashboard
-reading `current/` sees the previous night or this one, never half of one, and never touches the warehouse
-(so the nightly writer's lock can't block it).
+Each output is a folder of whole versions. A version is written as `<store>/.<version>.partial/`, renamed to
+`<store>/<version>/` once complete, and shown by swapping one link in one rename: `marts/current -> runs/<run_id>`,
+`reports/site -> sites/<version>` (the report's pages in `reports/` are links through `site`). A reader sees one
+whole version, old or new, never half of one, and dashboards never touch the warehouse (its writer's lock can't
+block them). The nightly run writes both versions first and swaps both links back to back at its very end, so the
+report and the marts show the same run. The next publish repairs whatever a killed publish or the filesystem left:
+`.partial` folders, temporary links, a `current` that a copy or a restore turned into a real folder.
+docs/marts.md ("Publishing") says what a reader can see at each moment.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+import re
 import shutil
-from datetime import datetime
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
+from cjm_analytics.errors import PublishError
 from cjm_analytics.sql_steps import quote_ident, quote_literal
 
 # Published table -> its Parquet partition column (None: one file). cohort_month is added on publishing.
@@ -29,7 +41,155 @@ PUBLISHED: dict[str, str | None] = {
 }
 # BI tools bundle DuckDB 1.x, which can't open files in DuckDB 2's default storage format.
 STORAGE_VERSION = "v1.4.0"
-KEEP_RUNS = 3
+KEEP_RUNS = 3  # marts: a dashboard may still be reading the run before current
+KEEP_SITES = 2  # report: a page open in a browser has loaded all it needs; the previous site is a margin
+GRAPHML = "stage_graph.graphml"
+# What an interrupted `write_page` (cjm analyze) or an older build_report leaves beside the pages: .<name>.<pid>.tmp
+_PAGE_TEMP = re.compile(r"\..+\.(\d+)\.tmp")
+
+
+@dataclass(frozen=True)
+class Versions:
+    """Whole versions of an output: `<root>/<store>/<version>/`, and `<root>/<pointer>`, a link to the one shown."""
+
+    root: Path
+    store: str
+    pointer: str
+    marker: str  # a file every version holds: a folder in the pointer's place without it is not ours
+
+    @property
+    def folder(self) -> Path:
+        return self.root / self.store
+
+    @contextmanager
+    def publishing(self) -> Iterator[None]:
+        """One publisher at a time (a nightly run, `cjm report`), so nobody cleans up a folder another is writing.
+
+        flock on the store folder: the kernel releases it when its process dies, so a killed publisher never
+        blocks the next one, and there is no lock file to go stale.
+        """
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            # A filesystem without flock: nightly runs are still one at a time (the warehouse's run lock).
+            with suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def clean(self) -> list[str]:
+        """Remove what killed publishers left (call under `publishing`); returns the names removed.
+
+        In the store every dot-name is ours and dead: `.<version>.partial` being written, `.*.stale` set aside. In
+        root: the temporary links of `_link`, and `.current.<pid>`, the temporary link of releases before 2026-12.
+        """
+        ours = re.compile(rf"\..+\.\d+\.{re.escape(self.store)}\.link|\.{re.escape(self.pointer)}\.\d+")
+        left = [p for p in self.folder.iterdir() if p.name.startswith(".")]
+        left += [p for p in self.root.iterdir() if ours.fullmatch(p.name)]
+        for path in left:
+            _remove(path)
+        return sorted(p.name for p in left)
+
+    def stage(self, version: str, write: Callable[[Path], object]) -> Path:
+        """A new version: `write` fills an empty folder, which gets the version's name only when complete."""
+        if not version or version.startswith(".") or "/" in version:
+            raise ValueError(f"not a version name: {version!r}")
+        partial = self.folder / f".{version}.partial"
+        _remove(partial)
+        partial.mkdir(parents=True)
+        write(partial)
+        final = self.folder / version
+        if final.exists() or final.is_symlink():
+            self._discard(final)
+        partial.rename(final)
+        return final
+
+    def shown(self) -> str | None:
+        """The version the pointer links to (None when it is not a link into the store)."""
+        link = self.root / self.pointer
+        if not link.is_symlink():
+            return None
+        target = Path(os.readlink(link))
+        return target.name if target.parent == Path(self.store) else None
+
+    def show(self, version: Path) -> None:
+        """Point the pointer at a staged version in one rename: a reader resolves the old one or the new one."""
+        self._link(self.pointer, version.relative_to(self.root))
+
+    def link_entries(self, version: Path) -> None:
+        """A link in root for every file of the version, through the pointer (`index.html -> site/index.html`).
+
+        The links never change from one version to the next, so swapping the pointer moves all of them at once;
+        links to files the version no longer has are removed.
+        """
+        names = {p.name for p in version.iterdir()}
+        for name in sorted(names):
+            target = Path(self.pointer) / name
+            entry = self.root / name
+            if not (entry.is_symlink() and Path(os.readlink(entry)) == target):
+                self._link(name, target)  # first publish, or a copy that followed the links
+        for entry in self.root.iterdir():
+            if (entry.name not in names and entry.is_symlink()
+                    and Path(os.readlink(entry)).parent == Path(self.pointer)):
+                entry.unlink()
+
+    def prune(self, keep: int) -> None:
+        """Keep the shown version and the newest others, `keep` in all (run ids sort by their start)."""
+        shown = self.shown()
+        versions = sorted(p.name for p in self.folder.iterdir() if not p.name.startswith(".") and p.is_dir())
+        for name in versions[:-keep]:
+            if name != shown:
+                self._discard(self.folder / name)
+
+    def _link(self, name: str, target: Path) -> None:
+        # A new link renamed over the old entry: a reader finds the old target or the new, never nothing.
+        entry = self.root / name
+        tmp = self.root / f".{name}.{os.getpid()}.{self.store}.link"
+        tmp.unlink(missing_ok=True)
+        try:
+            tmp.symlink_to(target)
+        except OSError as e:
+            raise PublishError(f"{self.root}: cannot create the link {name} -> {target}: {e.strerror}") from e
+        if entry.is_dir() and not entry.is_symlink():
+            # A real folder where the link belongs (`current` after cp -rL, copytree or a restore). A link can't be
+            # renamed over a folder: set it aside first (the name is missing between the two renames); it stays
+            # readable by whoever has it open and is removed by the next publish's clean.
+            if name != self.pointer or not (entry / self.marker).is_file():
+                tmp.unlink()
+                raise PublishError(f"{entry} is a folder cjm did not write; move it: cjm keeps a link of that name "
+                                   f"there")
+            entry.rename(self._aside(name))
+        os.replace(tmp, entry)
+
+    def _aside(self, name: str) -> Path:
+        return self.folder / f".{name}.{os.getpid()}.{uuid.uuid4().hex[:6]}.stale"
+
+    def _discard(self, path: Path) -> None:
+        # Renamed first, so a removal cut short leaves a dot-name that the next clean finishes, never half a version.
+        aside = self._aside(path.name)
+        path.rename(aside)
+        _remove(aside)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def marts_versions(marts_dir: Path) -> Versions:
+    """`<marts>/current -> runs/<run_id>`."""
+    return Versions(marts_dir, "runs", "current", "marts.duckdb")
+
+
+def site_versions(reports_dir: Path) -> Versions:
+    """`<reports>/site -> sites/<version>`, the pages in `<reports>/` linked through `site`."""
+    return Versions(reports_dir, "sites", "site", "index.html")
+
+
+# --- marts -------------------------------------------------------------------------------------------------------
 
 
 def _select(con: duckdb.DuckDBPyConnection, table: str, run_id: str, run_date: str) -> str:
@@ -42,22 +202,17 @@ def _select(con: duckdb.DuckDBPyConnection, table: str, run_id: str, run_date: s
     return f"SELECT *{extra} FROM {quote_ident(table)}"
 
 
-def publish_marts(
-    con: duckdb.DuckDBPyConnection, marts_dir: Path, run_id: str, run_started: datetime, keep: int = KEEP_RUNS
-) -> Path:
-    """Write this run's marts beside the warehouse and make them `current`; returns the run's folder."""
-    runs = marts_dir / "runs"
-    partial = runs / f".{run_id}.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    (partial / "parquet").mkdir(parents=True)
+def write_marts(con: duckdb.DuckDBPyConnection, folder: Path, run_id: str, run_started: datetime) -> None:
+    """The published tables into an empty folder: a read-only-to-be `marts.duckdb` and Parquet under `parquet/`."""
+    (folder / "parquet").mkdir(parents=True)
     run_date = f"{run_started:%Y-%m-%d}"
-    con.execute(f"ATTACH {quote_literal(str(partial / 'marts.duckdb'))} AS published "
+    con.execute(f"ATTACH {quote_literal(str(folder / 'marts.duckdb'))} AS published "
                 f"(STORAGE_VERSION {quote_literal(STORAGE_VERSION)})")
     try:
         for table, partition in PUBLISHED.items():
             select = _select(con, table, run_id, run_date)
             con.execute(f"CREATE TABLE published.{quote_ident(table)} AS {select}")
-            target = partial / "parquet" / table
+            target = folder / "parquet" / table
             if partition:
                 con.execute(f"COPY ({select}) TO {quote_literal(str(target))} "
                             f"(FORMAT parquet, PARTITION_BY ({quote_ident(partition)}), WRITE_PARTITION_COLUMNS false)")
@@ -66,26 +221,104 @@ def publish_marts(
                 con.execute(f"COPY ({select}) TO {quote_literal(str(target / 'data.parquet'))} (FORMAT parquet)")
     finally:
         con.execute("DETACH published")
-    final = runs / run_id
-    shutil.rmtree(final, ignore_errors=True)
-    partial.rename(final)
-    _point_current(marts_dir, final)
-    _prune(runs, keep, final)
-    return final
 
 
-def _point_current(marts_dir: Path, run_dir: Path) -> None:
-    # A new link renamed over the old one: readers resolve either the old target or the new, never neither.
-    link = marts_dir / "current"
-    tmp = marts_dir / f".current.{os.getpid()}"
-    tmp.unlink(missing_ok=True)
-    tmp.symlink_to(run_dir.relative_to(marts_dir), target_is_directory=True)
-    os.replace(tmp, link)
+def publish_marts(
+    con: duckdb.DuckDBPyConnection, marts_dir: Path, run_id: str, run_started: datetime, keep: int = KEEP_RUNS
+) -> Path:
+    """Write this run's marts and make them `current`, the marts alone; returns the run's folder."""
+    marts = marts_versions(marts_dir)
+    with marts.publishing():
+        marts.clean()
+        folder = marts.stage(run_id, lambda f: write_marts(con, f, run_id, run_started))
+        marts.show(folder)
+        marts.prune(keep)
+    return folder
 
 
-def _prune(runs: Path, keep: int, current: Path) -> None:
-    """Keep the newest `keep` runs (a dashboard may still be reading the one before current)."""
-    done = sorted((p for p in runs.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: p.name)
-    for old in done[:-keep]:
-        if old != current:
-            shutil.rmtree(old, ignore_errors=True)
+# --- report ------------------------------------------------------------------------------------------------------
+
+
+def _write_site(con: duckdb.DuckDBPyConnection, folder: Path, title: str) -> None:
+    # Imported here: plotly is only needed by the steps that draw.
+    from cjm_analytics.graph import stage_graph, write_graphml
+    from cjm_analytics.report import build_report
+
+    build_report(con, folder, title)
+    write_graphml(stage_graph(con), folder / GRAPHML)
+
+
+def _clean_site(site: Versions) -> list[str]:
+    """The site's leftovers, and the temp files of page writes whose process is gone (a live one may be writing)."""
+    removed = site.clean()
+    for path in site.root.iterdir():
+        match = _PAGE_TEMP.fullmatch(path.name)
+        if match and not _alive(int(match.group(1))):
+            path.unlink(missing_ok=True)
+            removed.append(path.name)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+def _show_site(site: Versions, folder: Path) -> None:
+    site.show(folder)
+    site.link_entries(folder)
+    site.prune(KEEP_SITES)
+
+
+def stage_report(con: duckdb.DuckDBPyConnection, reports_dir: Path, version: str, title: str) -> Path:
+    """The whole report site (pages, plotly.min.js, the GraphML graph) as a version, not shown yet."""
+    site = site_versions(reports_dir)
+    with site.publishing():
+        _clean_site(site)
+        return site.stage(version, lambda f: _write_site(con, f, title))
+
+
+def publish_report(con: duckdb.DuckDBPyConnection, reports_dir: Path, title: str) -> Path:
+    """The report site rebuilt from the warehouse and shown at once (`cjm report`); returns its version's folder."""
+    site = site_versions(reports_dir)
+    # Sorts among run ids by time, and after the one before within a second: prune keeps the newest by name.
+    version = f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}-report"
+    with site.publishing():
+        _clean_site(site)
+        folder = site.stage(version, lambda f: _write_site(con, f, title))
+        _show_site(site, folder)
+    return folder
+
+
+# --- the run -----------------------------------------------------------------------------------------------------
+
+
+def publish_run(
+    con: duckdb.DuckDBPyConnection, marts_dir: Path, reports_dir: Path, run_id: str, run_started: datetime
+) -> dict[str, Any]:
+    """Write this run's marts, then show them and the report site staged by `stage_report` under the run id together.
+
+    Everything slow happens before the first swap; the two swaps are back to back, so the report and the marts only
+    differ if the process dies between two renames, and then only until the next run publishes.
+    """
+    marts, site = marts_versions(marts_dir), site_versions(reports_dir)
+    with marts.publishing():
+        cleaned = marts.clean()
+        folder = marts.stage(run_id, lambda f: write_marts(con, f, run_id, run_started))
+        with site.publishing():
+            report = site.folder / run_id
+            staged = report.is_dir()  # not when publish_reports was left out (a benchmark, a custom flow)
+            if staged:
+                site.show(report)
+            marts.show(folder)
+            if staged:
+                site.link_entries(report)
+                site.prune(KEEP_SITES)
+        marts.prune(KEEP_RUNS)
+    return {"published": str(folder), "current": str(marts_dir / marts.pointer),
+            "report": str(report) if staged else None, "leftovers_removed": cleaned}
