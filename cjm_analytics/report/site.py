@@ -1,4 +1,8 @@
-"""Writing the report site: every page of PAGES and the one plotly.min.js they share, each file atomically."""
+"""Writing the report site: every page of PAGES and the one plotly.min.js they share, each file atomically.
+
+build_report fills one folder; cjm_analytics.publish has it write a version of the site and shows that version
+whole (reports/site -> sites/<version>). write_page adds a page (cjm analyze) beside the published pages.
+"""
 
 from __future__ import annotations
 
