@@ -9,6 +9,8 @@ its manifest rows (sql/raw/append_batch.sql): a source's files of one run are ei
 
 from __future__ import annotations
 
+import csv
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -283,7 +285,8 @@ def _append_files(con: duckdb.DuckDBPyConnection, source: Source, files: list[Pr
             max_future_us=int(source.max_future_hours * 3_600_000_000),
             max_future_hours=f"{source.max_future_hours:g}",
         )
-    except (duckdb.Error, SourceError) as e:
+    except (duckdb.Error, SourceError, OSError, EOFError, zlib.error, csv.Error, UnicodeError) as e:
+        # Any failure to read refuses this file alone (the others load, the next run tries it again).
         # Each statement adds all of its rows or none, but the reader's rejects may be in already.
         con.execute("DELETE FROM batch_parse_rejects WHERE file_index = $index", {"index": files[0].index})
         if len(files) == 1:
