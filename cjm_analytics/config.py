@@ -262,6 +262,63 @@ class Analysis(_Strict):
     funnel_window_days: float = Field(default=14, gt=0)
 
 
+CheckLevel = Literal["error", "warning", "off"]
+
+
+class Check(_Strict):
+    """One health check of a run (docs/checks.md): a failed `error` check stops publishing, a `warning` publishes
+    with a banner. Written as a level alone (`refused_files: warning`) or with its settings."""
+
+    level: CheckLevel
+
+    @model_validator(mode="before")
+    @classmethod
+    def _level_alone(cls, v: Any) -> Any:
+        return {"level": v} if isinstance(v, str) else v
+
+
+class RejectRateCheck(Check):
+    level: CheckLevel = "error"
+    max: float = Field(default=0.05, ge=0, le=1)  # rejected / read, over the files a run read, per source
+
+
+class VolumeCheck(Check):
+    """A night far from the source's own recent nights: |x - median| > max(max_mads * 1.4826 * MAD,
+    min_change * median) over the last `runs` runs that passed their checks, once there are `min_runs` of them."""
+
+    level: CheckLevel = "warning"
+    runs: int = Field(default=14, ge=2)
+    min_runs: int = Field(default=7, ge=2)
+    max_mads: float = Field(default=5.0, gt=0)
+    min_change: float = Field(default=0.5, ge=0)
+
+
+class KpiCheck(Check):
+    """Conversion and each stage's drop-off against the last good night and the good night a week before."""
+
+    level: CheckLevel = "warning"
+    max_points: float = Field(default=10.0, gt=0, le=100)  # percentage points
+
+
+class Checks(_Strict):
+    source_empty: Check = Check(level="error")
+    refused_files: Check = Check(level="error")
+    reject_rate: RejectRateCheck = RejectRateCheck()
+    volume: VolumeCheck = VolumeCheck()
+    stage_rules: Check = Check(level="warning")
+    stage_unreached: Check = Check(level="error")
+    kpi_change: KpiCheck = KpiCheck()
+
+
+class Alerts(_Strict):
+    """Shell commands run after a run that failed (a step, or an error-level check) or passed with warnings; each
+    gets the run's verdict and checks as JSON on stdin (docs/checks.md)."""
+
+    on_failure: str | None = Field(default=None, min_length=1)
+    on_warning: str | None = Field(default=None, min_length=1)
+    timeout_seconds: float = Field(default=60, gt=0)
+
+
 class Sessions(_Strict):
     inactivity_minutes: float = Field(default=30, gt=0)
 
@@ -370,6 +427,8 @@ class Config(_Strict):
     analysis: Analysis = Analysis()
     engine: Engine = Engine()
     duckdb: DuckDBSettings = DuckDBSettings()
+    checks: Checks = Checks()
+    alerts: Alerts = Alerts()
     # Where this config was read from; set by load_config, not by the YAML.
     config_path: Path | None = Field(default=None, exclude=True)
 

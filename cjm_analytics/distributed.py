@@ -19,6 +19,7 @@ from typing import Any
 
 import duckdb
 
+from cjm_analytics.alerts import alerting
 from cjm_analytics.config import Config
 from cjm_analytics.core import build_journeys, clear_scope, sessionize, write_stage_rules, write_touchpoint_rules
 from cjm_analytics.nightly import NIGHTLY_STEPS, RunContext, StepResult, run_step
@@ -203,11 +204,12 @@ def import_step(ctx: RunContext, out_dirs: list[Path]) -> StepResult:
     return result
 
 
-def run_nightly_bucketed(config: Config, full_refresh: bool = False) -> tuple[RunContext, list[StepResult]]:
+def run_nightly_bucketed(config: Config, full_refresh: bool = False, reload: bool = False,
+                         force_publish: bool = False) -> tuple[RunContext, list[StepResult]]:
     """The nightly run with the core steps bucket by bucket, in this process (`cjm run --no-prefect`, tests)."""
-    ctx = RunContext.start(config, full_refresh)
+    ctx = RunContext.start(config, full_refresh, reload, force_publish)
     results: list[StepResult] = []
-    with run_lock(config.warehouse, ctx.run_id):
+    with run_lock(config.warehouse, ctx.run_id), alerting(config, ctx.run_id):
         for name, step in NIGHTLY_STEPS:
             if name == BUCKETED_STEPS[0]:
                 exported, folders = export_step(ctx)

@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cjm_analytics.alerts import alerting
+from cjm_analytics.checks import Health, check_run, gate, show_failed_night
 from cjm_analytics.config import Config, DuckDBSettings
 from cjm_analytics.core import (
     build_journeys,
@@ -37,11 +39,14 @@ class RunContext:
     run_started: datetime  # UTC
     full_refresh: bool = False  # asked for; a config change or an unfinished refresh also makes a run full
     reload: bool = False  # read every source file again (docs/lifecycle.md); implies a full refresh
+    force_publish: bool = False  # publish even if an error-level health check fails (a person has looked)
 
     @classmethod
-    def start(cls, config: Config, full_refresh: bool = False, reload: bool = False) -> RunContext:
+    def start(cls, config: Config, full_refresh: bool = False, reload: bool = False,
+              force_publish: bool = False) -> RunContext:
         started = datetime.now(UTC)
-        return cls(config, f"{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}", started, full_refresh or reload, reload)
+        return cls(config, f"{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}", started, full_refresh or reload, reload,
+                   force_publish)
 
     @property
     def fingerprint(self) -> str:
@@ -120,6 +125,22 @@ def aggregate_step(ctx: RunContext) -> StepResult:
     return run_step(ctx, "aggregate", work)
 
 
+def check_health_step(ctx: RunContext) -> StepResult:
+    """The run's health checks (docs/checks.md); an error-level failure stops the run here, before publishing."""
+    found: list[Health] = []
+
+    def work(con: Any) -> dict[str, Any]:
+        found.append(check_run(con, ctx.config, ctx.run_id, ctx.run_started))
+        return {"verdict": found[0].verdict, "failed": len(found[0].failed), "warnings": len(found[0].warnings),
+                "summary": found[0].summary()}
+
+    result = run_step(ctx, "check_health", work)  # committed: the checks stay, whatever the verdict
+    if found[0].failed and not ctx.force_publish:
+        show_failed_night(ctx.config.reports, found[0], ctx.run_started)
+    gate(found[0], ctx.force_publish)
+    return result
+
+
 def publish_reports_step(ctx: RunContext) -> StepResult:
     """The report site and the GraphML graph, written whole as this run's version; shown by publish_marts."""
     from cjm_analytics.publish import GRAPHML, stage_report
@@ -150,16 +171,17 @@ NIGHTLY_STEPS: tuple[tuple[str, Callable[[RunContext], StepResult]], ...] = (
     ("sessionize", sessionize_step),
     ("build_journeys", build_journeys_step),
     ("aggregate", aggregate_step),
+    ("check_health", check_health_step),
     ("publish_reports", publish_reports_step),
     ("publish_marts", publish_marts_step),
 )
 
 
-def run_nightly(config: Config, full_refresh: bool = False,
-                reload: bool = False) -> tuple[RunContext, list[StepResult]]:
+def run_nightly(config: Config, full_refresh: bool = False, reload: bool = False,
+                force_publish: bool = False) -> tuple[RunContext, list[StepResult]]:
     """The whole nightly run without an orchestrator (tests, benchmarks, `cjm run --no-prefect`)."""
-    ctx = RunContext.start(config, full_refresh, reload)
-    with run_lock(config.warehouse, ctx.run_id):
+    ctx = RunContext.start(config, full_refresh, reload, force_publish)
+    with run_lock(config.warehouse, ctx.run_id), alerting(config, ctx.run_id):
         return ctx, [step(ctx) for _, step in NIGHTLY_STEPS]
 
 

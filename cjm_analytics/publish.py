@@ -38,6 +38,7 @@ PUBLISHED: dict[str, str | None] = {
     "journeys": "cohort_month",
     "sankey_links": None,
     "run_summary": None,
+    "run_checks": None,  # every run's health checks (docs/checks.md), for a dashboard of the pipeline's health
 }
 # BI tools bundle DuckDB 1.x, which can't open files in DuckDB 2's default storage format.
 STORAGE_VERSION = "v1.4.0"

@@ -146,6 +146,8 @@ def test_the_installed_command_exits_2_without_traceback(tmp_path: Path) -> None
 def test_a_second_run_while_one_holds_the_warehouse_exits_3(tmp_path: Path,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     path = _write(tmp_path, GOOD)
+    write_csv(tmp_path / "web" / "a.csv", "event_id,anonymous_id,user_id,event,ts,channel\n"
+              "1,a1,,product_view,2026-11-01T10:00:00Z,\n2,a1,,order,2026-11-01T10:05:00Z,")
     blocker = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; from pathlib import Path; from cjm_analytics.warehouse import "
          "run_lock\nwith run_lock(Path(sys.argv[1]), 'blocker'):\n print('held', flush=True); time.sleep(60)",

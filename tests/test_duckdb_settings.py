@@ -70,8 +70,8 @@ def test_every_connection_of_a_run_a_report_and_an_analysis_gets_the_settings(
     assert main(["run", "--config", str(path), "--no-prefect"]) == 0
     assert main(["report", "--config", str(path)]) == 0
     assert main(["analyze", "paths", "--config", str(path)]) == 0
-    # Seven steps, the run summary, the report and the analysis: each through warehouse.connect.
-    assert len(opened) == 10
+    # Eight steps, the run summary, the report and the analysis: each through warehouse.connect.
+    assert len(opened) == 11
     assert {c["read_only"] for c in opened} == {"True", "False"}
     for con in opened:
         assert con["memory_limit"] == "512.0 MiB"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -155,8 +156,8 @@ def test_the_run_log_has_every_step_of_both_runs(flow_run: FlowRun) -> None:
     log = table(flow_run.cfg, "SELECT run_id, step FROM run_log")
     assert log.run_id.nunique() == 2
     assert sorted(log.step.unique()) == sorted(
-        ["load_sources", "stitch_identities", "sessionize", "build_journeys", "aggregate", "publish_reports",
-         "publish_marts"])
+        ["load_sources", "stitch_identities", "sessionize", "build_journeys", "aggregate", "check_health",
+         "publish_reports", "publish_marts"])
 
 
 def test_the_report_and_graph_are_published(flow_run: FlowRun) -> None:
@@ -194,3 +195,21 @@ def test_the_published_sankey_draws_every_node_of_the_mart(flow_run: FlowRun, br
     assert visit.page.locator("g.sankey-node").count() == len(nodes)
     assert visit.page.locator(".sankey-link").count() == len(links)
     visit.assert_clean()
+
+
+def test_a_night_that_fails_its_checks_fails_the_flow_run_with_their_summary(
+        prefect_harness: None, tmp_path: Path) -> None:
+    """docs/checks.md: the flow run ends Failed, its message the checks' one line; nothing is published."""
+    from cjm_analytics.errors import ChecksFailedError
+    from pipelines.nightly import nightly_flow
+
+    config_path = copy_sample(tmp_path / "sample") / "cjm.yaml"
+    broken = config_path.read_text().replace("event_name: event,", "event_name: event_type,")
+    assert broken != config_path.read_text()
+    config_path.write_text(broken)
+    state = nightly_flow(config_path=str(config_path), return_state=True)
+    assert state.is_failed()
+    with pytest.raises(ChecksFailedError, match=r"failed: .*source web: 3 file\(s\) refused"):
+        state.result()
+    assert "source web: 3 file(s) refused" in (state.message or "")
+    assert not (config_path.parent / "marts" / "current").exists()

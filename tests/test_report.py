@@ -37,6 +37,7 @@ from cjm_analytics.report import (
     PAGE_BUDGET_BYTES,
     PAGES,
     PLOTLY_JS,
+    RUN_STATUS_JS,
     RUN_SUMMARY_COLUMNS,
     SANKEY_LINKS_COLUMNS,
     STAGE_CONVERSION_DAILY_COLUMNS,
@@ -304,13 +305,13 @@ def table_cells(text: str, nth: int = 0) -> list[list[str]]:
 def test_writes_the_pages_and_one_plotly_js(tmp_path: Path) -> None:
     out = tmp_path / "reports" / "nested"
     written = build_report(make_warehouse(), out)
-    assert [p.name for p in written] == [PLOTLY_JS, *PAGE_NAMES]
+    assert [p.name for p in written] == [PLOTLY_JS, RUN_STATUS_JS, *PAGE_NAMES]
     assert PAGE_NAMES == (
         "index.html", "sankey.html", "funnel.html", "trends.html", "pain-points.html", "emotion.html",
         "attribution.html", "transitions.html",
     )  # fmt: skip
     assert all(p.parent == out and p.is_file() for p in written)
-    assert sorted(p.name for p in out.iterdir()) == sorted([PLOTLY_JS, *PAGE_NAMES])  # no temp files left
+    assert sorted(p.name for p in out.iterdir()) == sorted([PLOTLY_JS, RUN_STATUS_JS, *PAGE_NAMES])  # no temp files
     assert (out / PLOTLY_JS).read_text(encoding="utf-8") == plotly.offline.get_plotlyjs()
 
 
@@ -326,7 +327,8 @@ def test_page_is_offline_and_small(site: Path, name: str) -> None:
     text = page(site, name)
     assert len(text.encode("utf-8")) < PAGE_BUDGET_BYTES
     srcs = re.findall(r"<script\b[^>]*\bsrc\s*=\s*[\"']?([^\"' >]+)", text, flags=re.I)
-    assert srcs == ([PLOTLY_JS] if name in CHART_PAGES else [])
+    # The overview reads the latest run's verdict from run_status.js (docs/checks.md); chart pages load plotly.
+    assert srcs == ([PLOTLY_JS] if name in CHART_PAGES else [RUN_STATUS_JS] if name == "index.html" else [])
     assert "cdn" not in text.lower()
     assert not re.search(r"\b(src|href)\s*=\s*[\"']?(https?:)?//", text, flags=re.I)
     assert "<link" not in text.lower() and "@import" not in text and "@font-face" not in text
@@ -823,7 +825,7 @@ def test_empty_marts_still_build(tmp_path: Path) -> None:
         leaks=[], attribution=[], emotion=[],
     )  # fmt: skip
     written = build_report(con, tmp_path)
-    assert len(written) == 1 + len(PAGES)
+    assert len(written) == 2 + len(PAGES)  # plotly.min.js, run_status.js
     index = page(tmp_path, "index.html")
     assert "conversion rate —" in index and "no stage before the last" in index and "no journeys" in index
     assert "No journeys in this run." in page(tmp_path, "sankey.html")

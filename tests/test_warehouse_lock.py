@@ -48,7 +48,8 @@ with run_lock(w, 'writer'):
 EVENTS = """
     event_id,anonymous_id,user_id,event,ts,channel
     e1,a1,u1,landing,2026-11-01 10:00:00,ads
-    e2,a1,u1,order,2026-11-01 10:05:00,ads
+    e2,a1,u1,add_to_cart,2026-11-01 10:03:00,ads
+    e3,a1,u1,order,2026-11-01 10:05:00,ads
 """
 
 

@@ -30,7 +30,7 @@ from cjm_analytics.report.marts import (
     read_marts,
 )
 from cjm_analytics.report.network import transition_network_figure
-from cjm_analytics.report.pages import PAGES, PLOTLY_JS, table_page
+from cjm_analytics.report.pages import PAGES, PLOTLY_JS, RUN_STATUS_JS, table_page
 from cjm_analytics.report.sankey import SankeySegment, sankey_figure, segment_sankey_figure
 from cjm_analytics.report.site import PAGE_BUDGET_BYTES, build_report, write_page
 
@@ -42,6 +42,7 @@ __all__ = [
     "PAGES",
     "PAGE_BUDGET_BYTES",
     "PLOTLY_JS",
+    "RUN_STATUS_JS",
     "RUN_SUMMARY_COLUMNS",
     "SANKEY_LINKS_COLUMNS",
     "SANKEY_SEGMENT_LINKS_COLUMNS",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
@@ -92,6 +92,17 @@ class Marts:
     leaks: pd.DataFrame
     channel_attribution: pd.DataFrame
     emotion_curve: pd.DataFrame | None
+    # This run's health checks (docs/checks.md; empty for a warehouse from before them) and where its data ends.
+    run_checks: pd.DataFrame = field(default_factory=pd.DataFrame)
+    data_end: Any = None
+
+    def status(self) -> dict[str, Any]:
+        """The run's verdict as run_status.js states it (checks.Health.as_dict's keys, without the checks)."""
+        statuses = set(self.run_checks["status"]) if not self.run_checks.empty else set()
+        verdict = ("unchecked" if self.run_checks.empty else "failed" if "error" in statuses
+                   else "warning" if "warning" in statuses else "passed")
+        return {"run_id": self.run_summary.get("run_id"), "run_started": str(self.run_summary.get("run_started_at")),
+                "verdict": verdict, "summary": ""}
 
     @property
     def stage_order(self) -> list[str]:
@@ -135,9 +146,14 @@ def read_marts(con: duckdb.DuckDBPyConnection) -> Marts:
     summary = con.execute(f"SELECT {', '.join(RUN_SUMMARY_COLUMNS)} FROM run_summary").fetchall()
     if len(summary) != 1:
         raise ValueError(f"run_summary holds {len(summary)} rows, expected 1: run the pipeline first")
+    run_summary = dict(zip(RUN_SUMMARY_COLUMNS, summary[0], strict=True))
+    checked = "run_checks" in present and "run_metrics" in present
+    # Earlier nights are compared with only if they passed their checks (a failed night was never published).
+    good = " WHERE run_id NOT IN (SELECT run_id FROM run_checks WHERE status = 'error')" if checked else ""
     return Marts(
-        run_summary=dict(zip(RUN_SUMMARY_COLUMNS, summary[0], strict=True)),
-        run_history=_select(con, present, "run_history", RUN_SUMMARY_COLUMNS, "ORDER BY run_started_at, run_id"),
+        run_summary=run_summary,
+        run_history=_select(con, present, "run_history", RUN_SUMMARY_COLUMNS,
+                            f"{good} ORDER BY run_started_at, run_id"),
         stage_funnel=_select(con, present, "stage_funnel", STAGE_FUNNEL_COLUMNS, "ORDER BY stage_order"),
         stage_transitions=_select(
             con,
@@ -183,4 +199,12 @@ def read_marts(con: duckdb.DuckDBPyConnection) -> Marts:
             if "emotion_curve" in present
             else None
         ),
+        run_checks=con.execute(
+            "SELECT check_name, subject, level, status, message FROM run_checks WHERE run_id = $run_id "
+            "ORDER BY CASE status WHEN 'error' THEN 0 WHEN 'warning' THEN 1 WHEN 'info' THEN 2 ELSE 3 END, "
+            "check_name, subject", {"run_id": run_summary["run_id"]}).fetchdf() if checked else pd.DataFrame(),
+        data_end=con.execute(
+            "SELECT make_timestamp(CAST(max(value) * 1e6 AS BIGINT)) FROM run_metrics "
+            "WHERE run_id = $run_id AND metric = 'data_end'", {"run_id": run_summary["run_id"]}).fetchall()[0][0]
+        if checked else None,
     )

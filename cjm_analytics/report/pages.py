@@ -6,6 +6,7 @@ functions (plotly text), and charts are plotly JSON that plotly.min.js draws, so
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -43,6 +44,9 @@ from cjm_analytics.report.sankey import SankeySegment, segment_sankey_figure
 from cjm_analytics.report.theme import BAD_TEXT, GOOD_TEXT, MUTED_TEXT, PLOTLY_CONFIG, split_title
 
 PLOTLY_JS = "plotly.min.js"
+# The latest run's verdict, beside the pages; a night whose checks fail rewrites the shown site's copy, so the
+# overview can say it shows the last good run (docs/checks.md).
+RUN_STATUS_JS = "run_status.js"
 
 # Every page of the site, in the order of the navigation bar.
 PAGES = (
@@ -82,6 +86,13 @@ code {{ overflow-wrap: anywhere; }}
 .card .value {{ font-size: 1.6rem; font-weight: 600; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }}
 .card .detail {{ display: block; color: var(--muted); font-size: .85rem; }}
 .card.alert {{ border-color: #e9c2a6; background: #fdf5ef; }}
+.health {{ border: 1px solid var(--line); border-left-width: 5px; border-radius: 6px; padding: .5rem 1rem;
+  margin: 0 0 1rem; max-width: 62rem; }}
+.health.ok {{ border-left-color: var(--good); }}
+.health.warn {{ border-left-color: #b58100; background: #fffaf0; }}
+.health.bad {{ border-left-color: var(--bad); background: #fdf3f3; }}
+.health p {{ margin: .2rem 0; }}
+.health ul {{ margin: .3rem 0; padding-left: 1.2rem; }}
 .deltas {{ list-style: none; margin: .45rem 0 0; padding: .4rem 0 0; border-top: 1px solid var(--line);
   font-size: .85rem; font-variant-numeric: tabular-nums; }}
 .deltas li {{ margin: .1rem 0; }}
@@ -284,6 +295,48 @@ def _compared_with(label: str, run: Mapping[str, Any] | None) -> str:
     return f"<li>{esc(label)}: run <code>{esc(run.get('run_id'))}</code>, started {esc(started)}</li>"
 
 
+def run_status_js(status: Mapping[str, Any]) -> str:
+    """run_status.js: the latest run's verdict as a global the overview reads (data, so JSON: nothing runs)."""
+    return "window.cjmLatestRun = " + json.dumps(dict(status), default=str).replace("</", "<\\/") + ";\n"
+
+
+def _health_html(marts: Marts) -> str:
+    """Which run this is, where its data ends and whether it passed its checks; and, from run_status.js, a later
+    night that failed its checks (the report then still shows this, the last good run)."""
+    checks = marts.run_checks
+    end = "—" if missing(marts.data_end) else fmt_when(marts.data_end)
+    if checks.empty:
+        cls, verdict, items = "health", "not checked (this warehouse's runs predate health checks)", []
+    else:
+        failed, warned = checks[checks.status == "error"], checks[checks.status == "warning"]
+        if len(failed):
+            cls, verdict = "health bad", f"{len(failed)} failed, published anyway (cjm run --force-publish)"
+        elif len(warned):
+            cls, verdict = "health warn", f"passed with {len(warned)} warning(s)"
+        else:
+            cls, verdict = "health ok", f"all {len(checks)} passed"
+        items = [*failed.message, *warned.message, *checks[checks.status == "info"].message]
+    listed = ("<ul>" + "".join(f"<li>{esc(m)}</li>" for m in items) + "</ul>") if items else ""
+    here = json.dumps(str(marts.run_summary.get("run_id"))).replace("</", "<\\/")
+    return f"""<div id="latest-run" class="health bad" role="alert" hidden></div>
+<script src="{RUN_STATUS_JS}"></script>
+<script>
+(function () {{
+  var latest = window.cjmLatestRun, here = {here};
+  if (!latest || latest.run_id === here) return;
+  var box = document.getElementById("latest-run");
+  box.textContent = latest.verdict === "failed"
+    ? "The run of " + latest.run_started + " (" + latest.run_id + ") failed its checks and was not published: "
+      + latest.summary + ". This report still shows the last good run, below."
+    : "A later run (" + latest.run_id + ", " + latest.run_started + ") has not been published; this report shows "
+      + "the run below.";
+  box.hidden = false;
+}})();
+</script>
+<div class="{cls}"><p>Data up to <b>{esc(end)}</b> · health checks: <b>{esc(verdict)}</b>
+(table <code>run_checks</code>)</p>{listed}</div>"""
+
+
 def index_page(marts: Marts, title: str) -> str:
     """The headline figures of the run, each against the previous night and 7 days ago, and the pages."""
     s = marts.run_summary
@@ -328,7 +381,8 @@ def index_page(marts: Marts, title: str) -> str:
     )
     first, last = marts.cohort_dates
     started = esc(fmt_date_range(first, last)) if first is not None else "— (no journeys)"
-    body = f"""<p class="note">Journeys in this run started {started}. Each figure is compared with an earlier
+    body = f"""{_health_html(marts)}
+<p class="note">Journeys in this run started {started}. Each figure is compared with an earlier
 run of the nightly pipeline (run_history): the <b>previous night</b> is the latest run that started on an
 earlier day (UTC), <b>7 days ago</b> the latest run that started at least 7 days before this one.
 ▲ up, ▼ down, = no change; <span class="delta better">better</span> and <span class="delta worse">worse</span>

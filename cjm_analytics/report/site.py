@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import plotly.offline
 
 from cjm_analytics.report.marts import read_marts
-from cjm_analytics.report.pages import PAGE_BUILDERS, PAGES, PLOTLY_JS
+from cjm_analytics.report.pages import PAGE_BUILDERS, PAGES, PLOTLY_JS, RUN_STATUS_JS, run_status_js
 
 # No page may be bigger than this (tested on the hand-made marts and on the sample); plotly.js is not in it.
 PAGE_BUDGET_BYTES = 300_000
@@ -42,5 +43,11 @@ def build_report(con: duckdb.DuckDBPyConnection, out_dir: Path, title: str = "Cu
     out_dir.mkdir(parents=True, exist_ok=True)
     return [
         _write(out_dir / PLOTLY_JS, plotly.offline.get_plotlyjs()),
+        write_run_status(out_dir, marts.status()),
         *(_write(out_dir / name, text) for name, text in pages),
     ]
+
+
+def write_run_status(out_dir: Path, status: dict[str, Any]) -> Path:
+    """The latest run's verdict beside the pages (run_status.js), replaced in one rename."""
+    return _write(out_dir / RUN_STATUS_JS, run_status_js(status))

@@ -78,3 +78,26 @@ CREATE TABLE IF NOT EXISTS pipeline_state (
     key   VARCHAR NOT NULL,
     value VARCHAR
 );
+
+-- A run's health (sql/checks/, docs/checks.md): the figures each check compares, kept per run so that a night can
+-- be judged against the source's own recent nights...
+CREATE TABLE IF NOT EXISTS run_metrics (
+    run_id      VARCHAR NOT NULL,
+    run_started TIMESTAMP NOT NULL,
+    metric      VARCHAR NOT NULL,  -- e.g. rows_loaded, customers, conversion_rate, dropoff_rate
+    subject     VARCHAR NOT NULL,  -- a source, a stage, or '' for the whole warehouse
+    value       DOUBLE
+);
+
+-- ...and every check's outcome: status is pass, or the check's level when it fails (error stops publishing).
+CREATE TABLE IF NOT EXISTS run_checks (
+    run_id      VARCHAR NOT NULL,
+    run_started TIMESTAMP NOT NULL,
+    check_name  VARCHAR NOT NULL,
+    subject     VARCHAR NOT NULL,
+    level       VARCHAR NOT NULL,  -- error | warning | info
+    status      VARCHAR NOT NULL,  -- pass | error | warning | info
+    value       DOUBLE,
+    expected    VARCHAR,
+    message     VARCHAR NOT NULL
+);
