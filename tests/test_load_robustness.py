@@ -78,6 +78,20 @@ def test_an_unterminated_quote_is_that_rows_reject_and_every_later_row_loads(
     assert _misnumbered(cfg) == []
 
 
+@pytest.mark.parametrize("name", ["a.csv", "a.csv.gz"])
+def test_an_unterminated_quote_in_a_file_read_in_parallel(tmp_path: Path, name: str) -> None:
+    # Over the reader's 32 MB buffer the file is read in parallel, where such a row used to lose the rows after
+    # it up to the next buffer (93,046 of them in a 263 MB file) and its reject showed the row before it.
+    n, broken = 1_000_011, [11, 700_000]
+    records = [_broken(i) if i in broken else _row(i) for i in range(1, n + 1)]
+    _write(tmp_path / "web" / name, "\n".join([HEADER, *records]) + "\n")
+    cfg, manifest, rejects = _load(tmp_path)
+    assert manifest == [(name, "loaded", n, n - len(broken), len(broken), 0)]
+    assert [(row, reason.split(":")[0], raw) for _, row, reason, raw in rejects] == [
+        (i, "UNQUOTED VALUE", _broken(i)) for i in broken]
+    assert _misnumbered(cfg) == []
+
+
 def test_a_quote_closed_lines_later_rejects_only_the_row_that_opened_it(tmp_path: Path) -> None:
     # The reader reads records 11 to 15 as one (the quote of 11 closes inside 15, before 'ing'): the lines
     # after record 11's first are read again on their own. A quote inside a field is a character (record 15).

@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import zlib
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +40,7 @@ _CSV_LINE_CUT = 10_000  # the reader keeps this much of a refused record's text
 # Each unterminated quote costs a read of the rest of the file: past this many the file is refused.
 _MAX_BROKEN_QUOTES = 50
 _INVALID_STATE = "state machine reached an invalid state"  # the CSV reader's words for a stray line break
+_UNTERMINATED = "UNQUOTED VALUE: Value with unterminated quote found."  # the reader's words, in every case
 _BOM = b"\xef\xbb\xbf"
 _REJECTS = "store_rejects = true, rejects_table = 'cjm_reject_errors', rejects_scan = 'cjm_reject_scans'"
 
@@ -259,9 +260,10 @@ def _read_pass(con: duckdb.DuckDBPyConnection, text: _Text, file: Path, header: 
         # it again with a limit it fits (quoted line breaks hide such a record from the line scan).
         needed = max(_longest_record(file) if text.quoted else 0, _reported_line_size(con))
         if needed + _LINE_MARGIN > (max_line or _DEFAULT_MAX_LINE):
-            _scan(con, text, file, header, needed + _LINE_MARGIN, table, ordinal)
+            max_line = needed + _LINE_MARGIN
+            _scan(con, text, file, header, max_line, table, ordinal)
     if not _rejected(con):
-        _number_rows(con, text, table, ordinal, header_lines, offset, None)
+        _number_rows(con, text, table, ordinal, offset, None, refused=False)
         return None
     con.execute(
         f"""
@@ -272,21 +274,67 @@ def _read_pass(con: duckdb.DuckDBPyConnection, text: _Text, file: Path, header: 
             -- without line breaks at its ends: the reader can include one (after a CRLF; an open quote's last)
             trim(any_value(csv_line), chr(13) || chr(10)) AS raw,
             min(line_byte_position) AS position,
-            -- the record's text holds a line break: an open quote ran on over the lines after it
-            bool_or(error_type = 'UNQUOTED VALUE' AND (length(csv_line) >= {_CSV_LINE_CUT}
-                                                       OR regexp_matches(rtrim(csv_line, chr(13) || chr(10)),
-                                                                         '[\\r\\n]')))
-                AS ran_on
+            bool_or(error_type = 'UNQUOTED VALUE') AS quote_trouble
         FROM cjm_reject_errors GROUP BY line
         """)
-    row = con.execute("SELECT record, position, reason FROM pass_rejects WHERE ran_on ORDER BY record LIMIT 1"
-                      ).fetchone()
-    broken = (int(row[0]), int(row[1]), str(row[2])) if row else None
+    broken = _quote_running_on(con, text, file, max_line) if text.quoted else None
     before = broken[0] if broken else None
-    _number_rows(con, text, table, ordinal, header_lines, offset, before)
+    _number_rows(con, text, table, ordinal, offset, before, refused=True)
     con.execute(f"INSERT INTO staged_parse_rejects SELECT record + {offset}, reason, raw FROM pass_rejects "
                 f"WHERE {f'record < {before}' if before else 'true'} ORDER BY record")
-    return broken
+    return (broken[0], broken[1], _UNTERMINATED) if broken else None
+
+
+def _quote_running_on(con: duckdb.DuckDBPyConnection, text: _Text, file: Path,
+                      max_line: int | None) -> tuple[int, int] | None:
+    """The first record of pass_rejects whose quote runs on past its line: (its record number, the byte where
+    it starts). The reader's own report cannot tell: over several buffers (a file over 32 MB) it gives such a
+    record the text and the position of the row before it, and loses the rows after it up to its next buffer
+    (with parallel = false it drops the rest of the file without any reject). So the lines around each record
+    it rejected for a quote are read again on their own, within one buffer, where its report is exact; that
+    record's text is corrected on the way."""
+    candidates = con.execute("SELECT record, position FROM pass_rejects WHERE quote_trouble ORDER BY record "
+                             f"LIMIT {_MAX_BROKEN_QUOTES}").fetchall()
+    reach = max(max_line or _DEFAULT_MAX_LINE, _CHUNK)  # any record the pass read fits in it
+    with tempfile.TemporaryDirectory(prefix="cjm-window-", dir=_scratch_dir(con)) as scratch, ExitStack() as files:
+        window_file = Path(scratch) / "window.txt"
+        f, at = None, 0  # one stream, read forward: a gzip stream seeks back by reading again from its start
+        for record, hint in candidates:
+            base = max(int(hint) - reach, 0)
+            if f is None or base < at:
+                f = files.enter_context(_reading(file))
+            f.seek(base)
+            data = f.read(int(hint) - base + 2 * reach)
+            at = base + len(data)
+            # The line holding the reported byte starts the window: that record's or the one before it.
+            start = max(data.rfind(b"\n", 0, int(hint) - base), data.rfind(b"\r", 0, int(hint) - base)) + 1
+            end = max(data.rfind(b"\n"), data.rfind(b"\r"))
+            if (start == 0 and base > 0) or end < start:
+                continue  # a line longer than any the pass read: not this case
+            window_file.write_bytes(data[start:end + 1])
+            con.execute("DROP TABLE IF EXISTS cjm_reject_errors")
+            con.execute("DROP TABLE IF EXISTS cjm_reject_scans")
+            # In one buffer the reader's report is exact (parallel = false would drop an open quote's rest
+            # silently), and with a limit over the window's size an open quote is reported, not dropped.
+            con.execute(f"CREATE OR REPLACE TEMP TABLE cjm_window AS SELECT * FROM "
+                        f"{text.reader(window_file, False, _max_line_size(end + 1 - start, False))}")
+            found = con.execute(
+                f"""
+                SELECT line, min(line_byte_position), any_value(csv_line),
+                       length(any_value(csv_line)) >= {_CSV_LINE_CUT}
+                       OR regexp_matches(trim(any_value(csv_line), chr(13) || chr(10)), '[\\r\\n]')
+                FROM cjm_reject_errors WHERE error_type = 'UNQUOTED VALUE' AND line <= 2
+                GROUP BY line ORDER BY line LIMIT 1
+                """).fetchone()
+            con.execute("DROP TABLE cjm_window")
+            if found is None:
+                continue
+            _, position, line, runs_on = found
+            if runs_on:
+                return int(record), base + start + _line_start(data[start:], 0, int(position))
+            con.execute("UPDATE pass_rejects SET raw = trim($raw, chr(13) || chr(10)) WHERE record = $record",
+                        {"raw": line, "record": record})
+    return None
 
 
 def _scan(con: duckdb.DuckDBPyConnection, text: _Text, file: Path, header: bool, max_line: int | None,
@@ -308,23 +356,24 @@ def _reported_line_size(con: duckdb.DuckDBPyConnection) -> int:
     return int(row[0]) if row and row[0] is not None else 0
 
 
-def _number_rows(con: duckdb.DuckDBPyConnection, text: _Text, table: str, ordinal: str, header_lines: int,
-                 offset: int, before: int | None) -> None:
+def _number_rows(con: duckdb.DuckDBPyConnection, text: _Text, table: str, ordinal: str, offset: int,
+                 before: int | None, refused: bool) -> None:
     """Give the accepted rows of `table` their record numbers (after `offset`) and add them to staged_file; with
-    `before`, only the rows before that record (of this pass) are kept."""
+    `before`, only the rows before that record (of this pass) are kept. `refused`: pass_rejects holds the
+    records the reader refused."""
     record, place = quote_ident(text.record), quote_ident(ordinal)
-    if not _rejected(con) and offset == 0 and table == "staged_file":
+    if not refused and offset == 0 and table == "staged_file":
         # Nothing refused: every record number is the row's place among the accepted ones (no copy).
         con.execute(f"ALTER TABLE staged_file RENAME COLUMN {place} TO {record}")
         return
     # The reader reports a refused row's record number; accepted rows keep file order, so the i-th accepted
     # row is record i + (refused rows before it).
+    refused_records = "SELECT record FROM pass_rejects" if refused else "SELECT 0 AS record WHERE false"
     keep = f"WHERE a.{place} + coalesce(r.refused_so_far, 0) < {before}" if before else ""
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {table} AS
         WITH refused AS (
-            SELECT record, row_number() OVER (ORDER BY record) AS refused_so_far
-            FROM (SELECT DISTINCT line - {header_lines} AS record FROM cjm_reject_errors)
+            SELECT record, row_number() OVER (ORDER BY record) AS refused_so_far FROM ({refused_records})
         ),
         accepted_before AS (  -- accepted rows before each refused one
             SELECT record - refused_so_far AS accepted_before, max(refused_so_far) AS refused_so_far
@@ -452,20 +501,16 @@ def _record_ends(piece: bytes, parity: int) -> tuple[int, int]:
 # --- the rest of a file after a broken line ---------------------------------------------------------------------
 
 
-def _copy_after_line(path: Path, reported: int, target: Path) -> tuple[str, bool]:
-    """The line the reader reports at byte `reported` (decompressed) as text, and whether anything follows it;
-    what follows its line break is copied to `target`."""
+def _copy_after_line(path: Path, start: int, target: Path) -> tuple[str, bool]:
+    """The line starting at byte `start` (decompressed) as text, and whether anything follows it; what follows
+    its line break is copied to `target`."""
     with _reading(path) as f, target.open("wb") as out:
-        base = max(reported - 4, 0)
-        f.seek(base)  # forward only: a gzip stream seeks back by reading again from its start
-        window = f.read(8)
-        piece = window[_line_start(window, base, reported) - base:]
+        f.seek(start)
         line = bytearray()
-        while piece:
+        while piece := f.read(_CHUNK):
             ends = [i for i in (piece.find(b"\n"), piece.find(b"\r")) if i >= 0]
             if not ends:
                 line += piece
-                piece = f.read(_CHUNK)
                 continue
             end = min(ends)
             line += piece[:end]
@@ -479,8 +524,8 @@ def _copy_after_line(path: Path, reported: int, target: Path) -> tuple[str, bool
 
 
 def _line_start(window: bytes, base: int, reported: int) -> int:
-    """Where the record the reader reports at `reported` starts: its line_byte_position is one past the start
-    after an LF or a CR, exact after a CRLF. `window` holds the file's bytes from `base` on."""
+    """Where the record the reader reports at `reported` starts (read in order): its line_byte_position is one
+    past the start after an LF or a CR, exact after a CRLF. `window` holds the file's bytes from `base` on."""
     for start in (reported - 1, reported):
         i = start - base
         if i < 0:
