@@ -25,6 +25,7 @@ import numpy as np
 
 from cjm_analytics.errors import SourceError
 from cjm_analytics.presets import SNOWPLOW_TSV_COLUMNS
+from cjm_analytics.raw.project import internal_name
 from cjm_analytics.sql_steps import quote_ident, quote_literal
 
 # Control characters are escaped inside valid JSON, so this delimiter keeps each JSON line one field.
@@ -48,15 +49,7 @@ _REJECTS = "store_rejects = true, rejects_table = 'cjm_reject_errors', rejects_s
 def record_column(columns: Iterable[str]) -> str:
     """staged_file's record-number column for a file with these columns: `_record`, lengthened until no column
     of the file has that name (DuckDB compares names without case)."""
-    return _internal_name("_record", columns)
-
-
-def _internal_name(wanted: str, columns: Iterable[str]) -> str:
-    taken = {c.lower() for c in columns}
-    name = wanted
-    while name.lower() in taken:
-        name += "_"
-    return name
+    return internal_name("_record", columns)
 
 
 @dataclass(frozen=True)
@@ -252,7 +245,7 @@ def _read_pass(con: duckdb.DuckDBPyConnection, text: _Text, file: Path, header: 
     staged_parse_rejects; the first record whose quote ran on past its line, if any: (record number in this
     file, its byte position, the reason). Only the rows before it are kept: the lines after it are read again."""
     header_lines = 1 if header else 0
-    ordinal = _internal_name("_ordinal", [*text.columns, text.record])
+    ordinal = internal_name("_ordinal", [*text.columns, text.record])
     max_line = _max_line_size(_longest_line(file), _gzipped(file))
     _scan(con, text, file, header, max_line, table, ordinal)
     if _rejected(con):
