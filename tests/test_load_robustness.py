@@ -214,16 +214,15 @@ def test_a_json_line_with_a_raw_control_character_is_that_lines_reject(
 
 # raw/load.py is to read a text file's record numbers from the column `record_column(names)` names (it reads
 # `_record`, which is then the file's own column): these fail until it does, then pass (strict).
-NEEDS_RECORD_COLUMN = pytest.mark.xfail(strict=True, reason="raw/load.py reads the record number from _record")
 
 
 @pytest.mark.parametrize(
     ("extra", "properties"),
     [
-        pytest.param("_record", {"_record": "v"}, marks=NEEDS_RECORD_COLUMN),
+        pytest.param("_record", {"_record": "v"}),
         ("_ordinal", {"_ordinal": "v"}),
         ("file_row_number", {"file_row_number": "v"}),
-        pytest.param("_record_,_RECORD", {"_record_": "v", "_RECORD": "w"}, marks=NEEDS_RECORD_COLUMN),
+        pytest.param("_record_,_RECORD", {"_record_": "v", "_RECORD": "w"}),
         ("", {"column7": "v"}),  # an empty name: column<n>, n its place counting from 1
         ("Channel", {"Channel_2": "v"}),  # `channel` is a column of the file too: names are unique without case
         ("a,A", {"a": "v", "A_2": "w"}),
@@ -241,7 +240,6 @@ def test_any_header_names_load(tmp_path: Path, extra: str, properties: dict[str,
     assert _misnumbered(cfg) == []
 
 
-@NEEDS_RECORD_COLUMN
 def test_a_mapped_column_may_have_an_internal_looking_name(tmp_path: Path) -> None:
     _write(tmp_path / "web" / "a.csv", "_record,_ordinal,event,ts\nc1,a1,landing,2026-11-01T10:00:00Z\n"
                                        "c2,a2,landing,2026-11-01T10:00:00Z\n")

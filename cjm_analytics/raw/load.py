@@ -25,7 +25,7 @@ from cjm_analytics.presets import staged_as
 from cjm_analytics.raw import project
 from cjm_analytics.raw.lifecycle import LoadPlan, ManifestEntry, PresentFile, plan_files
 from cjm_analytics.raw.project import create_staged_rows
-from cjm_analytics.raw.text import explain_refusal, stage_csv, stage_json_lines, stage_snowplow_tsv
+from cjm_analytics.raw.text import explain_refusal, record_column, stage_csv, stage_json_lines, stage_snowplow_tsv
 from cjm_analytics.sql_steps import quote_ident, quote_literal, run_sql
 from cjm_analytics.warehouse import transaction
 
@@ -82,9 +82,9 @@ def _stage(con: duckdb.DuckDBPyConnection, source: Source, f: PresentFile) -> No
         create_staged_rows(con, project.json_lines(source, source.columns, "staged_file", "line", str(f.index),
                                                    "_record"))
     else:
-        columns = dict.fromkeys(stage_csv(con, f.path, source.delimiter), "VARCHAR")
-        create_staged_rows(con, project.tabular(source, source.columns, "staged_file", columns, str(f.index),
-                                                "_record"))
+        names = stage_csv(con, f.path, source.delimiter)
+        create_staged_rows(con, project.tabular(source, source.columns, "staged_file", dict.fromkeys(names, "VARCHAR"),
+                                                str(f.index), quote_ident(record_column(names))))
 
 
 def _parquet_columns(con: duckdb.DuckDBPyConnection, path: Path) -> dict[str, str]:
@@ -115,13 +115,13 @@ def _stage_parquet_files(con: duckdb.DuckDBPyConnection, source: Source, files: 
     create_staged_rows(con, project.tabular(source, source.columns, relation, columns, index, record))
 
 
-def _stage_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE staged_file AS "
-        "SELECT * EXCLUDE (file_row_number), file_row_number + 1 AS _record "
-        "FROM read_parquet($path, file_row_number = true)",
-        {"path": str(path)},
-    )
+def _stage_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
+    """A preset's Parquet file as staged_file: its columns and the record number (named as no column of it is)."""
+    names = list(_parquet_columns(con, path))
+    record = "file_row_number + 1" if "file_row_number" not in {n.lower() for n in names} else "row_number() OVER ()"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE staged_file AS SELECT {', '.join(quote_ident(n) for n in names)}, "
+                f"{record} AS {quote_ident(record_column(names))} FROM read_parquet($path)", {"path": str(path)})
+    return names
 
 
 def _stage_preset(con: duckdb.DuckDBPyConnection, source: Source, path: Path) -> None:
@@ -132,24 +132,20 @@ def _stage_preset(con: duckdb.DuckDBPyConnection, source: Source, path: Path) ->
         stage_json_lines(con, path)
     else:
         if how == "parquet":
-            _stage_parquet(con, path)
+            names = _stage_parquet(con, path)
         elif how == "csv":
-            header = stage_csv(con, path, source.delimiter)
+            names = header = stage_csv(con, path, source.delimiter)
         else:
-            stage_snowplow_tsv(con, path)
+            names = stage_snowplow_tsv(con, path)
         # Each record as a JSON object; typed values (GA4's nested event_params in Parquet) stay typed.
-        pairs = ", ".join(f"{quote_literal(c)}, {quote_ident(c)}" for c in _columns(con))
-        con.execute(f"CREATE OR REPLACE TEMP TABLE staged_file AS "
-                    f"SELECT CAST(json_object({pairs}) AS VARCHAR) AS line, _record FROM staged_file")
+        pairs = ", ".join(f"{quote_literal(c)}, {quote_ident(c)}" for c in names)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE staged_file AS SELECT CAST(json_object({pairs}) AS VARCHAR) "
+                    f"AS line, {quote_ident(record_column(names))} AS _record FROM staged_file")
     try:
         run_sql(con, f"raw/presets/{source.format}", header=header)
     except duckdb.InvalidInputException as e:  # the preset's own check of the file (SQL error())
         raise SourceError(str(e).splitlines()[0].removeprefix("Invalid Input Error: ")) from None
 
-
-
-def _columns(con: duckdb.DuckDBPyConnection) -> list[str]:
-    return [str(r[0]) for r in con.execute("DESCRIBE staged_file").fetchall() if r[0] != "_record"]
 
 
 # --- one source's batch -------------------------------------------------------------------------------------
