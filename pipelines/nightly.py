@@ -7,18 +7,28 @@ flow runs on a DaskTaskRunner and the per-customer core steps run as one task pe
 
 from __future__ import annotations
 
+import logging
+import traceback
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager, suppress
+from pathlib import Path
 from typing import Any
 
+import duckdb
+import httpx
+import prefect
 from prefect import Flow, flow, get_run_logger, task, unmapped
 from prefect.cache_policies import NO_CACHE
-from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect.exceptions import PrefectException
+from prefect.settings import PREFECT_API_URL
 from prefect.task_runners import TaskRunner
 
 from cjm_analytics.config import Config, Engine, load_config
 from cjm_analytics.distributed import BUCKETED_STEPS, export_step, import_step, process_bucket
-from cjm_analytics.errors import CjmError, ConfigError
+from cjm_analytics.errors import CjmError, ConfigError, OrchestratorError, as_user_error
 from cjm_analytics.nightly import NIGHTLY_STEPS, RunContext, StepResult, run_summary
 from cjm_analytics.warehouse import run_lock
+from pipelines.prefect_server import state_folder, temporary_server
 
 NIGHTLY_CRON = "0 2 * * *"
 # Reading files can fail for passing reasons (a network share, a file still being written); the rest is SQL.
@@ -28,13 +38,12 @@ RETRY_DELAY_SECONDS = {"process_bucket": 2}
 
 
 def _retry_unless_user_error(task: Any, task_run: Any, state: Any) -> bool:
-    """A config, source or lock error will fail the same way again: don't retry it."""
+    """A config, source or lock error will fail the same way again, as will a full disk, a read-only folder or
+    running out of memory ten seconds later: don't retry them; the user is told at once."""
     try:
         state.result()
-    except CjmError:
-        return False
-    except Exception:
-        return True
+    except Exception as e:
+        return as_user_error(e) is None
     return False
 
 
@@ -108,19 +117,110 @@ def flow_for(config: Config) -> Flow[..., dict[str, Any]]:
 def run_flow(config: Config, config_path: str, full_refresh: bool = False) -> dict[str, Any]:
     """Run the nightly flow once with the config's task runner (`cjm run`).
 
-    Without PREFECT_API_URL, Prefect starts a temporary server in each process that needs one. Dask workers
-    must report to the driver's: so with engine dask the temporary server is started here and its address
-    travels to the workers with the flow's settings.
+    On the Prefect server the settings name (PREFECT_API_URL), else on a temporary one started for this run
+    (pipelines/prefect_server.py); Dask workers report to the same one, its address travelling with the flow's
+    settings. Prefect's console lines stay, without tracebacks: those go to `<warehouse>.prefect/run.log`.
+    A step's exception comes out as it is, also when Prefect failed in turn while recording it (a full disk
+    fails both); a failure of Prefect alone becomes an OrchestratorError.
     """
     runner_flow = flow_for(config)
-    if config.engine.kind != "dask" or PREFECT_API_URL.value():
-        return runner_flow(config_path=config_path, full_refresh=full_refresh)
-    from prefect.server.api.server import SubprocessASGIServer
+    folder = state_folder(config.warehouse)
+    with ExitStack() as stack:
+        stack.enter_context(_tracebacks_to_file(folder / "run.log"))
+        api = PREFECT_API_URL.value()
+        if not api:
+            api = stack.enter_context(temporary_server(folder))
+        try:
+            return runner_flow(config_path=config_path, full_refresh=full_refresh)
+        except Exception as e:
+            if not _prefects_own(e):
+                raise
+            with suppress(OSError), open(folder / "run.log", "a", encoding="utf-8") as log:
+                log.write("".join(traceback.format_exception(e)))
+            first = next((x for x in reversed(_chain(e)) if _through_the_steps(x)), None)
+            if isinstance(first, Exception):
+                raise first from None
+            raise OrchestratorError(
+                f"Prefect failed ({api}): {type(e).__name__}: {_first_line(e)}; nothing of this run was committed "
+                f"past its last finished step, run again (details in {folder / 'run.log'})") from None
 
-    server = SubprocessASGIServer()  # the one Prefect itself would start in this process; stopped at exit
-    server.start()
-    with temporary_settings({PREFECT_API_URL: server.api_url}):
-        return runner_flow(config_path=config_path, full_refresh=full_refresh)
+
+def _prefects_own(e: BaseException) -> bool:
+    """Whether Prefect itself failed (an API call, a lost run), not a step it ran nor the machine under both."""
+    if isinstance(e, httpx.HTTPError | PrefectException):
+        return True
+    if isinstance(e, CjmError | OSError | MemoryError | duckdb.Error):
+        return False
+    frames = _files(e)
+    return bool(frames) and frames[-1].startswith(str(prefect.__module_path__)) and not _through_the_steps(e)
+
+
+_STEPS = str(Path(__file__).resolve().parents[1] / "cjm_analytics")
+
+
+def _files(e: BaseException) -> list[str]:
+    return [f.f_code.co_filename for f, _ in traceback.walk_tb(e.__traceback__)]
+
+
+def _through_the_steps(e: BaseException) -> bool:
+    """Whether e was raised in (or under) the library's code, which the steps and the flow call."""
+    return any(f.startswith(_STEPS) for f in _files(e))
+
+
+def _chain(e: BaseException) -> list[BaseException]:
+    """e, the exception it was raised from or while handling, that one's, and so on."""
+    chain: list[BaseException] = []
+    cause: BaseException | None = e
+    while cause is not None and cause not in chain:
+        chain.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    return chain
+
+
+def _first_line(e: BaseException) -> str:
+    return next((line for line in str(e).splitlines() if line.strip()), "")
+
+
+class _WithoutTraceback(logging.Filter):
+    """On the console, Prefect's line that a task or the flow failed, without the traceback under it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        return True
+
+
+@contextmanager
+def _tracebacks_to_file(path: Path) -> Iterator[None]:
+    """Prefect's log of this run, tracebacks included, in `path`; its console handlers leave the tracebacks out.
+
+    The file handler sits on the `prefect` loggers, which a record passes before the root's console handler, so
+    it formats the traceback before the filter drops it. Prefect's API log handler (a Prefect server's UI) is
+    untouched.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    to_file = logging.FileHandler(path, mode="w", encoding="utf-8")
+    to_file.setFormatter(logging.Formatter("%(asctime)s | %(levelname)-7s | %(name)s - %(message)s"))
+    loggers = [logging.getLogger("prefect"), logging.getLogger("prefect._internal")]  # the latter does not propagate
+    consoles = [h for lg in (logging.root, *loggers) for h in lg.handlers if isinstance(h, logging.StreamHandler)
+                and not isinstance(h, logging.FileHandler)]
+    strip = _WithoutTraceback()
+    for lg in loggers:
+        lg.addHandler(to_file)
+    for h in consoles:
+        h.addFilter(strip)
+    # A log line that cannot be written (this file on a full disk, a server refusing logs) is not the run's
+    # failure: without this, logging prints its own traceback for each one ("--- Logging error ---").
+    raise_exceptions, logging.raiseExceptions = logging.raiseExceptions, False
+    try:
+        yield
+    finally:
+        logging.raiseExceptions = raise_exceptions
+        for h in consoles:
+            h.removeFilter(strip)
+        for lg in loggers:
+            lg.removeHandler(to_file)
+        with suppress(OSError):  # its last lines, on a full disk
+            to_file.close()
 
 
 def nightly_deployment(config_path: str, cron: str = NIGHTLY_CRON, name: str = "cjm-nightly") -> Any:
