@@ -1,19 +1,24 @@
 """The `cjm` command: run the nightly pipeline, serve it on a schedule, rebuild the report, make sample data.
 
-Every CjmError becomes one line on stderr and its exit code (2: config, 3: warehouse locked); no traceback.
+Every failure becomes one line on stderr and an exit code, never a traceback: a CjmError its own code (README,
+Exit codes), what the machine refused (a full disk, a read-only folder, out of memory) 6, anything unexpected 1
+with its traceback in a file the line names.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+import tempfile
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from cjm_analytics.config import Config, load_config
-from cjm_analytics.errors import CjmError, ConfigError
+from cjm_analytics.errors import ConfigError, OrchestratorError, as_user_error
 
 _COUNTS = ("rows_read", "rows_loaded", "rows_rejected", "rows_duplicate")
 
@@ -70,6 +75,9 @@ def _run(args: argparse.Namespace) -> int:
         ctx, steps = run(config, full_refresh=args.full_refresh)
         run_id, files, summary = ctx.run_id, steps[0].counts["files"], run_summary(config.warehouse, config.duckdb)
     else:
+        # Prefect's SDK reports first uses to Prefect from an interactive terminal; a nightly job's command does
+        # not, unless the user says otherwise (DO_NOT_TRACK=0). Set before Prefect is imported.
+        os.environ.setdefault("DO_NOT_TRACK", "1")
         from pipelines.nightly import run_flow
 
         result = run_flow(config, str(args.config), full_refresh=args.full_refresh)
@@ -80,16 +88,24 @@ def _run(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     load_config(args.config)  # fail now, not at 02:00
-    if not os.environ.get("PREFECT_API_URL"):
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    import httpx
+    from prefect import serve
+    from prefect.exceptions import PrefectException
+    from prefect.settings import PREFECT_API_URL
+
+    from pipelines.nightly import nightly_deployment
+
+    api = PREFECT_API_URL.value()  # the environment, or the active Prefect profile (`prefect config set`)
+    if not api:
         raise ConfigError(
             "cjm serve needs a running Prefect server: start one with `prefect server start` and set "
             "PREFECT_API_URL=http://127.0.0.1:4200/api (a schedule does nothing on the temporary server)"
         )
-    from prefect import serve
-
-    from pipelines.nightly import nightly_deployment
-
-    serve(nightly_deployment(str(Path(args.config).resolve()), cron=args.cron, name=args.name))
+    try:
+        serve(nightly_deployment(str(Path(args.config).resolve()), cron=args.cron, name=args.name))
+    except (httpx.HTTPError, PrefectException) as e:
+        raise OrchestratorError(f"the Prefect server at {api} failed: {type(e).__name__}: {e}") from None
     return 0
 
 
@@ -161,13 +177,48 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)
-    except CjmError as e:
-        print(f"cjm: error: {e}", file=sys.stderr)
-        return e.exit_code
     except KeyboardInterrupt:
         print("cjm: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:
+        error = as_user_error(e)
+        if error is None:
+            details = _write_details(e, args)
+            what = "DuckDB failed" if _is_duckdb_error(e) else f"internal error: {type(e).__name__}"
+            print(f"cjm: {what}: {_first_line(e)} (details in {details})", file=sys.stderr)
+            return 1
+        print(f"cjm: error: {error}", file=sys.stderr)
+        return error.exit_code
     return code
+
+
+def _is_duckdb_error(e: Exception) -> bool:
+    import duckdb
+
+    return isinstance(e, duckdb.Error)
+
+
+def _first_line(e: BaseException) -> str:
+    return next((line.strip() for line in str(e).splitlines() if line.strip()), "")
+
+
+def _write_details(e: Exception, args: argparse.Namespace) -> Path:
+    """Write the traceback beside the warehouse (`<warehouse>.error.log`), else to a file in the temp folder."""
+    text = "".join(traceback.format_exception(e))
+    candidates = []
+    with contextlib.suppress(Exception):
+        if getattr(args, "config", None):
+            warehouse = load_config(args.config).warehouse
+            candidates.append(warehouse.with_name(warehouse.name + ".error.log"))
+    candidates.append(Path(tempfile.gettempdir()) / f"cjm-error-{os.getpid()}.log")
+    for path in candidates:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(f"cjm {' '.join(sys.argv[1:])}\n{text}", encoding="utf-8")
+            return path
+        except OSError:
+            continue
+    return candidates[-1]
 
 
 if __name__ == "__main__":
