@@ -78,12 +78,27 @@ def _run(args: argparse.Namespace) -> int:
         # Prefect's SDK reports first uses to Prefect from an interactive terminal; a nightly job's command does
         # not, unless the user says otherwise (DO_NOT_TRACK=0). Set before Prefect is imported.
         os.environ.setdefault("DO_NOT_TRACK", "1")
+        _prefect_home_if_none(config.warehouse)
         from pipelines.nightly import run_flow
 
         result = run_flow(config, str(args.config), full_refresh=args.full_refresh)
         run_id, files, summary = result["run_id"], result["steps"][0].counts["files"], result["summary"]
     print(format_summary(config, run_id, files, summary))
     return 0
+
+
+def _prefect_home_if_none(warehouse: Path) -> None:
+    """A user without a writable home (a service account, systemd's DynamicUser) gets Prefect's files beside the
+    warehouse, in `<warehouse>.prefect/home`, instead of a warning from Prefect on every run."""
+    if "PREFECT_HOME" in os.environ:
+        return
+    try:
+        (Path.home() / ".prefect").mkdir(exist_ok=True)
+    except (OSError, RuntimeError):  # RuntimeError: no home at all
+        home = warehouse.with_name(warehouse.name + ".prefect") / "home"
+        with contextlib.suppress(OSError):  # Prefect makes only the last folder; an unwritable one fails later
+            home.mkdir(parents=True, exist_ok=True)
+        os.environ["PREFECT_HOME"] = str(home)
 
 
 def _serve(args: argparse.Namespace) -> int:
