@@ -203,3 +203,16 @@ def test_an_unreachable_prefect_server_is_one_line_exit_5(tmp_path: Path) -> Non
     assert f"Prefect failed (http://127.0.0.1:{port}/api)" in line
     assert not (root / "warehouse" / "cjm.duckdb").exists()  # no step ran
     assert not servers_for(tmp_path / "home")  # a configured server is used, none is started
+
+
+@pytest.mark.flow
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="uses /proc as a home nobody can write, root included")
+def test_a_user_without_a_writable_home(tmp_path: Path) -> None:
+    """A service account whose HOME cannot be written: Prefect's files go beside the warehouse, no warning."""
+    root = _project(tmp_path)
+    env = user_environment(Path("/proc/no-such-home"))
+    done = subprocess.run([*CJM, "run", "--config", str(root / "cjm.yaml")], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "Warning" not in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert (root / "warehouse" / "cjm.duckdb.prefect" / "home").is_dir()
