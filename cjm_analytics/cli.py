@@ -31,8 +31,10 @@ def _pct(x: Any) -> str:
     return f"{float(x):.1%}" if x is not None else "-"
 
 
-def format_summary(config: Config, run_id: str, files: list[dict[str, Any]], summary: dict[str, Any]) -> str:
-    """The few lines `cjm run` prints: reconciliation per source, headline figures, where the report is."""
+def format_summary(config: Config, run_id: str, files: list[dict[str, Any]], summary: dict[str, Any],
+                   health: dict[str, Any] | None = None) -> str:
+    """The few lines `cjm run` prints: reconciliation per source, files gone or renamed, the checks' verdict,
+    headline figures, where the report is."""
     lines = [f"cjm run {run_id}"]
     for source in config.sources:
         mine = [f for f in files if f["source"] == source.name]
@@ -45,6 +47,9 @@ def format_summary(config: Config, run_id: str, files: list[dict[str, Any]], sum
             f"+ duplicate {_int(total['rows_duplicate'])}"
         )
         lines += [f"    refused {Path(f['file']).name}: {f['message']}" for f in refused]
+        # Files gone from the folder or renamed (docs/lifecycle.md): what the run did with them.
+        lines += [f"    {f['status']} {Path(f['file']).name}: {f['message']}" for f in mine
+                  if f["status"] in ("retracted", "missing", "renamed")]
     s = summary
     lines.append(
         f"warehouse: {_int(s.get('events_loaded'))} events ({_int(s.get('events_rejected'))} rejected, see table "
@@ -59,6 +64,8 @@ def format_summary(config: Config, run_id: str, files: list[dict[str, Any]], sum
             f"worst drop-off: {s['worst_dropoff_stage']}: {_pct(s['worst_dropoff_rate'])} of the customers "
             f"who reach it go no further"
         )
+    if health:
+        lines.append(f"checks: {health.get('summary', '')}")
     lines.append(f"report: {config.reports / 'index.html'}")
     lines.append(f"marts for dashboards: {config.marts / 'current'} (marts.duckdb and parquet/)")
     return "\n".join(lines)
@@ -72,7 +79,7 @@ def _run(args: argparse.Namespace) -> int:
 
         # engine: dask without the orchestrator runs the same buckets one after another, in this process.
         run = run_nightly_bucketed if config.engine.kind == "dask" else run_nightly
-        ctx, steps = run(config, full_refresh=args.full_refresh)
+        ctx, steps = run(config, full_refresh=args.full_refresh, reload=args.reload, force_publish=args.force_publish)
         run_id, files, summary = ctx.run_id, steps[0].counts["files"], run_summary(config.warehouse, config.duckdb)
     else:
         # Prefect's SDK reports first uses to Prefect from an interactive terminal; a nightly job's command does
@@ -81,9 +88,12 @@ def _run(args: argparse.Namespace) -> int:
         _prefect_home_if_none(config.warehouse)
         from pipelines.nightly import run_flow
 
-        result = run_flow(config, str(args.config), full_refresh=args.full_refresh)
-        run_id, files, summary = result["run_id"], result["steps"][0].counts["files"], result["summary"]
-    print(format_summary(config, run_id, files, summary))
+        result = run_flow(config, str(args.config), full_refresh=args.full_refresh, reload=args.reload,
+                          force_publish=args.force_publish)
+        run_id, files, summary, steps = (result["run_id"], result["steps"][0].counts["files"], result["summary"],
+                                         result["steps"])
+    health = next((s.counts for s in steps if s.step == "check_health"), {})
+    print(format_summary(config, run_id, files, summary, health))
     return 0
 
 
@@ -160,6 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the nightly pipeline once")
     run.add_argument("--config", required=True, help="the YAML config (see README)")
     run.add_argument("--no-prefect", action="store_true", help="run the same steps without Prefect")
+    run.add_argument("--reload", action="store_true",
+                     help="read every source file again and retract the files that are gone (docs/lifecycle.md); "
+                          "implies --full-refresh")
+    run.add_argument("--force-publish", action="store_true",
+                     help="publish even if an error-level health check fails (docs/checks.md)")
     run.add_argument("--full-refresh", action="store_true",
                      help="recompute every customer from the raw events (otherwise only those with changes)")
     run.set_defaults(func=_run)

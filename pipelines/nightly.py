@@ -23,6 +23,7 @@ from prefect.exceptions import PrefectException
 from prefect.settings import PREFECT_API_URL
 from prefect.task_runners import TaskRunner
 
+from cjm_analytics.alerts import alerting
 from cjm_analytics.config import Config, Engine, load_config
 from cjm_analytics.distributed import BUCKETED_STEPS, export_step, import_step, process_bucket
 from cjm_analytics.errors import CjmError, ConfigError, OrchestratorError, as_user_error
@@ -73,14 +74,18 @@ def _core_by_bucket(ctx: RunContext) -> list[StepResult]:
 
 
 @flow(name="cjm-nightly", log_prints=False)
-def nightly_flow(config_path: str, full_refresh: bool = False) -> dict[str, Any]:
-    """Load, stitch, sessionize, build journeys, aggregate and publish, for the config at config_path."""
+def nightly_flow(config_path: str, full_refresh: bool = False, reload: bool = False,
+                 force_publish: bool = False) -> dict[str, Any]:
+    """Load, stitch, sessionize, build journeys, aggregate, check and publish, for the config at config_path.
+
+    A failed error-level health check fails the flow run with the checks' one-line summary (docs/checks.md).
+    """
     logger = get_run_logger()
     config = load_config(config_path)
-    ctx = RunContext.start(config, full_refresh)
+    ctx = RunContext.start(config, full_refresh, reload, force_publish)
     steps: list[StepResult] = []
     by_bucket = config.engine.kind == "dask"
-    with run_lock(config.warehouse, ctx.run_id):
+    with run_lock(config.warehouse, ctx.run_id), alerting(config, ctx.run_id):
         for name, step_task in STEP_TASKS:
             if by_bucket and name in BUCKETED_STEPS:
                 results = _core_by_bucket(ctx) if name == BUCKETED_STEPS[0] else []
@@ -114,7 +119,8 @@ def flow_for(config: Config) -> Flow[..., dict[str, Any]]:
     return nightly_flow if runner is None else nightly_flow.with_options(task_runner=runner)
 
 
-def run_flow(config: Config, config_path: str, full_refresh: bool = False) -> dict[str, Any]:
+def run_flow(config: Config, config_path: str, full_refresh: bool = False, reload: bool = False,
+             force_publish: bool = False) -> dict[str, Any]:
     """Run the nightly flow once with the config's task runner (`cjm run`).
 
     On the Prefect server the settings name (PREFECT_API_URL), else on a temporary one started for this run
@@ -131,7 +137,8 @@ def run_flow(config: Config, config_path: str, full_refresh: bool = False) -> di
         if not api:
             api = stack.enter_context(temporary_server(folder))
         try:
-            return runner_flow(config_path=config_path, full_refresh=full_refresh)
+            return runner_flow(config_path=config_path, full_refresh=full_refresh, reload=reload,
+                               force_publish=force_publish)
         except Exception as e:
             if not _prefects_own(e):
                 raise
