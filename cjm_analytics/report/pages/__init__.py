@@ -30,68 +30,33 @@ def _overview(marts: Marts) -> str:
     return overview_body(marts, PAGES[1:])
 
 
-# In the order of the navigation bar. A description's line breaks keep the overview's HTML lines short.
+# In the order of the navigation bar: file, label, the overview's line on it (its line breaks keep the overview's
+# HTML lines short), body, the marts it is drawn from.
 PAGES = (
-    Page(
-        "index.html",
-        "Overview",
-        "",  # the overview lists the other pages
-        _overview,
-        ("run_summary", "run_history", "stage_conversion_daily", "leaks", "channel_attribution"),
-    ),
-    Page(
-        "sankey.html",
-        "Journeys by step",
-        "where journey customers go at each step of their stage path, and\n"
-        "where they drop off, for all journeys and for the largest first-touch channels.",
-        sankey_body,
-        ("sankey_links", "sankey_segment_links", "stage_funnel_by_segment", "run_summary"),
-    ),
-    Page(
-        "funnel.html",
-        "Stage funnel",
-        "customers reaching each stage and the drop-off rate of each stage.",
-        funnel_body,
-        ("stage_funnel",),
-    ),
-    Page(
-        "trends.html",
-        "Daily trends",
-        "new journeys per day and the share of each day's cohort reaching each\n"
-        f"stage, last {TREND_DAYS} days.",
-        trends_body,
-        ("stage_conversion_daily",),
-    ),
-    Page(
-        "pain-points.html",
-        "Pain points",
-        "the ranked leak table: where customers are lost and what they did\nlast.",
-        pain_points_body,
-        ("leaks",),
-    ),
-    Page(
-        "emotion.html",
-        "Emotion curve",
-        "survey scores (NPS, CSAT) at each stage of the journey.",
-        emotion_body,
-        ("emotion_curve",),
-    ),
-    Page(
-        "attribution.html",
-        "Channel attribution",
-        "conversions credited to channels by first touch, last touch,\nlinear and Markov models.",
-        attribution_body,
-        ("channel_attribution",),
-    ),
-    Page(
-        "transitions.html",
-        "Stage transitions",
-        "the stage graph as a network, a matrix of transition\n"
-        "probabilities and a table, with exit probabilities and the median time between stages.",
-        transitions_body,
-        ("stage_transitions", "stage_funnel"),
-    ),
-)
+    Page("index.html", "Overview", "", _overview,  # the overview lists the other pages
+         ("run_summary", "run_history", "stage_conversion_daily", "leaks", "channel_attribution")),
+    Page("sankey.html", "Journeys by step",
+         "where journey customers go at each step of their stage path, and\n"
+         "where they drop off, for all journeys and for the largest first-touch channels.",
+         sankey_body, ("sankey_links", "sankey_segment_links", "stage_funnel_by_segment", "run_summary")),
+    Page("funnel.html", "Stage funnel", "customers reaching each stage and the drop-off rate of each stage.",
+         funnel_body, ("stage_funnel",)),
+    Page("trends.html", "Daily trends",
+         f"new journeys per day and the share of each day's cohort reaching each\nstage, last {TREND_DAYS} days.",
+         trends_body, ("stage_conversion_daily",)),
+    Page("pain-points.html", "Pain points",
+         "the ranked leak table: where customers are lost and what they did\nlast.",
+         pain_points_body, ("leaks",)),
+    Page("emotion.html", "Emotion curve", "survey scores (NPS, CSAT) at each stage of the journey.",
+         emotion_body, ("emotion_curve",)),
+    Page("attribution.html", "Channel attribution",
+         "conversions credited to channels by first touch, last touch,\nlinear and Markov models.",
+         attribution_body, ("channel_attribution",)),
+    Page("transitions.html", "Stage transitions",
+         "the stage graph as a network, a matrix of transition\n"
+         "probabilities and a table, with exit probabilities and the median time between stages.",
+         transitions_body, ("stage_transitions", "stage_funnel")),
+)  # fmt: skip
 
 
 def site_page(page: Page, marts: Marts, title: str) -> str:
