@@ -33,7 +33,7 @@ from tests.fixtures import STAGES, WEB_COLUMNS, write_csv
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
 
-PAGE_NAMES = [name for name, _ in PAGES]
+PAGE_NAMES = [p.name for p in PAGES]
 EVENTS = """
     event_id,anonymous_id,user_id,event,ts,channel
     1,a1,,landing,2026-10-31T10:00:00Z,ads

@@ -61,7 +61,7 @@ from cjm_analytics.report import (
     trends_figure,
 )
 from cjm_analytics.report.formatting import fmt_date_range
-from cjm_analytics.report.theme import BLUE, PURPLE, VERMILLION
+from cjm_analytics.report.theme import BLUE, INK, MUTED_TEXT, PURPLE, VERMILLION
 from tests.browser import Visit
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ IMG = "<img src=x onerror=alert(2)>"  # a touchpoint that is markup
 START, END = "(start)", "(end)"
 DROP, CONT, OTHER = "(drop-off)", "(continues)", "other"
 TEXTS = "els => els.map(e => e.textContent)"
-PAGE_NAMES = tuple(name for name, _ in PAGES)
+PAGE_NAMES = tuple(p.name for p in PAGES)
 CHART_PAGES = tuple(name for name in PAGE_NAMES if name != "index.html")
 STAGES = [BROWSE, XSS, CART, BUY]
 
@@ -336,6 +336,14 @@ def test_page_is_offline_and_small(site: Path, name: str) -> None:
     assert "plotly.js v" not in text.lower() and len(text) < len(plotly.offline.get_plotlyjs()) / 10
 
 
+def test_pages_share_the_stylesheet_and_the_charts_colours(site: Path) -> None:
+    styles = {re.findall(r"<style>(.*?)</style>", page(site, name), flags=re.S)[0] for name in PAGE_NAMES}
+    assert len(styles) == 1
+    css = styles.pop()
+    assert "nav a[aria-current=\"page\"]" in css and "/*" not in css  # site.css, without its comments
+    assert f"--muted: {MUTED_TEXT};" in css and f"--fg: {INK.lower()};" in css
+
+
 @pytest.mark.parametrize("name", PAGE_NAMES)
 def test_every_page_has_the_nav_and_says_what_and_when(site: Path, name: str) -> None:
     text = page(site, name)
@@ -494,7 +502,7 @@ def test_segment_selector_switches_between_pre_drawn_sankeys() -> None:
 
 
 def test_sankey_segments_come_from_the_segment_mart_largest_first() -> None:
-    from cjm_analytics.report.pages import sankey_segments
+    from cjm_analytics.report.pages.charts import sankey_segments
 
     marts = read_marts(make_warehouse())
     found = sankey_segments(marts)
@@ -757,6 +765,13 @@ def test_index_shows_the_run_summary(site: Path) -> None:
     assert "run-42" in text
     assert f"Biggest leak: <b>{html.escape(XSS)}</b>, 2 customers lost." in text
     assert "Most credited by the Markov model: <b>direct</b> (2.2 conversions)." in text
+
+
+def test_index_lists_every_other_page_of_the_nav(site: Path) -> None:
+    listed = page(site, "index.html").split('<ul class="pages">')[1].split("</ul>")[0]
+    links = re.findall(r'<li><a href="([^"]+)">([^<]+)</a>: ', listed)
+    assert links == [(p.name, html.escape(p.label)) for p in PAGES[1:]]
+    assert all(p.description in listed for p in PAGES[1:]) and "stage, last 90 days." in listed
 
 
 def test_funnel_table_rows(site: Path) -> None:

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
-PAGE_NAMES = tuple(name for name, _ in PAGES)
+PAGE_NAMES = tuple(p.name for p in PAGES)
 WIDTHS = (1280, 375)
 
 

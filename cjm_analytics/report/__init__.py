@@ -2,7 +2,8 @@
 from file:// with no network (docs/report.md). Every number on a page is a mart value or a share of two.
 
 Modules: marts (reading them), formatting and theme (how values and charts look), figures, sankey and network
-(one function per chart), kpis (tonight against earlier runs), pages (the HTML), site (writing it) and export
+(one function per chart), kpis (tonight against earlier runs), html and site.css (the page shell and its
+components), pages (PAGES, the list of the site's pages, and their bodies), site (writing them) and export
 (PNG/PDF of the charts with kaleido, optional).
 """
 
@@ -15,6 +16,7 @@ from cjm_analytics.report.figures import (
     trends_figure,
 )
 from cjm_analytics.report.formatting import fmt_int, fmt_pct, plotly_text
+from cjm_analytics.report.html import PLOTLY_JS, RUN_STATUS_JS
 from cjm_analytics.report.kpis import KPIS, Change, Kpi, change, earlier_runs
 from cjm_analytics.report.marts import (
     CHANNEL_ATTRIBUTION_COLUMNS,
@@ -30,7 +32,7 @@ from cjm_analytics.report.marts import (
     read_marts,
 )
 from cjm_analytics.report.network import transition_network_figure
-from cjm_analytics.report.pages import PAGES, PLOTLY_JS, RUN_STATUS_JS, table_page
+from cjm_analytics.report.pages import PAGES, table_page
 from cjm_analytics.report.sankey import SankeySegment, sankey_figure, segment_sankey_figure
 from cjm_analytics.report.site import PAGE_BUDGET_BYTES, build_report, write_page
 

@@ -28,7 +28,7 @@ from cjm_analytics.report.figures import (
 )
 from cjm_analytics.report.marts import Marts, read_marts
 from cjm_analytics.report.network import transition_network_figure
-from cjm_analytics.report.pages import data_when, sankey_segments
+from cjm_analytics.report.pages.charts import data_when, sankey_segments
 from cjm_analytics.report.sankey import segment_sankey_figure
 
 EXPORT_FORMATS = ("png", "pdf", "svg")

@@ -105,6 +105,11 @@ class Marts:
                 "verdict": verdict, "summary": ""}
 
     @property
+    def absent(self) -> frozenset[str]:
+        """The optional marts this warehouse lacks: emotion_curve without surveys."""
+        return frozenset() if self.emotion_curve is not None else frozenset({"emotion_curve"})
+
+    @property
     def stage_order(self) -> list[str]:
         """The configured stages in journey order."""
         return [str(s) for s in self.stage_funnel["stage"]]

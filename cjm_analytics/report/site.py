@@ -6,15 +6,18 @@ whole (reports/site -> sites/<version>). write_page adds a page (cjm analyze) be
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import plotly.offline
 
+from cjm_analytics.report.html import PLOTLY_JS, RUN_STATUS_JS
 from cjm_analytics.report.marts import read_marts
-from cjm_analytics.report.pages import PAGE_BUILDERS, PAGES, PLOTLY_JS, RUN_STATUS_JS, run_status_js
+from cjm_analytics.report.pages import PAGES, site_page
 
 # No page may be bigger than this (tested on the hand-made marts and on the sample); plotly.js is not in it.
 PAGE_BUDGET_BYTES = 300_000
@@ -39,13 +42,18 @@ def write_page(out_dir: Path, name: str, html_text: str) -> Path:
 def build_report(con: duckdb.DuckDBPyConnection, out_dir: Path, title: str = "Customer journeys") -> list[Path]:
     """Write the report site (plotly.min.js, then every page of PAGES) into out_dir; returns the files written."""
     marts = read_marts(con)
-    pages = [(name, PAGE_BUILDERS[name](marts, title)) for name, _ in PAGES]  # all built before any is written
+    pages = [(page.name, site_page(page, marts, title)) for page in PAGES]  # all built before any is written
     out_dir.mkdir(parents=True, exist_ok=True)
     return [
         _write(out_dir / PLOTLY_JS, plotly.offline.get_plotlyjs()),
         write_run_status(out_dir, marts.status()),
         *(_write(out_dir / name, text) for name, text in pages),
     ]
+
+
+def run_status_js(status: Mapping[str, Any]) -> str:
+    """run_status.js: the latest run's verdict as a global the overview reads (data, so JSON: nothing runs)."""
+    return "window.cjmLatestRun = " + json.dumps(dict(status), default=str).replace("</", "<\\/") + ";\n"
 
 
 def write_run_status(out_dir: Path, status: dict[str, Any]) -> Path:

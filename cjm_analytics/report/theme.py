@@ -24,9 +24,7 @@ BLACK = "#000000"
 GREY = "#8C8C8C"
 LIGHT_GREY = "#C4C4C4"
 
-# Text on white needs 4.5:1; vermillion itself has 3.9:1, so good/bad words use darker shades of the same hues.
-GOOD_TEXT = "#005A8E"
-BAD_TEXT = "#B34F00"
+# Chart text; the pages use the same colours (--muted and --fg in site.css).
 MUTED_TEXT = "#5F6B7A"
 INK = "#1F2933"
 
@@ -92,7 +90,7 @@ def with_title(fig: go.Figure, text: str, when: str = "") -> go.Figure:
     """Give a chart a title that says what (bold) and when (the subtitle), making room for it above the plot.
 
     Both are plotly text: escape data with plotly_text first. Pages lift the title out into HTML, where it
-    wraps on a narrow screen (see pages.chart_html); exported images keep it.
+    wraps on a narrow screen (see html.chart_html); exported images keep it.
     """
     spec: dict[str, Any] = {"text": f"<b>{text}</b>", "y": 1, "yref": "container", "yanchor": "top", "pad": {"t": 14}}
     if when:

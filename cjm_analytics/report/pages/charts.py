@@ -1,0 +1,336 @@
+"""The body of each chart page of the site: a pure function of the marts, its charts and its tables.
+
+Names from the data are escaped by html's components (HTML) or by the figure functions (plotly text).
+"""
+
+from __future__ import annotations
+
+from cjm_analytics.report.figures import (
+    TREND_DAYS,
+    attribution_figure,
+    emotion_figure,
+    funnel_figure,
+    leaks_figure,
+    transitions_figure,
+    trend_window,
+    trends_figure,
+)
+from cjm_analytics.report.formatting import (
+    as_date,
+    count,
+    esc,
+    fmt_date,
+    fmt_date_range,
+    fmt_hours,
+    fmt_int,
+    fmt_num,
+    fmt_pct,
+    missing,
+    share,
+)
+from cjm_analytics.report.html import chart_html, table_html
+from cjm_analytics.report.marts import Marts
+from cjm_analytics.report.network import transition_network_figure
+from cjm_analytics.report.sankey import SankeySegment, segment_sankey_figure
+
+
+def run_date(marts: Marts) -> str:
+    return fmt_date(marts.run_summary.get("run_started_at"))
+
+
+def data_when(marts: Marts) -> str:
+    """When the charted journeys are from: the cohort dates of stage_conversion_daily, and the run's date."""
+    first, last = marts.cohort_dates
+    span = fmt_date_range(first, last) if first is not None else "no journeys"
+    return f"journeys starting {span} · run of {run_date(marts)}"
+
+
+
+def sankey_segments(marts: Marts) -> list[SankeySegment]:
+    """All journeys (sankey_links), then each first-touch channel of sankey_segment_links, largest first."""
+    segments = [
+        SankeySegment("all journeys", marts.sankey_links, count(marts.run_summary.get("journey_customers")))
+    ]
+    links = marts.sankey_segment_links
+    channels = links[links["segment_type"] == "first_channel"]
+    sized = []
+    for name, group in channels.groupby("segment", sort=True):
+        size = marts.segment_size("first_channel", str(name))
+        if size is None:  # every journey of a segment is at step 1: its links out of step 1 are its journeys
+            first_step = group["from_step"].min()
+            size = count(group[group["from_step"] == first_step]["customers"].sum())
+        sized.append((str(name), group, size))
+    for name, group, size in sorted(sized, key=lambda t: (-t[2], t[0])):
+        segments.append(
+            SankeySegment(
+                f"first touch: {name}",
+                group[list(links.columns[2:])].reset_index(drop=True),
+                size,
+                f"journeys first touched via {name}",
+            )
+        )
+    return segments
+
+
+def sankey_body(marts: Marts) -> str:
+    """The step Sankey of journeys, with a selector of the top first-touch segments."""
+    journey_customers = marts.run_summary.get("journey_customers")
+    segments = sankey_segments(marts)
+    fig = segment_sankey_figure(segments, marts.stage_order, data_when(marts))
+    selector = (
+        f"""Use the menu at the top left of the chart to show only the journeys of one of the
+{len(segments) - 1} largest first-touch channels (the channel of the customer's first event)."""
+        if len(segments) > 1
+        else ""
+    )
+    return f"""<p class="note">Each column is one step of the customers' collapsed stage paths (step 1 is
+their first stage). Loops are shown, not hidden: a customer who goes back to an earlier stage appears at
+it again in the next column. <b>(drop-off)</b> (red) holds the paths that ended at the previous step,
+<b>(continues)</b> the paths longer than the last step shown, and <b>other</b> the stages too small to
+draw on their own. Hover a node or a link for its customers, as a share of the
+{esc(fmt_int(journey_customers))} journey customers (or of the segment's) and of the node it leaves.
+{selector}</p>
+{chart_html(fig, "sankey-chart", wide=True)}"""
+
+
+def funnel_body(marts: Marts) -> str:
+    """The stage funnel as a chart and a table."""
+    f = marts.stage_funnel
+    table = table_html(
+        [
+            ("stage", False),
+            ("order", True),
+            ("reached", True),
+            ("stopped here", True),
+            ("drop-off rate", True),
+            ("conversion to next", True),
+            ("conversion from first", True),
+        ],
+        (
+            [
+                str(r.stage),
+                fmt_int(r.stage_order),
+                fmt_int(r.reached),
+                fmt_int(r.exited),
+                fmt_pct(r.dropoff_rate),
+                fmt_pct(r.conversion_to_next),
+                fmt_pct(r.conversion_from_first),
+            ]
+            for r in f.itertuples(index=False)
+        ),
+    )
+    return f"""<p class="note">A customer has reached a stage when their furthest stage is that stage or
+a later one (stages are a ladder), and stopped there when it is their furthest stage. Drop-off rate =
+stopped here / reached. The funnel's labels are customers reached · share of the first stage.</p>
+{chart_html(funnel_figure(f, data_when(marts)), "funnel-chart")}
+<h2>Stage funnel table</h2>
+{table}"""
+
+
+def trends_body(marts: Marts) -> str:
+    """New journeys per cohort date and the share of each cohort reaching each stage, last TREND_DAYS days."""
+    window = trend_window(marts.stage_conversion_daily)
+    table = ""
+    if not window.empty:
+        days = window.assign(day=window["cohort_date"].map(as_date))
+        stages = list(dict.fromkeys(days.sort_values("stage_order")["stage"].map(str)))
+        reached = days.pivot_table(index="day", columns="stage", values="reached", aggfunc="first")
+        rows = []
+        later = stages[1:]
+        for day in sorted(reached.index, reverse=True):
+            first = reached.at[day, stages[0]]
+            rows.append(
+                [fmt_date(day)]
+                + [fmt_int(first)]
+                + [f"{fmt_int(reached.at[day, st])} ({fmt_pct(share(reached.at[day, st], first))})" for st in later]
+            )
+        table = f"""<details>
+<summary>The numbers: reached per stage for each cohort date (newest first)</summary>
+{table_html([("cohort date", False), ("new journeys", True), *((f"reached {st}", True) for st in stages[1:])], rows)}
+</details>"""
+    return f"""<p class="note">A cohort is the customers whose first stage event fell on that day (UTC). The bars
+are each day's new journeys; the lines the share of that day's cohort that has reached each later stage by
+this run (stage_conversion_daily: reached at the stage / reached at the first stage). Recent cohorts have
+had less time to get far, so their shares are still growing; small cohorts jump about. Last {TREND_DAYS} days
+up to the latest cohort date.</p>
+{chart_html(trends_figure(marts.stage_conversion_daily), "trends-chart")}
+{table}"""
+
+
+_LEAK_DEFINITIONS = (
+    ("customers lost", "journey customers whose furthest stage is this one (exited of the stage funnel)"),
+    ("share of reached", "customers lost / customers who reached the stage (the drop-off rate)"),
+    ("top last touchpoint", "the touchpoint the lost customers most often ended on"),
+    (
+        "top lift touchpoint",
+        "the touchpoint most over-represented at the end of lost journeys compared with the customers who went on"
+        " (among touchpoints with enough customers)",
+    ),
+    ("contacted support", "share of the lost customers with a support event"),
+    ("low survey score", "share of the lost customers with a survey answer below its 'low' threshold"),
+    ("loopers", "lost customers who went back and forth between two stages more than the loop threshold"),
+    ("median hours since last event", "how long ago the lost customers were last seen, up to the end of the data"),
+)
+
+
+def pain_points_body(marts: Marts) -> str:
+    """The ranked leak table with a bar chart of customers lost."""
+    leaks = marts.leaks.sort_values("rank", kind="stable")
+    table = table_html(
+        [
+            ("rank", True),
+            ("stage", False),
+            ("customers lost", True),
+            ("share of reached", True),
+            ("top last touchpoint", False),
+            ("top lift touchpoint", False),
+            ("contacted support", True),
+            ("low survey score", True),
+            ("loopers", True),
+            ("median hours since last event", True),
+        ],
+        (
+            [
+                fmt_int(r.rank),
+                str(r.stage),
+                fmt_int(r.customers_lost),
+                fmt_pct(r.share_of_reached),
+                "—" if missing(r.top_last_touchpoint) else str(r.top_last_touchpoint),
+                "—" if missing(r.top_lift_touchpoint) else str(r.top_lift_touchpoint),
+                fmt_pct(r.support_share),
+                fmt_pct(r.low_score_share),
+                fmt_int(r.loopers),
+                fmt_hours(r.median_hours_since_last_event),
+            ]
+            for r in leaks.itertuples(index=False)
+        ),
+    )
+    defs = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in _LEAK_DEFINITIONS)
+    return f"""<p class="note">Where customers are lost: every stage before the last, ranked by the customers
+whose journey got no further, with what they did last and what sets them apart. The bars are labelled
+customers lost · share of those who reached the stage.</p>
+{chart_html(leaks_figure(leaks, data_when(marts)), "leaks-chart")}
+<h2>Leak table</h2>
+{table}
+<dl class="defs">{defs}</dl>"""
+
+
+def emotion_body(marts: Marts) -> str:
+    """The emotion curve with its intervals and the NPS/CSAT table, or why there is none."""
+    curve = marts.emotion_curve
+    if curve is None:
+        return """<p class="empty">No surveys configured, so there is no emotion curve. Add the survey events
+under <code>analysis.surveys</code> in the config (see docs/analysis/emotion.md) and the next run draws it.</p>"""
+    rows = curve.sort_values("stage_order", kind="stable")
+    table = table_html(
+        [
+            ("stage", False),
+            ("answers", True),
+            ("mean score", True),
+            ("95% interval", True),
+            ("NPS", True),
+            ("NPS answers", True),
+            ("CSAT mean", True),
+            ("CSAT answers", True),
+            ("invalid answers", True),
+        ],
+        (
+            [
+                str(r.stage),
+                fmt_int(r.responses),
+                fmt_num(r.mean_score, 2),
+                "—" if missing(r.ci_low) else f"{fmt_num(r.ci_low, 2)}–{fmt_num(r.ci_high, 2)}",
+                fmt_num(r.nps, 0),
+                fmt_int(r.nps_responses),
+                fmt_num(r.csat_mean, 2),
+                fmt_int(r.csat_responses),
+                fmt_int(r.invalid_responses),
+            ]
+            for r in rows.itertuples(index=False)
+        ),
+    )
+    return f"""<p class="note">Survey answers placed at the stage each customer was at when answering. Scores
+are normalized to 0–1 (lowest to highest answer of each survey) so NPS and CSAT share one scale; the bars
+are the 95% confidence interval of the mean (none with fewer than 2 answers). A stage without answers is
+a gap. NPS = % promoters (9–10) − % detractors (0–6), on the raw 0–10 answers; CSAT = mean raw score.</p>
+{chart_html(emotion_figure(rows, data_when(marts)), "emotion-chart")}
+<h2>Scores by stage</h2>
+{table}"""
+
+
+def attribution_body(marts: Marts) -> str:
+    """Channel attribution: grouped bars per model and the table."""
+    a = marts.channel_attribution
+    table = table_html(
+        [
+            ("channel", False),
+            ("first touch", True),
+            ("last touch", True),
+            ("linear", True),
+            ("Markov chain", True),
+            ("removal effect", True),
+        ],
+        (
+            [
+                str(r.channel),
+                fmt_num(r.first_touch, 1),
+                fmt_num(r.last_touch, 1),
+                fmt_num(r.linear, 1),
+                fmt_num(r.markov, 1),
+                fmt_pct(r.removal_effect),
+            ]
+            for r in a.itertuples(index=False)
+        ),
+    )
+    return f"""<p class="note">Which channels bring the conversions. A touch is a session with a channel; each
+model shares out the conversions among the channels of the converters' paths: <b>first touch</b> and
+<b>last touch</b> give each conversion to one channel, <b>linear</b> splits it equally over the path's touches,
+and the <b>Markov chain</b> model credits each channel by its removal effect (the share of conversions lost
+if the channel were taken out of every path). Every model's credits add up to the same conversions.</p>
+{chart_html(attribution_figure(a, data_when(marts)), "attribution-chart")}
+<h2>Conversions credited per channel</h2>
+{table}"""
+
+
+def transitions_body(marts: Marts) -> str:
+    """The stage-transition graph as a network, a matrix and a table."""
+    t = marts.stage_transitions.sort_values(
+        ["from_order", "transitions", "to_order", "to_stage"],
+        ascending=[True, False, True, True],
+        kind="stable",
+    )
+    table = table_html(
+        [
+            ("from", False),
+            ("to", False),
+            ("transitions", True),
+            ("customers", True),
+            ("probability", True),
+            ("median hours", True),
+        ],
+        (
+            [
+                str(r.from_stage),
+                str(r.to_stage),
+                fmt_int(r.transitions),
+                fmt_int(r.customers),
+                fmt_pct(r.probability),
+                fmt_hours(r.median_hours),
+            ]
+            for r in t.itertuples(index=False)
+        ),
+    )
+    when = data_when(marts)
+    return f"""<p class="note">Every customer's collapsed stage path runs from (start) through its stages
+to (end). In the network, stages sit in journey order; arcs above the line go forward, arcs below go back
+to an earlier stage, red arcs leave the journey to (end); an arc's width is proportional to its transitions
+and the triangle on it points the way (hover it for the figures). Under each stage: its exit probability.
+Probability = transitions on the edge / all transitions out of its <i>from</i> stage, so each row of the
+matrix sums to 100% and its (end) column is the exit probability. Median hours: from the last event at the
+<i>from</i> stage to the first event at the <i>to</i> stage.</p>
+{chart_html(transition_network_figure(t, marts.stage_funnel, when), "network-chart", wide=True)}
+{chart_html(transitions_figure(t, when), "transitions-chart", wide=True)}
+<h2>Transition table</h2>
+{table}"""
+
+
