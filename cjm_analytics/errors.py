@@ -17,6 +17,13 @@ class ConfigError(CjmError):
     exit_code = 2
 
 
+class MartMissingError(CjmError):
+    """The warehouse has no marts (or a mart is missing): `cjm run` has not built them yet. Exit 2, as for a
+    warehouse that does not exist yet."""
+
+    exit_code = 2
+
+
 class SourceError(CjmError):
     """A source file cannot be read as configured (the whole file is refused)."""
 
