@@ -3,7 +3,7 @@ from file:// with no network (docs/report.md). Every number on a page is a mart 
 
 Modules: marts (reading them), formatting and theme (how values and charts look), figures, sankey and network
 (one function per chart), kpis (tonight against earlier runs), pages (the HTML), site (writing it) and export
-(PNG/PDF of the charts with kaleido, optional).
+(PNG/PDF of the charts with kaleido, optional); analysis_pages draws the `cjm analyze` pages.
 """
 
 from cjm_analytics.report.figures import (
