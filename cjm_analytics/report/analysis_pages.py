@@ -1,5 +1,9 @@
 """The pages of `cjm analyze`: each analysis's chart, a pure function of its table, and the page that shows both.
 
+The charts take the report's look (theme.TEMPLATE: the colour-blind-safe palette, vermillion for customers
+lost) but not its figures: the nightly figures draw the marts with hover text built in Python, these draw any
+table a command returns and keep every name in its own field (tests/test_analysis_escaping.py).
+
 Charts on the page are plotly figures, and plotly.js reads a subset of HTML in every text it draws: a name
 from the data (a channel, event, stage, segment value, touchpoint, or a step given on the command line)
 reaches a figure only through plotly_names or the report's plotly_text, as in the nightly report
@@ -16,10 +20,12 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from cjm_analytics.report import plotly_text, table_page, write_page
+from cjm_analytics.report.figures import ATTRIBUTION_MODELS
 from cjm_analytics.report.formatting import missing
+from cjm_analytics.report.theme import TEMPLATE, VERMILLION
 
-# channel_attribution's models, in the order of its columns.
-ATTRIBUTION_MODELS = ("first_touch", "last_touch", "linear", "markov")
+# A horizontal legend under the plot, where the top holds a second axis (paths' coverage) or nothing.
+LEGEND_BELOW = {"y": -0.1, "yanchor": "top"}
 
 
 def plotly_names(values: pd.Series) -> pd.Series:
@@ -40,7 +46,8 @@ def grouped_bars(table: pd.DataFrame, x: str, y: str, y_title: str) -> go.Figure
         size, too_small = int(rows.segment_size.iloc[0]), bool(rows.too_small.iloc[0])
         fig.add_bar(x=plotly_names(rows[x]), y=rows[y], name=segment_label(str(segment), size, too_small),
                     opacity=0.4 if too_small else 1.0)
-    fig.update_layout(barmode="group", yaxis_title=y_title, legend_title="segment", margin={"t": 30})
+    fig.update_layout(template=TEMPLATE, barmode="group", yaxis_title=y_title, legend_title="segment",
+                      margin={"t": 30})
     fig.update_yaxes(tickformat=".0%")
     return fig
 
@@ -50,7 +57,7 @@ def ordered_funnel_figure(table: pd.DataFrame) -> go.Figure:
     if "segment" in table.columns:
         return grouped_bars(table, "step_name", "conversion_from_first", "share of step-1 customers")
     fig = go.Figure(go.Funnel(y=plotly_names(table.step_name), x=table.completed, textinfo="value+percent initial"))
-    fig.update_layout(margin={"t": 30})
+    fig.update_layout(template=TEMPLATE, margin={"t": 30})
     return fig
 
 
@@ -69,7 +76,7 @@ def time_between_stages_figure(table: pd.DataFrame) -> go.Figure:
     else:
         for segment, rows in table.groupby("segment", sort=False):
             fig.add_bar(x=transitions[rows.index], y=rows.median_hours, name=f"{plotly_text(segment)} (median)")
-    fig.update_layout(barmode="group", yaxis_title="hours", margin={"t": 30})
+    fig.update_layout(template=TEMPLATE, barmode="group", yaxis_title="hours", margin={"t": 30})
     return fig
 
 
@@ -81,8 +88,8 @@ def time_to_convert_figure(histogram: pd.DataFrame) -> go.Figure:
         name = "converted" if not segmented else segment_label(
             str(segment), int(rows.converted.sum()), bool(rows.too_small.iloc[0]))
         fig.add_bar(x=plotly_names(rows.label), y=rows.share, name=name)
-    fig.update_layout(barmode="group", xaxis_title="hours to convert", yaxis_title="share of converted",
-                      margin={"t": 30})
+    fig.update_layout(template=TEMPLATE, barmode="group", xaxis_title="hours to convert",
+                      yaxis_title="share of converted", margin={"t": 30})
     fig.update_yaxes(tickformat=".0%")
     return fig
 
@@ -102,23 +109,23 @@ def paths_figure(df: pd.DataFrame, title: str, coverage: bool = False) -> go.Fig
         fig.update_layout(xaxis2={"overlaying": "x", "side": "top", "range": [0, 1], "tickformat": ".0%",
                                   "tickmode": "linear", "tick0": 0, "dtick": 0.2, "showgrid": False,
                                   "title": "cumulative share"})
-    fig.update_layout(title=plotly_text(title), xaxis_title="customers", yaxis={"automargin": True},
-                      height=max(320, 28 * len(df) + 160), legend={"orientation": "h"})
+    fig.update_layout(template=TEMPLATE, title=plotly_text(title), xaxis_title="customers",
+                      height=max(320, 28 * len(df) + 160), legend=LEGEND_BELOW)
     return fig
 
 
 def pain_points_figure(df: pd.DataFrame) -> go.Figure:
     """Customers lost per stage, biggest leak first, labelled with the share of those who reached it."""
     fig = go.Figure(go.Bar(
-        x=plotly_names(df["stage"]), y=df["customers_lost"], name="customers lost",
+        x=plotly_names(df["stage"]), y=df["customers_lost"], name="customers lost", marker={"color": VERMILLION},
         text=[f"{s:.0%} of reached" if pd.notna(s) else "" for s in df["share_of_reached"]],
         # Substituted into the hover template as they are: plotly text, like every name.
         customdata=df[["top_last_touchpoint", "top_lift_touchpoint"]].fillna("-").apply(plotly_names).to_numpy(),
         hovertemplate="%{x}: %{y} lost<br>last touchpoint: %{customdata[0]}<br>"
                       "highest lift: %{customdata[1]}<extra></extra>",
     ))
-    fig.update_layout(title="Where customers leave the funnel", xaxis_title="stage (biggest leak first)",
-                      yaxis_title="customers lost")
+    fig.update_layout(template=TEMPLATE, title="Where customers leave the funnel",
+                      xaxis_title="stage (biggest leak first)", yaxis_title="customers lost")
     return fig
 
 
@@ -132,7 +139,7 @@ def emotion_curve_figure(df: pd.DataFrame) -> go.Figure:
         customdata=df[["responses"]].to_numpy(),
         hovertemplate="%{x}: %{y:.2f} (%{customdata[0]} responses)<extra></extra>",
     ))
-    fig.update_layout(title="Emotion curve", xaxis_title="stage (journey order)",
+    fig.update_layout(template=TEMPLATE, title="Emotion curve", xaxis_title="stage (journey order)",
                       yaxis={"title": "mean normalized score", "range": [0, 1.05]})
     return fig
 
@@ -140,9 +147,10 @@ def emotion_curve_figure(df: pd.DataFrame) -> go.Figure:
 def channel_attribution_figure(df: pd.DataFrame) -> go.Figure:
     """Grouped bars: conversions credited to each channel, one bar per model."""
     channels = plotly_names(df["channel"])
-    fig = go.Figure([go.Bar(x=channels, y=df[m], name=m.replace("_", " ")) for m in ATTRIBUTION_MODELS])
-    fig.update_layout(barmode="group", title="Conversions credited per channel, by model",
-                      xaxis_title="channel", yaxis_title="conversions", legend={"orientation": "h"})
+    fig = go.Figure([go.Bar(x=channels, y=df[column], name=label, marker={"color": colour})
+                     for column, label, colour in ATTRIBUTION_MODELS])
+    fig.update_layout(template=TEMPLATE, barmode="group", title="Conversions credited per channel, by model",
+                      xaxis_title="channel", yaxis_title="conversions")
     return fig
 
 
