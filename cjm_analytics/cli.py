@@ -191,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also write every chart to reports/export/ (needs the `export` extra and Chromium)")
     report.set_defaults(func=_report)
 
-    from cjm_analytics.analysis.commands import register_all
+    from cjm_analytics.analyze_cli import register_all
 
     register_all(sub)
 

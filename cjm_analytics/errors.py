@@ -17,6 +17,21 @@ class ConfigError(CjmError):
     exit_code = 2
 
 
+class AnalysisError(CjmError, ValueError):
+    """An analysis was asked something it cannot answer: a step that names no stage, event or touchpoint, a
+    segment no event has, bin edges out of order. Fixed on the command line, like a config (exit 2); a ValueError
+    too, as a bad argument to the analysis function is in Python."""
+
+    exit_code = 2
+
+
+class MartMissingError(CjmError):
+    """The warehouse has no marts (or a mart is missing): `cjm run` has not built them yet. Exit 2, as for a
+    warehouse that does not exist yet."""
+
+    exit_code = 2
+
+
 class SourceError(CjmError):
     """A source file cannot be read as configured (the whole file is refused)."""
 

@@ -1,4 +1,5 @@
-"""The marts layer: funnel, transitions, daily conversion, Sankey links and the run headline (sql/marts/)."""
+"""The marts layer: funnel, transitions, daily conversion, Sankey links and the run headline (sql/marts/), and
+three of the analyst's answers (cjm_analytics.analysis), all read from the core tables."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ from datetime import datetime
 import duckdb
 import pandas as pd
 
+from cjm_analytics.analysis.attribution import channel_attribution
+from cjm_analytics.analysis.emotion import emotion_curve
+from cjm_analytics.analysis.pain_points import leaks
 from cjm_analytics.config import Config
 from cjm_analytics.sql_steps import run_sql
 
@@ -22,6 +26,8 @@ SANKEY_TOP_SEGMENTS = 5
 
 def _store(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame | None) -> None:
     """A computed answer as a table (dropped when there is no answer, e.g. no surveys configured)."""
+    # Through pandas: the same function answers `cjm analyze`, the Markov chain is solved with numpy, and an answer
+    # is a few rows per stage or channel.
     con.execute(f"DROP TABLE IF EXISTS {table}")
     if frame is not None:
         con.register("answer_frame", frame)
@@ -31,10 +37,6 @@ def _store(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame | Non
 
 def build_analysis_marts(con: duckdb.DuckDBPyConnection, config: Config) -> None:
     """The leak table, channel attribution and (with surveys configured) the emotion curve."""
-    from cjm_analytics.analysis.attribution import channel_attribution
-    from cjm_analytics.analysis.emotion import emotion_curve
-    from cjm_analytics.analysis.pain_points import leaks
-
     _store(con, "leaks", leaks(con, config))
     _store(con, "channel_attribution", channel_attribution(con))
     _store(con, "emotion_curve", emotion_curve(con, config) if config.analysis.surveys else None)

@@ -32,7 +32,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from cjm_analytics.analysis import commands
+from cjm_analytics import analyze_cli
 from cjm_analytics.analysis.attribution import (
     channel_attribution,
     channel_paths,
@@ -216,9 +216,9 @@ def test_attribution_on_the_sample_against_an_independent_chain(sample: Config) 
 
 @pytest.mark.slow
 def test_cli(sample: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(commands, "ANALYSIS_MODULES", ("attribution",))
+    monkeypatch.setattr(analyze_cli, "ANALYSIS_MODULES", ("attribution",))
     parser = argparse.ArgumentParser()
-    commands.register_all(parser.add_subparsers(dest="command", required=True))
+    analyze_cli.register_all(parser.add_subparsers(dest="command", required=True))
     out = tmp_path / "attribution.csv"
     args = parser.parse_args(["analyze", "attribution", "--config", str(sample.config_path), "--out", str(out)])
     assert args.func(args) == 0

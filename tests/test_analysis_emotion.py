@@ -31,7 +31,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from cjm_analytics.analysis import commands
+from cjm_analytics import analyze_cli
 from cjm_analytics.analysis.emotion import emotion_curve
 from cjm_analytics.config import Analysis, Config
 from cjm_analytics.warehouse import connect
@@ -170,9 +170,9 @@ def test_emotion_means_on_the_sample_equal_pandas(sample: Config) -> None:
 
 @pytest.mark.slow
 def test_cli(sample: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(commands, "ANALYSIS_MODULES", ("emotion",))
+    monkeypatch.setattr(analyze_cli, "ANALYSIS_MODULES", ("emotion",))
     parser = argparse.ArgumentParser()
-    commands.register_all(parser.add_subparsers(dest="command", required=True))
+    analyze_cli.register_all(parser.add_subparsers(dest="command", required=True))
     out = tmp_path / "emotion.csv"
     args = parser.parse_args(["analyze", "emotion-curve", "--config", str(sample.config_path), "--out", str(out)])
     assert args.func(args) == 0

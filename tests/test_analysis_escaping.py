@@ -37,10 +37,9 @@ import plotly.graph_objects as go
 import pytest
 import yaml
 
-from cjm_analytics import cli
-from cjm_analytics.analysis import commands, output
+from cjm_analytics import analyze_cli, cli
 from cjm_analytics.config import load_config
-from cjm_analytics.report import plotly_text
+from cjm_analytics.report import analysis_pages, plotly_text
 from tests.browser import Visit
 from tests.fixtures import RUN_STARTED, WEB_COLUMNS, run_steps
 
@@ -155,14 +154,14 @@ def ran(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ran]:
 
     out = Ran(cfg.reports)
     drawn: list[go.Figure | None] = []
-    real_write = output.write_analysis_page
+    real_write = analysis_pages.write_analysis_page
 
     def write_and_keep(*args: Any, **kwargs: Any) -> Path:
         drawn.append(kwargs.get("figure", args[6] if len(args) > 6 else None))
         return real_write(*args, **kwargs)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(commands, "write_analysis_page", write_and_keep)
+        mp.setattr(analyze_cli, "write_analysis_page", write_and_keep)
         for name, argv, _ in RUNS:
             drawn.clear()
             assert cli.main(["analyze", *argv, "--config", str(cfg.config_path)]) == 0, name
@@ -178,7 +177,7 @@ def ran(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ran]:
 def test_every_analyze_command_is_run() -> None:
     parser = argparse.ArgumentParser()
     subparsers = parser.add_subparsers()
-    commands.register_all(subparsers)
+    analyze_cli.register_all(subparsers)
     analyze = subparsers.choices["analyze"]
     names = next(a.choices for a in analyze._actions if isinstance(a, argparse._SubParsersAction))
     assert set(names) == SUBCOMMANDS

@@ -49,7 +49,7 @@ import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from cjm_analytics.analysis import commands
+from cjm_analytics import analyze_cli
 from cjm_analytics.analysis.funnels import ordered_funnel, parse_step
 from cjm_analytics.config import Config, load_config
 from cjm_analytics.warehouse import connect
@@ -240,9 +240,9 @@ def test_a_stage_nobody_reached_counts_zero(tmp_path: Path) -> None:
 
 def test_cli_writes_the_table_and_the_page(cfg: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                            capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(commands, "ANALYSIS_MODULES", ("funnels", "segments", "timing"))
+    monkeypatch.setattr(analyze_cli, "ANALYSIS_MODULES", ("funnels", "segments", "timing"))
     parser = argparse.ArgumentParser()
-    commands.register_all(parser.add_subparsers(dest="command", required=True))
+    analyze_cli.register_all(parser.add_subparsers(dest="command", required=True))
     out = tmp_path / "funnel.csv"
     args = parser.parse_args(["analyze", "funnel", "--config", str(cfg.config_path), "--out", str(out),
                               "--steps", "browse,cart,buy", "--window-days", "1", "--order", "strict",
@@ -263,13 +263,13 @@ def test_cli_writes_the_table_and_the_page(cfg: Config, tmp_path: Path, monkeypa
 
 
 def test_cli_turns_a_bad_step_into_a_one_line_error(cfg: Config, monkeypatch: pytest.MonkeyPatch) -> None:
-    from cjm_analytics.errors import ConfigError
+    from cjm_analytics.errors import AnalysisError
 
-    monkeypatch.setattr(commands, "ANALYSIS_MODULES", ("funnels",))
+    monkeypatch.setattr(analyze_cli, "ANALYSIS_MODULES", ("funnels",))
     parser = argparse.ArgumentParser()
-    commands.register_all(parser.add_subparsers(dest="command", required=True))
+    analyze_cli.register_all(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["analyze", "funnel", "--config", str(cfg.config_path), "--steps", "browse,nope"])
-    with pytest.raises(ConfigError, match="'nope'"):
+    with pytest.raises(AnalysisError, match="'nope'"):
         args.func(args)
 
 

@@ -36,7 +36,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from cjm_analytics.analysis import commands
+from cjm_analytics import analyze_cli
 from cjm_analytics.analysis.pain_points import LEAK_COLUMNS, exit_rates, last_touchpoints, leaks, stage_loops
 from cjm_analytics.config import Config
 from cjm_analytics.warehouse import connect
@@ -216,9 +216,9 @@ def test_leaks_on_the_sample_lose_what_the_stage_funnel_loses(sample: Config) ->
 
 @pytest.mark.slow
 def test_cli(sample: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(commands, "ANALYSIS_MODULES", ("pain_points",))
+    monkeypatch.setattr(analyze_cli, "ANALYSIS_MODULES", ("pain_points",))
     parser = argparse.ArgumentParser()
-    commands.register_all(parser.add_subparsers(dest="command", required=True))
+    analyze_cli.register_all(parser.add_subparsers(dest="command", required=True))
     out = tmp_path / "leaks.parquet"
     args = parser.parse_args(["analyze", "pain-points", "--config", str(sample.config_path), "--out", str(out),
                               "--loop-threshold", "2", "--min-customers", "10"])

@@ -38,7 +38,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from cjm_analytics.analysis import commands
+from cjm_analytics import analyze_cli
 from cjm_analytics.analysis.paths import paths_around, paths_between, top_paths
 from cjm_analytics.config import Config
 from cjm_analytics.warehouse import connect
@@ -269,9 +269,9 @@ def test_top_touchpoint_paths_on_the_sample_equal_plain_python(sample: Config) -
 ])
 def test_cli(sample: Config, argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
              capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(commands, "ANALYSIS_MODULES", ("paths",))
+    monkeypatch.setattr(analyze_cli, "ANALYSIS_MODULES", ("paths",))
     parser = argparse.ArgumentParser()
-    commands.register_all(parser.add_subparsers(dest="command", required=True))
+    analyze_cli.register_all(parser.add_subparsers(dest="command", required=True))
     out = tmp_path / "out.csv"
     args = parser.parse_args(["analyze", *argv, "--config", str(sample.config_path), "--out", str(out)])
     assert args.func(args) == 0
@@ -283,8 +283,8 @@ def test_cli(sample: Config, argv: list[str], tmp_path: Path, monkeypatch: pytes
 
 
 def test_cli_refuses_a_zero_count(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(commands, "ANALYSIS_MODULES", ("paths",))
+    monkeypatch.setattr(analyze_cli, "ANALYSIS_MODULES", ("paths",))
     parser = argparse.ArgumentParser()
-    commands.register_all(parser.add_subparsers(dest="command", required=True))
+    analyze_cli.register_all(parser.add_subparsers(dest="command", required=True))
     with pytest.raises(SystemExit):
         parser.parse_args(["analyze", "paths", "--config", "x.yaml", "--n", "0"])

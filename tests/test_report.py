@@ -29,6 +29,7 @@ import pandas as pd
 import plotly.offline
 import pytest
 
+from cjm_analytics.errors import MartMissingError
 from cjm_analytics.report import (
     CHANNEL_ATTRIBUTION_COLUMNS,
     EMOTION_CURVE_COLUMNS,
@@ -851,14 +852,14 @@ def test_run_summary_must_hold_one_row() -> None:
     # (make_warehouse holds only the marts, so every other test also shows nothing else is read.)
     con = make_warehouse()
     con.execute("DELETE FROM run_summary")
-    with pytest.raises(ValueError, match="run_summary holds 0 rows"):
+    with pytest.raises(MartMissingError, match="run_summary holds 0 rows"):
         read_marts(con)
 
 
 def test_a_missing_mart_is_named() -> None:
     con = make_warehouse()
     con.execute("DROP TABLE leaks")
-    with pytest.raises(ValueError, match="no mart leaks: run `cjm run`"):
+    with pytest.raises(MartMissingError, match="no mart leaks: run `cjm run`"):
         read_marts(con)
 
 

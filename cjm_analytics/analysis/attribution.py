@@ -6,20 +6,13 @@ aggregated in SQL (sql/analysis/attribution_*.sql); only the tiny absorbing chai
 
 from __future__ import annotations
 
-import argparse
-
 import duckdb
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 
-from cjm_analytics.analysis.commands import AddAnalysis, Answer
-from cjm_analytics.analysis.output import plotly_names
-from cjm_analytics.config import Config
 from cjm_analytics.sql_steps import query_sql, run_sql
 
 START, CONVERSION, NULL = "(start)", "(conversion)", "(null)"
-MODELS = ("first_touch", "last_touch", "linear", "markov")
 
 
 def channel_paths(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
@@ -79,29 +72,3 @@ def channel_attribution(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     markov = markov_attribution(query_sql(con, "analysis/attribution_transitions"))
     out = credit.merge(markov, on="channel", how="left")
     return out.sort_values(["markov", "channel"], ascending=[False, True], kind="stable").reset_index(drop=True)
-
-
-# ---- `cjm analyze attribution` -------------------------------------------------------------------------------
-
-def _model_bars(df: pd.DataFrame) -> go.Figure:
-    """Grouped bars: conversions credited to each channel, one bar per model."""
-    channels = plotly_names(df["channel"])
-    fig = go.Figure([go.Bar(x=channels, y=df[m], name=m.replace("_", " ")) for m in MODELS])
-    fig.update_layout(barmode="group", title="Conversions credited per channel, by model",
-                      xaxis_title="channel", yaxis_title="conversions", legend={"orientation": "h"})
-    return fig
-
-
-def _attribution(con: duckdb.DuckDBPyConnection, cfg: Config, args: argparse.Namespace) -> Answer:
-    df = channel_attribution(con)
-    total = float(df["last_touch"].sum())
-    intro = (f"{total:,.0f} conversions to {cfg.goal} credited to the channels of the sessions before them: first "
-             f"touch, last touch, linear (equal split) and a first-order Markov chain (removal effects, as in the "
-             f"ChannelAttribution package). Consecutive sessions from the same channel count as one touch.")
-    return Answer(df, "Channel attribution", intro, _model_bars(df))
-
-
-def register(add_analysis: AddAnalysis) -> None:
-    """Add the command attribution."""
-    add_analysis("attribution", "conversions credited to channels: first/last touch, linear and Markov chain",
-                 _attribution)

@@ -5,16 +5,10 @@ Definitions and worked examples: docs/analysis/pain-points.md. The SQL is sql/an
 
 from __future__ import annotations
 
-import argparse
-
 import duckdb
 import pandas as pd
-import plotly.graph_objects as go
 
-from cjm_analytics.analysis.commands import AddAnalysis, Answer
 from cjm_analytics.analysis.emotion import survey_params
-from cjm_analytics.analysis.output import plotly_names
-from cjm_analytics.analysis.paths import whole_number
 from cjm_analytics.config import Config
 from cjm_analytics.sql_steps import query_sql, run_sql
 
@@ -68,44 +62,3 @@ def leaks(con: duckdb.DuckDBPyConnection, cfg: Config, loop_threshold: int = LOO
     out = out.sort_values(["customers_lost", "stage_order"], ascending=[False, True], kind="stable")
     out.insert(0, "rank", range(1, len(out) + 1))
     return out[LEAK_COLUMNS].reset_index(drop=True)
-
-
-# ---- `cjm analyze pain-points` -------------------------------------------------------------------------------
-
-def _leak_bars(df: pd.DataFrame) -> go.Figure:
-    """Customers lost per stage, biggest leak first, labelled with the share of those who reached it."""
-    fig = go.Figure(go.Bar(
-        x=plotly_names(df["stage"]), y=df["customers_lost"], name="customers lost",
-        text=[f"{s:.0%} of reached" if pd.notna(s) else "" for s in df["share_of_reached"]],
-        # Substituted into the hover template as they are: plotly text, like every name.
-        customdata=df[["top_last_touchpoint", "top_lift_touchpoint"]].fillna("-").apply(plotly_names).to_numpy(),
-        hovertemplate="%{x}: %{y} lost<br>last touchpoint: %{customdata[0]}<br>"
-                      "highest lift: %{customdata[1]}<extra></extra>",
-    ))
-    fig.update_layout(title="Where customers leave the funnel", xaxis_title="stage (biggest leak first)",
-                      yaxis_title="customers lost")
-    return fig
-
-
-def _pain_points(con: duckdb.DuckDBPyConnection, cfg: Config, args: argparse.Namespace) -> Answer:
-    df = leaks(con, cfg, loop_threshold=args.loop_threshold, min_customers=args.min_customers)
-    if len(df):
-        top = df.iloc[0]
-        intro = (f"The biggest leak is {top['stage']}: {int(top['customers_lost']):,} customers "
-                 f"({float(top['share_of_reached']):.1%} of those who reached it) went no further. Per stage: the "
-                 f"touchpoint droppers most often ended on, the one most over-represented against customers who "
-                 f"went on (lift), and the shares who contacted support, gave a low survey score or looped "
-                 f"between two stages more than {args.loop_threshold} times.")
-    else:
-        intro = "There is only one stage, so nobody can drop out before the last one."
-    return Answer(df, "Pain points: the biggest leaks", intro, _leak_bars(df))
-
-
-def register(add_analysis: AddAnalysis) -> None:
-    """Add the command pain-points."""
-    p = add_analysis("pain-points", "the stages ranked by customers lost, with what the lost customers did last",
-                     _pain_points)
-    p.add_argument("--loop-threshold", type=whole_number(0), default=LOOP_THRESHOLD,
-                   help=f"a looper moves between two stages more than this many times (default {LOOP_THRESHOLD})")
-    p.add_argument("--min-customers", type=whole_number(1), default=None,
-                   help="fewest droppers for a touchpoint's lift to be ranked (default: analysis.min_segment_size)")

@@ -3,8 +3,8 @@ from file:// with no network (docs/report.md). Every number on a page is a mart 
 
 Modules: marts (reading them), formatting and theme (how values and charts look), figures, sankey and network
 (one function per chart), kpis (tonight against earlier runs), html and site.css (the page shell and its
-components), pages (PAGES, the list of the site's pages, and their bodies), site (writing them) and export
-(PNG/PDF of the charts with kaleido, optional).
+components), pages (PAGES, the list of the site's pages, and their bodies), site (writing them), export
+(PNG/PDF of the charts with kaleido, optional) and analysis_pages (the `cjm analyze` pages).
 """
 
 from cjm_analytics.report.figures import (

@@ -9,6 +9,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from cjm_analytics.errors import MartMissingError
 from cjm_analytics.report.formatting import count, missing
 
 RUN_SUMMARY_COLUMNS = (
@@ -138,7 +139,7 @@ def _select(
     con: duckdb.DuckDBPyConnection, present: set[str], table: str, columns: tuple[str, ...], tail: str = ""
 ) -> pd.DataFrame:
     if table not in present:
-        raise ValueError(f"the warehouse has no mart {table}: run `cjm run` to build the marts first")
+        raise MartMissingError(f"the warehouse has no mart {table}: run `cjm run` to build the marts first")
     quoted = ", ".join(f'"{c}"' for c in columns)
     return con.execute(f"SELECT {quoted} FROM {table} {tail}").fetchdf()
 
@@ -147,10 +148,10 @@ def read_marts(con: duckdb.DuckDBPyConnection) -> Marts:
     """Read every mart the site needs; run_summary must hold exactly one row."""
     present = _tables(con)
     if "run_summary" not in present:
-        raise ValueError("the warehouse has no mart run_summary: run `cjm run` to build the marts first")
+        raise MartMissingError("the warehouse has no mart run_summary: run `cjm run` to build the marts first")
     summary = con.execute(f"SELECT {', '.join(RUN_SUMMARY_COLUMNS)} FROM run_summary").fetchall()
     if len(summary) != 1:
-        raise ValueError(f"run_summary holds {len(summary)} rows, expected 1: run the pipeline first")
+        raise MartMissingError(f"run_summary holds {len(summary)} rows, expected 1: run the pipeline first")
     run_summary = dict(zip(RUN_SUMMARY_COLUMNS, summary[0], strict=True))
     checked = "run_checks" in present and "run_metrics" in present
     # Earlier nights are compared with only if they passed their checks (a failed night was never published).

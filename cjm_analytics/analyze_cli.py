@@ -1,0 +1,393 @@
+"""`cjm analyze <name>`: one command per analysis, writing its table (CSV/Parquet) and a page in the report site.
+
+The analyses are pure functions in cjm_analytics.analysis and their charts are in report/analysis_pages.py; this
+module holds only what the command line adds: the options, the words that introduce each page, and the wiring.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import plotly.graph_objects as go
+
+from cjm_analytics.analysis.attribution import channel_attribution
+from cjm_analytics.analysis.emotion import emotion_curve
+from cjm_analytics.analysis.funnels import ORDERS, ordered_funnel
+from cjm_analytics.analysis.pain_points import LOOP_THRESHOLD, leaks
+from cjm_analytics.analysis.paths import LEVELS, paths_around, paths_between, top_paths
+from cjm_analytics.analysis.segments import NO_SEGMENT, stage_funnel_by_segment
+from cjm_analytics.analysis.timing import (
+    DEFAULT_BINS,
+    time_between_stages,
+    time_to_convert,
+    time_to_convert_histogram,
+    with_bin_columns,
+)
+from cjm_analytics.config import Config, load_config
+from cjm_analytics.errors import AnalysisError, ConfigError
+from cjm_analytics.report.analysis_pages import (
+    channel_attribution_figure,
+    emotion_curve_figure,
+    ordered_funnel_figure,
+    pain_points_figure,
+    paths_figure,
+    stage_funnel_by_segment_figure,
+    time_between_stages_figure,
+    time_to_convert_figure,
+    write_analysis_page,
+)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What an analysis command produces: the table, and how the report page presents it."""
+
+    table: pd.DataFrame
+    title: str
+    intro: str
+    figure: go.Figure | None = None
+
+
+Compute = Callable[[duckdb.DuckDBPyConnection, Config, argparse.Namespace], Answer]
+AddAnalysis = Callable[[str, str, Compute], argparse.ArgumentParser]
+
+
+# ---- argument types: argparse reports a bad value in one line ------------------------------------------------
+
+def whole_number(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least `minimum`."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"use at least {minimum}, not {value}")
+        return value
+    return parse
+
+
+def _bins(text: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of numbers: {text!r} (e.g. 0,1,24,inf)") from None
+
+
+def _table_file(text: str) -> Path:
+    path = Path(text)
+    if path.suffix not in (".csv", ".parquet"):
+        raise argparse.ArgumentTypeError(f"{text}: write .csv or .parquet")
+    return path
+
+
+def _split(text: str | None) -> list[str]:
+    return [s.strip() for s in text.split(",") if s.strip()] if text else []
+
+
+# ---- funnel ------------------------------------------------------------------------------------------------
+
+def _funnel(con: duckdb.DuckDBPyConnection, cfg: Config, args: argparse.Namespace) -> Answer:
+    window = args.window_days if args.window_days is not None else cfg.analysis.funnel_window_days
+    steps, exclusions = _split(args.steps), _split(args.exclude)
+    table = ordered_funnel(con, steps, window, args.order, exclusions, args.hide_unelapsed, args.segment,
+                           min_segment_size=cfg.analysis.min_segment_size)
+    how = {"ordered": "in this order (other events may come between)",
+           "strict": "in this order with no other event between consecutive steps",
+           "any": "in any order"}[args.order]
+    rule = ("step k counts once the customer has done k of the steps, each first done after the attempt's start"
+            if args.order == "any" else
+            "a customer completes step k at the earliest step-k event after their step k−1 (events at the same "
+            "time are taken in funnel order)")
+    intro = (
+        f"How many customers go {' → '.join(steps)} {how}, within {window:g} days of their first step? "
+        f"An attempt starts at a step-1 event{' (in any order: at any step event)' if args.order == 'any' else ''}; "
+        f"{rule}; every step must fall within the window from the start. "
+        "Each customer counts once, by the attempt that gets furthest (the earliest such). entered = customers "
+        "who completed the previous step; conversion_from_previous = completed / entered; times to convert are "
+        "from step 1 to the step, median and p90 (linear interpolation) among completers."
+    )
+    if exclusions:
+        intro += (f" An attempt with {' or '.join(exclusions)} after step 1 and before its last completed step "
+                  "does not count; a customer with no other attempt leaves the funnel.")
+    if args.hide_unelapsed:
+        intro += " Attempts whose window has not ended by the latest event in the warehouse are left out."
+    if args.segment:
+        intro += (f" Per {args.segment}: segment_size = the segment's customers at step 1; too_small marks "
+                  f"fewer than {cfg.analysis.min_segment_size}.")
+    return Answer(table, f"Funnel: {' → '.join(steps)}", intro, ordered_funnel_figure(table))
+
+
+def _add_funnel(add_analysis: AddAnalysis) -> None:
+    parser = add_analysis("funnel", "an ordered funnel of stages or events with a conversion window", _funnel)
+    parser.add_argument("--steps", required=True,
+                        help="comma-separated steps: stage names or event/touchpoint names; prefix stage:, "
+                             "event: or touchpoint: to say which (e.g. awareness,event:add_to_cart,purchase)")
+    parser.add_argument("--window-days", type=float, default=None,
+                        help="conversion window from step 1 (default: analysis.funnel_window_days, 14)")
+    parser.add_argument("--order", choices=ORDERS, default="ordered",
+                        help="ordered: other events may come between; strict: the next event must be the next "
+                             "step; any: steps in any order")
+    parser.add_argument("--exclude", help="comma-separated exclusion events (e.g. remove_from_cart)")
+    parser.add_argument("--hide-unelapsed", action="store_true",
+                        help="leave out attempts whose window has not ended by the latest event")
+    parser.add_argument("--segment", help="break down by a segment (first_touch_channel, campaign, cohort_week, ...)")
+
+
+# ---- funnel-by-segment -------------------------------------------------------------------------------------
+
+def _funnel_by_segment(con: duckdb.DuckDBPyConnection, cfg: Config, args: argparse.Namespace) -> Answer:
+    table = stage_funnel_by_segment(con, args.by, cfg)
+    intro = (
+        f"Where do customers drop out, by {args.by}? The stage funnel of each segment, with the stage funnel's "
+        "definitions: reached(k) = the segment's journey customers whose furthest stage is k or beyond, "
+        "exited(k) = those whose furthest stage is k, dropoff_rate = exited / reached, conversion_from_first = "
+        "reached(k) / reached(1). segment_size is the segment's journey customers; segments are summed to the "
+        f"stage funnel exactly. Customers without a value are in {NO_SEGMENT}. too_small marks segments of fewer "
+        f"than {cfg.analysis.min_segment_size} customers (analysis.min_segment_size): read them with care."
+    )
+    return Answer(table, f"Stage funnel by {args.by}", intro, stage_funnel_by_segment_figure(table))
+
+
+def _add_segments(add_analysis: AddAnalysis) -> None:
+    parser = add_analysis("funnel-by-segment", "the stage funnel per segment (channel, campaign, cohort, ...)",
+                          _funnel_by_segment)
+    parser.add_argument("--by", required=True,
+                        help="first_touch_channel, last_touch_channel, cohort_week, cohort_month, or an event "
+                             "property such as campaign, device, persona, plan, region")
+
+
+# ---- time-between-stages, time-to-convert ------------------------------------------------------------------
+
+def _segment_intro(segment: str | None, cfg: Config, counted: str) -> str:
+    if segment is None:
+        return ""
+    return (f" Per {segment} (customers without a value are in (none)); too_small marks fewer than "
+            f"{cfg.analysis.min_segment_size} {counted}.")
+
+
+def _between_stages(con: duckdb.DuckDBPyConnection, cfg: Config, args: argparse.Namespace) -> Answer:
+    table = time_between_stages(con, args.segment, cfg)
+    intro = (
+        "How long do customers take from one stage to the next? Every transition between consecutive stages of "
+        "the collapsed stage paths (loops included, e.g. intent → consideration) is measured from the last "
+        "event of the run at the first stage to the first event at the next, as in the transition graph; "
+        "median and p90 use linear interpolation (numpy's default)."
+        + _segment_intro(args.segment, cfg, "transitions")
+    )
+    return Answer(table, "Time between stages", intro, time_between_stages_figure(table))
+
+
+def _to_convert(con: duckdb.DuckDBPyConnection, cfg: Config, args: argparse.Namespace) -> Answer:
+    summary = time_to_convert(con, args.segment, cfg)
+    histogram = time_to_convert_histogram(con, args.bins, args.segment, cfg)
+    intro = (
+        "How long does conversion take? hours_to_convert runs from a converted customer's first mapped event to "
+        "their first event at or beyond the goal stage; converted customers are counted per bin of "
+        "[lower, upper) hours, with the median and p90 (linear interpolation, numpy's default)."
+        + _segment_intro(args.segment, cfg, "converted customers")
+    )
+    return Answer(with_bin_columns(summary, histogram), "Time to convert", intro, time_to_convert_figure(histogram))
+
+
+def _add_timing(add_analysis: AddAnalysis) -> None:
+    between = add_analysis("time-between-stages", "hours from one stage to the next: median, p90, mean",
+                           _between_stages)
+    between.add_argument("--segment", help="break down by a segment (first_touch_channel, campaign, ...)")
+    convert = add_analysis("time-to-convert", "hours from the first mapped event to conversion: median, p90, "
+                           "histogram", _to_convert)
+    convert.add_argument("--segment", help="break down by a segment (first_touch_channel, campaign, ...)")
+    convert.add_argument("--bins", type=_bins, default=list(DEFAULT_BINS),
+                         help="histogram bin edges in hours (default: 0,1,6,24,72,168,336,inf)")
+
+
+# ---- paths, paths-around, paths-between --------------------------------------------------------------------
+
+def _add_level_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--level", choices=LEVELS, default="stage", help="stage paths or touchpoint paths")
+    parser.add_argument("--n", type=whole_number(1), default=20, help="how many paths to list (default 20)")
+    parser.add_argument("--keep-repeats", action="store_true",
+                        help="touchpoint paths: keep consecutive repeats (stage paths always collapse them)")
+
+
+def _paths(con: duckdb.DuckDBPyConnection, cfg: Config, args: argparse.Namespace) -> Answer:
+    df = top_paths(con, args.level, n=args.n, max_length=args.max_length, collapse_loops=not args.keep_repeats)
+    population = "journeys" if args.level == "stage" else "customers with events"
+    covered = float(df["cumulative_share"].iloc[-1]) if len(df) else 0.0
+    intro = (f"The {len(df)} most common {args.level} paths and how many customers followed each; together "
+             f"they cover {covered:.1%} of all {population}.")
+    return Answer(df, f"Top {args.level} paths", intro, paths_figure(df, f"Top {args.level} paths", coverage=True))
+
+
+def _paths_around(con: duckdb.DuckDBPyConnection, cfg: Config, args: argparse.Namespace) -> Answer:
+    df = paths_around(con, args.anchor, args.before, args.after, args.level, n=args.n,
+                      collapse_loops=not args.keep_repeats)
+    intro = (f"The {args.before} {args.level} step(s) before and {args.after} after each customer's first "
+             f"{args.anchor!r}; share is of the customers who ever had {args.anchor!r}. (start) and (end) mark "
+             f"a path that begins or ends inside the window.")
+    return Answer(df, f"Paths around {args.anchor}", intro, paths_figure(df, f"Paths around {args.anchor}"))
+
+
+def _paths_between(con: duckdb.DuckDBPyConnection, cfg: Config, args: argparse.Namespace) -> Answer:
+    df = paths_between(con, args.start, args.end, args.level, n=args.n, collapse_loops=not args.keep_repeats)
+    intro = (f"How customers get from their first {args.start!r} to the first {args.end!r} after it: the "
+             f"{args.level} steps in between, with the median hours it took; share is of the customers who made it.")
+    title = f"Paths from {args.start} to {args.end}"
+    return Answer(df, title, intro, paths_figure(df, title))
+
+
+def _add_paths(add_analysis: AddAnalysis) -> None:
+    p = add_analysis("paths", "the most common stage or touchpoint paths and the share of journeys they cover",
+                     _paths)
+    _add_level_options(p)
+    p.add_argument("--max-length", type=whole_number(1), default=None,
+                   help="cut paths after this many steps (a cut path ends in '…')")
+    p = add_analysis("paths-around", "the steps before and after each customer's first occurrence of an anchor",
+                     _paths_around)
+    p.add_argument("--anchor", required=True, help="a stage name or touchpoint")
+    p.add_argument("--before", type=whole_number(0), default=2, help="steps before the anchor (default 2)")
+    p.add_argument("--after", type=whole_number(0), default=2, help="steps after the anchor (default 2)")
+    _add_level_options(p)
+    p = add_analysis("paths-between", "the paths from a first start step to the first end step after it",
+                     _paths_between)
+    p.add_argument("--start", required=True, help="a stage name or touchpoint")
+    p.add_argument("--end", required=True, help="a stage name or touchpoint")
+    _add_level_options(p)
+
+
+# ---- pain-points -------------------------------------------------------------------------------------------
+
+def _pain_points(con: duckdb.DuckDBPyConnection, cfg: Config, args: argparse.Namespace) -> Answer:
+    df = leaks(con, cfg, loop_threshold=args.loop_threshold, min_customers=args.min_customers)
+    if len(df):
+        top = df.iloc[0]
+        intro = (f"The biggest leak is {top['stage']}: {int(top['customers_lost']):,} customers "
+                 f"({float(top['share_of_reached']):.1%} of those who reached it) went no further. Per stage: the "
+                 f"touchpoint droppers most often ended on, the one most over-represented against customers who "
+                 f"went on (lift), and the shares who contacted support, gave a low survey score or looped "
+                 f"between two stages more than {args.loop_threshold} times.")
+    else:
+        intro = "There is only one stage, so nobody can drop out before the last one."
+    return Answer(df, "Pain points: the biggest leaks", intro, pain_points_figure(df))
+
+
+def _add_pain_points(add_analysis: AddAnalysis) -> None:
+    p = add_analysis("pain-points", "the stages ranked by customers lost, with what the lost customers did last",
+                     _pain_points)
+    p.add_argument("--loop-threshold", type=whole_number(0), default=LOOP_THRESHOLD,
+                   help=f"a looper moves between two stages more than this many times (default {LOOP_THRESHOLD})")
+    p.add_argument("--min-customers", type=whole_number(1), default=None,
+                   help="fewest droppers for a touchpoint's lift to be ranked (default: analysis.min_segment_size)")
+
+
+# ---- emotion-curve -----------------------------------------------------------------------------------------
+
+def _emotion(con: duckdb.DuckDBPyConnection, cfg: Config, args: argparse.Namespace) -> Answer:
+    if not cfg.analysis.surveys:
+        raise ConfigError("analysis.surveys: no survey is configured, so there is no score to show")
+    df = emotion_curve(con, cfg)
+    answered = df[df["responses"] > 0]
+    intro = (f"{int(df['responses'].sum()):,} survey answers placed at the stage each customer was at when "
+             f"answering (their latest stage event at or before the answer); scores are normalized to 0..1, with a "
+             f"95% confidence interval of the mean. ")
+    if len(answered):
+        low = answered.sort_values("mean_score", kind="stable").iloc[0]
+        intro += f"Customers feel worst at {low['stage']} (mean {float(low['mean_score']):.2f})."
+    invalid = int(df["invalid_responses"].sum())
+    if invalid:
+        intro += f" {invalid:,} answers had no valid score and are left out."
+    return Answer(df, "Emotion curve", intro, emotion_curve_figure(df))
+
+
+def _add_emotion(add_analysis: AddAnalysis) -> None:
+    add_analysis("emotion-curve", "survey scores per journey stage: mean, confidence interval, NPS, CSAT", _emotion)
+
+
+# ---- attribution -------------------------------------------------------------------------------------------
+
+def _attribution(con: duckdb.DuckDBPyConnection, cfg: Config, args: argparse.Namespace) -> Answer:
+    df = channel_attribution(con)
+    total = float(df["last_touch"].sum())
+    intro = (f"{total:,.0f} conversions to {cfg.goal} credited to the channels of the sessions before them: first "
+             f"touch, last touch, linear (equal split) and a first-order Markov chain (removal effects, as in the "
+             f"ChannelAttribution package). Consecutive sessions from the same channel count as one touch.")
+    return Answer(df, "Channel attribution", intro, channel_attribution_figure(df))
+
+
+def _add_attribution(add_analysis: AddAnalysis) -> None:
+    add_analysis("attribution", "conversions credited to channels: first/last touch, linear and Markov chain",
+                 _attribution)
+
+
+# ---- the wiring --------------------------------------------------------------------------------------------
+
+# The commands of each analysis module, in the order `cjm analyze --help` lists them.
+COMMANDS: dict[str, Callable[[AddAnalysis], None]] = {
+    "funnels": _add_funnel,
+    "segments": _add_segments,
+    "timing": _add_timing,
+    "paths": _add_paths,
+    "pain_points": _add_pain_points,
+    "emotion": _add_emotion,
+    "attribution": _add_attribution,
+}
+ANALYSIS_MODULES: tuple[str, ...] = tuple(COMMANDS)  # tests register fewer
+
+
+def _write_table(df: pd.DataFrame, out: Path) -> Path:
+    """CSV or Parquet by the file's suffix (.csv, .parquet)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".parquet":
+        df.to_parquet(out, index=False)
+    else:
+        df.to_csv(out, index=False)
+    return out
+
+
+def _open(config: Config) -> duckdb.DuckDBPyConnection:
+    from cjm_analytics.warehouse import connect
+
+    if not config.warehouse.exists():
+        raise ConfigError(f"warehouse: {config.warehouse} does not exist yet; run `cjm run` first")
+    return connect(config.warehouse, read_only=True, settings=config.duckdb)
+
+
+def _run(name: str, compute: Compute, args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    con = _open(config)
+    try:
+        try:
+            answer = compute(con, config, args)
+        except AnalysisError as e:
+            raise AnalysisError(f"analyze {name}: {e}") from None
+        out = args.out or config.reports / "analysis" / f"{name}.csv"
+        _write_table(answer.table, out)
+        page = write_analysis_page(con, config.reports, f"analysis-{name}", answer.title, answer.intro,
+                                   answer.table, answer.figure, site_title=config.report.title)
+    finally:
+        con.close()
+    print(answer.table.head(20).to_string(index=False))
+    print(f"table: {out}\npage: {page}")
+    return 0
+
+
+def register_all(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add `analyze` with one sub-command per analysis."""
+    analyze = subparsers.add_parser("analyze", help="answer an analyst's question (writes CSV/Parquet and a page)")
+    commands = analyze.add_subparsers(dest="analysis", required=True)
+
+    def add_analysis(name: str, help_text: str, compute: Compute) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = commands.add_parser(name, help=help_text, description=help_text)
+        parser.add_argument("--config", required=True, help="the YAML config of the warehouse")
+        parser.add_argument("--out", type=_table_file,
+                            help="a .csv or .parquet file (default: <reports>/analysis/<name>.csv)")
+        parser.set_defaults(func=lambda args: _run(name, compute, args))
+        return parser
+
+    for module in ANALYSIS_MODULES:
+        COMMANDS[module](add_analysis)
