@@ -13,7 +13,8 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from benchmarks import run
+from benchmarks import run, systems
+from benchmarks.compare import compare_warehouses, warehouse_totals
 from benchmarks.generate import config_dict, generate, generate_night
 from cjm_analytics.config import parse_config
 from cjm_analytics.nightly import NIGHTLY_STEPS, RunContext
@@ -94,18 +95,18 @@ def test_the_night_is_the_next_day_of_the_same_customers(history: Path, night: P
 
 def test_an_incremental_night_equals_a_full_refresh(history: Path, night: Path, tmp_path: Path) -> None:
     sources = tmp_path / "sources"
-    run.link_files(history, sources)
+    systems.link_files(history, sources)
     config = config_dict(sources, warehouse=str(tmp_path / "w" / "cjm.duckdb"), reports=str(tmp_path / "reports"))
     steps = [step for name, step in NIGHTLY_STEPS if name not in ("publish_reports", "publish_marts")]
     cfg = parse_config(config, tmp_path, "test")
     full = RunContext.start(cfg)
     for step in steps:
         step(full)
-    run.link_files(night, sources)
+    systems.link_files(night, sources)
     incremental = RunContext.start(cfg)
     results = {r.step: r.counts for r in (step(incremental) for step in steps)}
     assert sum(f["rows_loaded"] for f in results["load_sources"]["files"]) == round(EVENTS * FRACTION)
-    assert 0 < results["sessionize"]["customers_recomputed"] < 0.5 * run._warehouse_totals(cfg.warehouse)["customers"]
+    assert 0 < results["sessionize"]["customers_recomputed"] < 0.5 * warehouse_totals(cfg.warehouse)["customers"]
 
     refreshed = tmp_path / "refresh" / "cjm.duckdb"
     refreshed.parent.mkdir()
@@ -114,7 +115,7 @@ def test_an_incremental_night_equals_a_full_refresh(history: Path, night: Path, 
     refresh = RunContext(refresh_cfg, "refresh", incremental.run_started, full_refresh=True)
     for step in steps:
         step(refresh)
-    check = run.compare_warehouses(cfg.warehouse, refreshed)
+    check = compare_warehouses(cfg.warehouse, refreshed)
     assert check["equal"], check
     assert check["tables"]["events"]["rows"] == EVENTS + round(EVENTS * FRACTION)
 
@@ -127,7 +128,7 @@ def test_the_benchmark_reports_the_night_and_checks_it(tmp_path: Path, capsys: p
     report = json.loads(out.read_text(encoding="utf-8"))
     inc = report["incremental"]
     assert inc["completed"] and inc["check"]["equal"]
-    assert [s["step"] for s in inc["steps"]] == list(run.PIPELINE_STEPS)
+    assert [s["step"] for s in inc["steps"]] == list(systems.PIPELINE_STEPS)
     for figure in ("seconds", "cpu_seconds", "peak_rss_mb", "spill_max_mb"):
         assert all(figure in s for s in inc["steps"]) and figure in inc["total"]
     assert inc["recomputed"]["events_loaded"] == round(EVENTS * FRACTION)
