@@ -123,8 +123,10 @@ def test_an_incremental_night_equals_a_full_refresh(history: Path, night: Path, 
 def test_the_benchmark_reports_the_night_and_checks_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     skip = ",".join(s for s in run.SYSTEMS if s != "pipeline")
     out = tmp_path / "result.json"
-    assert run.main(["--events", str(EVENTS), "--seed", str(SEED), "--data-dir", str(tmp_path / "data"),
-                     "--skip", skip, "--incremental", str(FRACTION), "--check-incremental", "--out", str(out)]) == 0
+    data = tmp_path / "data it's \"odd\"; x"  # its folders reach the SQL of the run, the profiles and the check
+    assert run.main(["--events", str(EVENTS), "--seed", str(SEED), "--data-dir", str(data), "--skip", skip,
+                     "--incremental", str(FRACTION), "--check-incremental", "--out", str(out), "--profile",
+                     "--set", "checkpoint_threshold=1GB"]) == 0
     report = json.loads(out.read_text(encoding="utf-8"))
     inc = report["incremental"]
     assert inc["completed"] and inc["check"]["equal"]
@@ -135,8 +137,11 @@ def test_the_benchmark_reports_the_night_and_checks_it(tmp_path: Path, capsys: p
     assert 0 < inc["recomputed"]["customers_recomputed"] < inc["recomputed"]["customers_total"]
     assert set(inc["ratios"]) == {"incremental_over_full", "incremental_over_full_cpu"}
     assert report["ratios"]["incremental_over_full"] == inc["ratios"]["incremental_over_full"]
+    # --profile and --set reach every step's connections through the product's connect hook.
+    for profile in (report["profile"], inc["profile"]):
+        assert list(profile) == list(systems.PIPELINE_STEPS) and all(p["statements"] > 0 for p in profile.values())
     # The cached data set is left as generated: the night lives beside it.
-    assert len(list((tmp_path / "data").glob(f"events-{EVENTS}-seed-{SEED}-v*-night-{FRACTION:g}-n*"))) == 1
+    assert len(list(data.glob(f"events-{EVENTS}-seed-{SEED}-v*-night-{FRACTION:g}-n*"))) == 1
     printed = capsys.readouterr().out
     assert "incremental / full: wall" in printed and re.search(r"^night +end to end", printed, re.MULTILINE)
     assert "incremental night vs full refresh of history + night: equal" in printed

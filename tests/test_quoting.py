@@ -12,9 +12,13 @@ import pandas as pd
 import pytest
 import yaml
 
+from benchmarks import profiling
+from benchmarks.retentioneering_baseline import stage_sql
+from benchmarks.systems import floor_sql
+from cjm_analytics import warehouse
 from cjm_analytics.cli import main
 from cjm_analytics.config import load_config
-from tests.fixtures import rows
+from tests.fixtures import make_config, rows
 
 pytestmark = pytest.mark.slow
 
@@ -122,3 +126,46 @@ def test_published_marts_and_report_are_written_in_the_odd_folders(project: tupl
     funnel = pd.read_parquet(root / f"marts {ODD}" / "current" / "parquet" / "stage_funnel")
     assert funnel.sort_values("stage_order").stage.tolist() == list(STAGES.values())
     assert (root / f"reports {ODD}" / "index.html").is_file()
+
+
+# --- the benchmark: the same characters in its folders, the config's column names and the stage rules --------
+
+
+def test_the_floor_reads_any_column_names_and_folders(tmp_path: Path) -> None:
+    _, parquet_path = _write(tmp_path / f"data {ODD}")
+    cfg = make_config(parquet_path.parents[1], sources=[{"name": "web", "kind": "clickstream",
+                                                         "path": f"web {ODD}/*.parquet", "columns": COLUMNS}])
+    sql, params = floor_sql(cfg)
+    con = duckdb.connect()
+    con.execute(sql, params)
+    sorted_ = con.execute("SELECT * FROM sorted").df()
+    assert sorted_[["source", "event_id", "anonymous_id", "event_name", "channel", PROPERTY]].values.tolist() == [
+        ["web", "p'1", "b'2", LANDING, CHANNEL, "no"], ["web", 'p"2', "b'2", ORDER, CHANNEL, "not paid"]]
+
+
+def test_retentioneerings_stage_rules_take_any_names() -> None:
+    stages = [{"name": STAGES["browse"], "events": [LANDING]}, {"name": STAGES["cart"], "events": ["add 'to' *"]},
+              {"name": STAGES["buy"], "events": [{"name": ORDER, "where": {PROPERTY: PAID}}]}]
+    eventstream = pd.DataFrame({"event": [LANDING, CART, ORDER, ORDER, "other"],
+                                PROPERTY: [None, None, PAID, "not paid", None], "n": range(5)})
+    con = duckdb.connect()
+    con.register("eventstream", eventstream)
+    mapped = con.execute(stage_sql(stages, list(eventstream.columns)) + " ORDER BY n").fetchall()
+    assert [(row[0], row[2]) for row in mapped] == [(STAGES["browse"], 0), (STAGES["cart"], 1), (STAGES["buy"], 2)]
+
+
+def test_the_benchmarks_hook_sets_and_profiles_the_products_connections(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(warehouse, "CONNECT_HOOKS", [])  # this test's hook only, gone after it
+    profiles = tmp_path / f"profiles {ODD}"
+    profiles.mkdir()
+    profiling.hook({"checkpoint_threshold": "1GB", "preserve_insertion_order": "false"}, (profiles, "step"))
+    con = warehouse.connect(tmp_path / f"w {ODD}.duckdb")
+    try:
+        assert con.execute("SELECT current_setting('checkpoint_threshold'), "
+                           "current_setting('preserve_insertion_order')").fetchone() == ("953.6 MiB", False)
+        con.execute("SELECT $text", {"text": ODD})
+    finally:
+        con.close()
+    summary = profiling.summarize(profiles, "step")
+    assert summary["statements"] == 2 and "SELECT $text" in {k["sql"] for k in summary["by_statement"]}
