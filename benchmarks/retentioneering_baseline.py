@@ -1,7 +1,7 @@
 """Retentioneering 5 computing its transition graph on the benchmark's data: the third-party yardstick.
 
 Runs with the interpreter of its own virtualenv (`.venv-retentioneering`, from
-benchmarks/retentioneering-requirements.txt), never the project's: benchmarks/run.py starts it as a child,
+benchmarks/retentioneering-requirements.txt), never the project's: benchmarks/systems.py starts it as a child,
 
     .venv-retentioneering/bin/python -m benchmarks.retentioneering_baseline --worker SPEC.json
 
@@ -49,22 +49,22 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from benchmarks.run import _cpu, _rss_mb  # stdlib only: importable by Retentioneering's own interpreter
+# Both import only the standard library and DuckDB, which Retentioneering's own interpreter has too.
+from benchmarks.measure import REPO, cpu_seconds, rss_mb
+from cjm_analytics.sql_steps import quote_ident, quote_literal
 
 # Retentioneering sends usage events to PostHog unless told not to; set before it is imported anywhere.
 os.environ.setdefault("RETENTIONEERING_NO_TRACK", "1")
 
-REPO = Path(__file__).resolve().parents[1]
 VENV = REPO / ".venv-retentioneering"
 REQUIREMENTS = Path(__file__).with_name("retentioneering-requirements.txt")
 START, END = "(start)", "(end)"
-MB = 1024 * 1024
 
 
 # --------------------------------------------------------------------------------------------------------------
-# The virtualenv (these run in the project's interpreter: benchmarks/run.py, make bench-deps)
+# The virtualenv (these run in the project's interpreter: benchmarks/systems.py, make bench-deps)
 # --------------------------------------------------------------------------------------------------------------
 
 
@@ -125,20 +125,20 @@ class _Phases:
         self.done: list[dict[str, Any]] = []
         self.untimed_seconds = 0.0
         self._on_phase = on_phase
-        self._clock, self._cpu = time.perf_counter(), _cpu()
+        self._clock, self._cpu = time.perf_counter(), cpu_seconds()
 
     def untimed(self) -> None:
         self.untimed_seconds += time.perf_counter() - self._clock
-        self._clock, self._cpu = time.perf_counter(), _cpu()
+        self._clock, self._cpu = time.perf_counter(), cpu_seconds()
 
     def end(self, phase: str, **extra: Any) -> None:
-        clock, cpu = time.perf_counter(), _cpu()
+        clock, cpu = time.perf_counter(), cpu_seconds()
         row = {"step": phase, "seconds": round(clock - self._clock, 3), "cpu_seconds": round(cpu - self._cpu, 2),
-               "peak_rss_so_far_mb": _rss_mb(), **extra}
+               "peak_rss_so_far_mb": rss_mb(), **extra}
         self.done.append(row)
         if self._on_phase:
             self._on_phase(row)
-        self._clock, self._cpu = time.perf_counter(), _cpu()
+        self._clock, self._cpu = time.perf_counter(), cpu_seconds()
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -148,7 +148,7 @@ class _Phases:
 
 def _rules(stages: list[dict[str, Any]]) -> list[tuple[str, str, dict[str, str]]]:
     """(stage, event-name glob, {property: wanted text}) per rule, in config order."""
-    out = []
+    out: list[tuple[str, str, dict[str, str]]] = []
     for stage in stages:
         for rule in stage["events"]:
             if isinstance(rule, str):
@@ -172,7 +172,7 @@ def read_events(config: dict[str, Any], base_dir: Path) -> Any:
     import pyarrow.parquet as pq
 
     properties = sorted({p for _stage, _name, where in _rules(config["stages"]) for p in where})
-    units = {"epoch_s": "s", "epoch_ms": "ms", "epoch_us": "us"}
+    units: dict[str, Literal["s", "ms", "us"]] = {"epoch_s": "s", "epoch_ms": "ms", "epoch_us": "us"}
     frames = []
     for source in config["sources"]:
         columns = source.get("columns")
@@ -213,24 +213,17 @@ def stitch(events: Any) -> Any:
     return events.customer_id.fillna(events.anonymous_id.map(identities)).fillna(events.anonymous_id)
 
 
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def stage_sql(stages: list[dict[str, Any]], columns: Sequence[str], event_col: str = "event") -> str:
     """filter_events' SQL: each event renamed to its stage (first matching rule), unmapped events dropped."""
     whens = []
     for stage, name, where in _rules(stages):
-        conditions = [f"CAST({_ident(event_col)} AS VARCHAR) GLOB {_literal(name)}"]
+        conditions = [f"CAST({quote_ident(event_col)} AS VARCHAR) GLOB {quote_literal(name)}"]
         for prop, wanted in where.items():
-            conditions.append(f"CAST({_ident(prop)} AS VARCHAR) = {_literal(wanted)}" if prop in columns else "FALSE")
-        whens.append(f"WHEN {' AND '.join(conditions)} THEN {_literal(stage)}")
+            conditions.append(f"CAST({quote_ident(prop)} AS VARCHAR) = {quote_literal(wanted)}" if prop in columns
+                              else "FALSE")
+        whens.append(f"WHEN {' AND '.join(conditions)} THEN {quote_literal(stage)}")
     case = "CASE " + " ".join(whens) + " END"
-    return (f"SELECT * EXCLUDE (_stage) REPLACE (_stage AS {_ident(event_col)}) "
+    return (f"SELECT * EXCLUDE (_stage) REPLACE (_stage AS {quote_ident(event_col)}) "
             f"FROM (SELECT *, {case} AS _stage FROM eventstream) WHERE _stage IS NOT NULL")
 
 
@@ -343,24 +336,25 @@ def compare_edges(ours: Any, theirs: Any) -> dict[str, Any]:
 
 
 def worker(spec_file: Path) -> int:
-    """benchmarks/run.py's child: the spec has the config, base_dir, outputs and result paths."""
+    """benchmarks/systems.py's child: the spec has the config, base_dir, outputs and result paths."""
     spec = json.loads(spec_file.read_text(encoding="utf-8"))
     from retentioneering import engine
 
     # Its one DuckDB instance (every processor's queries): the benchmark's temp directory, where spill is
-    # measured, and --threads when given; otherwise DuckDB's defaults, as a user gets them.
+    # measured, and --threads when given; otherwise DuckDB's defaults, as a user gets them. Quoted: engine.run
+    # takes SQL text, no parameters.
     settings = spec.get("duckdb") or {}
     for key in ("temp_directory", "threads"):
         if settings.get(key) is not None:
-            engine.run(f"SET {key} = {_literal(str(settings[key]))}")
-    rss_before = _rss_mb()
+            engine.run(f"SET {key} = {quote_literal(str(settings[key]))}")
+    rss_before = rss_mb()
     edges, counts, phases = run(spec["config"], Path(spec["base_dir"]))
     out_dir = Path(spec["outputs"])
     out_dir.mkdir(parents=True, exist_ok=True)
     edges.to_parquet(out_dir / "stage_transitions.parquet")
     result = {"steps": phases, "seconds": round(sum(p["seconds"] for p in phases), 3),
               "cpu_seconds": round(sum(p["cpu_seconds"] for p in phases), 2), "counts": counts,
-              "rss_before_mb": rss_before, "versions": versions(), "peak_rss_mb": _rss_mb(),
+              "rss_before_mb": rss_before, "versions": versions(), "peak_rss_mb": rss_mb(),
               "duckdb": engine.run("SELECT current_setting('threads') AS threads, "
                                    "current_setting('memory_limit') AS memory_limit").iloc[0].to_dict()}
     Path(spec["result"]).write_text(json.dumps(result, default=str), encoding="utf-8")

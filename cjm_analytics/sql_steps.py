@@ -1,13 +1,26 @@
-"""Runs the named SQL steps in `sql/` with bound parameters; the only place that reads SQL files."""
+"""Runs the named SQL steps in `sql/` with bound parameters; the only place that reads SQL files. Also the one
+quoting helper of the repo (quote_ident, quote_literal).
+
+Bind or quote (docs/adr/0001-bind-or-quote.md):
+- a value is bound (`$name`) wherever DuckDB 1.4 and later take a parameter: in queries, SET's value, COPY ... TO's
+  file, a table function's arguments (`read_parquet($files)`, `read_csv($path, columns = $types)`);
+- a name from a file, the config or the command line (a column, a setting) goes through quote_ident: a parameter
+  cannot name a thing;
+- quote_literal only where DuckDB takes no parameter: ATTACH's path (DuckDB 1.4 cannot parse one), the body of a
+  view or a macro, SQL handed as text to another library (Retentioneering).
+Never format a value into SQL without one of them: a `'` or a `"` in a path or a name is data.
+"""
 
 from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas only for query_sql's result: quoting and running steps must not load it
+    import pandas as pd
 
 # Installed wheels carry sql/ inside the package; a source checkout keeps it at the repo root.
 _PACKAGED = Path(__file__).with_name("sql")
@@ -37,7 +50,7 @@ def query_sql(con: duckdb.DuckDBPyConnection, step: str, **params: Any) -> pd.Da
 
 
 def quote_ident(name: str) -> str:
-    """A SQL identifier for any column name found in a file."""
+    """A SQL identifier for any name from a file, the config or the command line."""
     return '"' + name.replace('"', '""') + '"'
 
 

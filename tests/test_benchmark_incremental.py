@@ -13,7 +13,8 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from benchmarks import run
+from benchmarks import run, systems
+from benchmarks.compare import compare_warehouses, warehouse_totals
 from benchmarks.generate import config_dict, generate, generate_night
 from cjm_analytics.config import parse_config
 from cjm_analytics.nightly import NIGHTLY_STEPS, RunContext
@@ -94,18 +95,18 @@ def test_the_night_is_the_next_day_of_the_same_customers(history: Path, night: P
 
 def test_an_incremental_night_equals_a_full_refresh(history: Path, night: Path, tmp_path: Path) -> None:
     sources = tmp_path / "sources"
-    run.link_files(history, sources)
+    systems.link_files(history, sources)
     config = config_dict(sources, warehouse=str(tmp_path / "w" / "cjm.duckdb"), reports=str(tmp_path / "reports"))
     steps = [step for name, step in NIGHTLY_STEPS if name not in ("publish_reports", "publish_marts")]
     cfg = parse_config(config, tmp_path, "test")
     full = RunContext.start(cfg)
     for step in steps:
         step(full)
-    run.link_files(night, sources)
+    systems.link_files(night, sources)
     incremental = RunContext.start(cfg)
     results = {r.step: r.counts for r in (step(incremental) for step in steps)}
     assert sum(f["rows_loaded"] for f in results["load_sources"]["files"]) == round(EVENTS * FRACTION)
-    assert 0 < results["sessionize"]["customers_recomputed"] < 0.5 * run._warehouse_totals(cfg.warehouse)["customers"]
+    assert 0 < results["sessionize"]["customers_recomputed"] < 0.5 * warehouse_totals(cfg.warehouse)["customers"]
 
     refreshed = tmp_path / "refresh" / "cjm.duckdb"
     refreshed.parent.mkdir()
@@ -114,7 +115,7 @@ def test_an_incremental_night_equals_a_full_refresh(history: Path, night: Path, 
     refresh = RunContext(refresh_cfg, "refresh", incremental.run_started, full_refresh=True)
     for step in steps:
         step(refresh)
-    check = run.compare_warehouses(cfg.warehouse, refreshed)
+    check = compare_warehouses(cfg.warehouse, refreshed)
     assert check["equal"], check
     assert check["tables"]["events"]["rows"] == EVENTS + round(EVENTS * FRACTION)
 
@@ -122,20 +123,25 @@ def test_an_incremental_night_equals_a_full_refresh(history: Path, night: Path, 
 def test_the_benchmark_reports_the_night_and_checks_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     skip = ",".join(s for s in run.SYSTEMS if s != "pipeline")
     out = tmp_path / "result.json"
-    assert run.main(["--events", str(EVENTS), "--seed", str(SEED), "--data-dir", str(tmp_path / "data"),
-                     "--skip", skip, "--incremental", str(FRACTION), "--check-incremental", "--out", str(out)]) == 0
+    data = tmp_path / "data it's \"odd\"; x"  # its folders reach the SQL of the run, the profiles and the check
+    assert run.main(["--events", str(EVENTS), "--seed", str(SEED), "--data-dir", str(data), "--skip", skip,
+                     "--incremental", str(FRACTION), "--check-incremental", "--out", str(out), "--profile",
+                     "--set", "checkpoint_threshold=1GB"]) == 0
     report = json.loads(out.read_text(encoding="utf-8"))
     inc = report["incremental"]
     assert inc["completed"] and inc["check"]["equal"]
-    assert [s["step"] for s in inc["steps"]] == list(run.PIPELINE_STEPS)
+    assert [s["step"] for s in inc["steps"]] == list(systems.PIPELINE_STEPS)
     for figure in ("seconds", "cpu_seconds", "peak_rss_mb", "spill_max_mb"):
         assert all(figure in s for s in inc["steps"]) and figure in inc["total"]
     assert inc["recomputed"]["events_loaded"] == round(EVENTS * FRACTION)
     assert 0 < inc["recomputed"]["customers_recomputed"] < inc["recomputed"]["customers_total"]
     assert set(inc["ratios"]) == {"incremental_over_full", "incremental_over_full_cpu"}
     assert report["ratios"]["incremental_over_full"] == inc["ratios"]["incremental_over_full"]
+    # --profile and --set reach every step's connections through the product's connect hook.
+    for profile in (report["profile"], inc["profile"]):
+        assert list(profile) == list(systems.PIPELINE_STEPS) and all(p["statements"] > 0 for p in profile.values())
     # The cached data set is left as generated: the night lives beside it.
-    assert len(list((tmp_path / "data").glob(f"events-{EVENTS}-seed-{SEED}-v*-night-{FRACTION:g}-n*"))) == 1
+    assert len(list(data.glob(f"events-{EVENTS}-seed-{SEED}-v*-night-{FRACTION:g}-n*"))) == 1
     printed = capsys.readouterr().out
     assert "incremental / full: wall" in printed and re.search(r"^night +end to end", printed, re.MULTILINE)
     assert "incremental night vs full refresh of history + night: equal" in printed
