@@ -27,6 +27,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # Throughput and peak memory of the pipeline, the sort floor, a pandas baseline and Retentioneering on the same data
 # (benchmarks/README.md); EVENTS=10000000 for the 10M figures in docs/performance.md.

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Literal
 
 import duckdb
@@ -91,19 +90,6 @@ def read_health(con: duckdb.DuckDBPyConnection, run_id: str) -> Health:
         "ORDER BY CASE status WHEN 'error' THEN 0 WHEN 'warning' THEN 1 WHEN 'info' THEN 2 ELSE 3 END, "
         "check_name, subject", {"run_id": run_id}).fetchall()
     return Health(run_id, [CheckResult(*row) for row in rows])
-
-
-def show_failed_night(reports_dir: Path, health: Health, run_started: datetime) -> None:
-    """A failed night publishes nothing, but the report that stays shown learns of it: its run_status.js (beside
-    the shown site's pages) is replaced, and the overview says it shows the last good run (docs/checks.md)."""
-    from cjm_analytics.publish import site_versions
-    from cjm_analytics.report.site import write_run_status
-
-    site = site_versions(reports_dir)
-    shown = site.root / site.pointer
-    if shown.is_dir():
-        write_run_status(shown, {"run_id": health.run_id, "run_started": f"{run_started:%Y-%m-%d %H:%M} UTC",
-                                 "verdict": health.verdict, "summary": health.summary()})
 
 
 def gate(health: Health, force_publish: bool) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cjm_analytics.config import Config, load_config
-from cjm_analytics.errors import ConfigError, OrchestratorError, as_user_error
+from cjm_analytics.errors import ConfigError, as_user_error
 
 _COUNTS = ("rows_read", "rows_loaded", "rows_rejected", "rows_duplicate")
 
@@ -114,23 +114,9 @@ def _prefect_home_if_none(warehouse: Path) -> None:
 def _serve(args: argparse.Namespace) -> int:
     load_config(args.config)  # fail now, not at 02:00
     os.environ.setdefault("DO_NOT_TRACK", "1")
-    import httpx
-    from prefect import serve
-    from prefect.exceptions import PrefectException
-    from prefect.settings import PREFECT_API_URL
+    from pipelines.nightly import serve_nightly
 
-    from pipelines.nightly import nightly_deployment
-
-    api = PREFECT_API_URL.value()  # the environment, or the active Prefect profile (`prefect config set`)
-    if not api:
-        raise ConfigError(
-            "cjm serve needs a running Prefect server: start one with `prefect server start` and set "
-            "PREFECT_API_URL=http://127.0.0.1:4200/api (a schedule does nothing on the temporary server)"
-        )
-    try:
-        serve(nightly_deployment(str(Path(args.config).resolve()), cron=args.cron, name=args.name))
-    except (httpx.HTTPError, PrefectException) as e:
-        raise OrchestratorError(f"the Prefect server at {api} failed: {type(e).__name__}: {e}") from None
+    serve_nightly(str(Path(args.config).resolve()), cron=args.cron, name=args.name)
     return 0
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from cjm_analytics.alerts import alerting
-from cjm_analytics.checks import Health, check_run, gate, show_failed_night
+from cjm_analytics.checks import Health, check_run, gate
 from cjm_analytics.config import Config, DuckDBSettings
 from cjm_analytics.core import (
     build_journeys,
@@ -136,6 +136,8 @@ def check_health_step(ctx: RunContext) -> StepResult:
 
     result = run_step(ctx, "check_health", work)  # committed: the checks stay, whatever the verdict
     if found[0].failed and not ctx.force_publish:
+        from cjm_analytics.publish import show_failed_night
+
         show_failed_night(ctx.config.reports, found[0], ctx.run_started)
     gate(found[0], ctx.force_publish)
     return result

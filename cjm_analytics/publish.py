@@ -26,6 +26,7 @@ from typing import Any
 
 import duckdb
 
+from cjm_analytics.checks import Health
 from cjm_analytics.errors import PublishError
 from cjm_analytics.sql_steps import quote_ident, quote_literal
 
@@ -323,3 +324,15 @@ def publish_run(
         marts.prune(KEEP_RUNS)
     return {"published": str(folder), "current": str(marts_dir / marts.pointer),
             "report": str(report) if staged else None, "leftovers_removed": cleaned}
+
+
+def show_failed_night(reports_dir: Path, health: Health, run_started: datetime) -> None:
+    """A failed night publishes nothing, but the report that stays shown learns of it: its run_status.js (beside
+    the shown site's pages) is replaced, and the overview says it shows the last good run (docs/checks.md)."""
+    from cjm_analytics.report.site import write_run_status
+
+    site = site_versions(reports_dir)
+    shown = site.root / site.pointer
+    if shown.is_dir():
+        write_run_status(shown, {"run_id": health.run_id, "run_started": f"{run_started:%Y-%m-%d %H:%M} UTC",
+                                 "verdict": health.verdict, "summary": health.summary()})

@@ -230,6 +230,21 @@ def _tracebacks_to_file(path: Path) -> Iterator[None]:
             to_file.close()
 
 
+def serve_nightly(config_path: str, cron: str = NIGHTLY_CRON, name: str = "cjm-nightly") -> None:
+    """Serve the nightly deployment on the Prefect server the settings name (`cjm serve`); a server that is not
+    configured or fails is one line (ConfigError, OrchestratorError)."""
+    api = PREFECT_API_URL.value()  # the environment, or the active Prefect profile (`prefect config set`)
+    if not api:
+        raise ConfigError(
+            "cjm serve needs a running Prefect server: start one with `prefect server start` and set "
+            "PREFECT_API_URL=http://127.0.0.1:4200/api (a schedule does nothing on the temporary server)"
+        )
+    try:
+        prefect.serve(nightly_deployment(config_path, cron=cron, name=name))
+    except (httpx.HTTPError, PrefectException) as e:
+        raise OrchestratorError(f"the Prefect server at {api} failed: {type(e).__name__}: {e}") from None
+
+
 def nightly_deployment(config_path: str, cron: str = NIGHTLY_CRON, name: str = "cjm-nightly") -> Any:
     """The nightly flow as a deployment on a cron schedule (UTC), for `prefect.serve`."""
     return flow_for(load_config(config_path)).to_deployment(

@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # What only `cjm analyze` and the report site need.
@@ -20,6 +22,8 @@ NOT_NIGHTLY = ("plotly", "argparse", "cjm_analytics.report", "cjm_analytics.anal
 AGGREGATE = """
 import importlib, json, pkgutil, sys
 from pathlib import Path
+
+import pytest
 
 import cjm_analytics.analysis
 from tests.fixtures import make_config, run_steps, write_csv
@@ -48,3 +52,14 @@ def test_the_nightly_marts_load_no_cli_report_or_plotly(tmp_path: Path) -> None:
     loaded = json.loads(done.stdout.splitlines()[-1])
     assert "cjm_analytics.marts" in loaded and "cjm_analytics.analysis.pain_points" in loaded
     assert [m for m in loaded if any(m == name or m.startswith(f"{name}.") for name in NOT_NIGHTLY)] == []
+
+
+def test_the_import_contracts_hold() -> None:
+    """pyproject's [tool.importlinter] contracts (also `make lint`): an arrow pointing up fails the suite."""
+    linter = Path(sys.executable).with_name("lint-imports")
+    if not linter.exists():
+        pytest.skip("import-linter is not installed (pip install '.[dev]')")
+    done = subprocess.run([str(linter)], cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "0 broken" in done.stdout
