@@ -23,8 +23,6 @@ AGGREGATE = """
 import importlib, json, pkgutil, sys
 from pathlib import Path
 
-import pytest
-
 import cjm_analytics.analysis
 from tests.fixtures import make_config, run_steps, write_csv
 
