@@ -40,7 +40,7 @@ class _ProfiledConnection:
         return getattr(self._con, name)
 
 
-def hook(extra: Mapping[str, Any], profile: tuple[Path, str] | None) -> None:
+def add_to_connections(extra: Mapping[str, Any], profile: tuple[Path, str] | None) -> None:
     """Every connection the product opens in this process gets the `extra` settings and, with `profile` (folder,
     file prefix), a JSON profile per statement. The config's `duckdb:` settings are applied by the product itself."""
     from cjm_analytics.warehouse import CONNECT_HOOKS

@@ -70,7 +70,7 @@ def worker_step(spec: dict[str, Any]) -> dict[str, Any]:
         profile[0].mkdir(parents=True, exist_ok=True)
     extra = spec["duckdb"].get("extra") or {}
     if extra or profile is not None:
-        profiling.hook(extra, profile)
+        profiling.add_to_connections(extra, profile)
     rss_before, cpu = rss_mb(), cpu_seconds()
     clock = time.perf_counter()
     result = dict(NIGHTLY_STEPS)[spec["step"]](ctx)

@@ -159,7 +159,8 @@ def test_the_benchmarks_hook_sets_and_profiles_the_products_connections(tmp_path
     monkeypatch.setattr(warehouse, "CONNECT_HOOKS", [])  # this test's hook only, gone after it
     profiles = tmp_path / f"profiles {ODD}"
     profiles.mkdir()
-    profiling.hook({"checkpoint_threshold": "1GB", "preserve_insertion_order": "false"}, (profiles, "step"))
+    profiling.add_to_connections({"checkpoint_threshold": "1GB", "preserve_insertion_order": "false"},
+                                 (profiles, "step"))
     con = warehouse.connect(tmp_path / f"w {ODD}.duckdb")
     try:
         assert con.execute("SELECT current_setting('checkpoint_threshold'), "
