@@ -68,28 +68,23 @@ FROM stage_funnel
 WHERE stage_order < $goal_order;
 
 -- Late data: events loaded this run whose time is not after the end of the data of the last good run, i.e. that
--- land in cohort days a dashboard has already shown.
+-- land in cohort days a dashboard has already shown; and the first day they land in.
 INSERT INTO run_metrics
 WITH last_good AS (
     SELECT max_by(value, run_started) AS data_end
     FROM run_metrics
     WHERE metric = 'data_end' AND run_id <> $run_id
         AND run_id NOT IN (SELECT run_id FROM run_checks WHERE status = 'error')
+),
+
+late AS (
+    SELECT
+        CAST(count(*) AS DOUBLE) AS late_events,
+        epoch(min(ts)) AS late_from
+    FROM raw_events
+    WHERE run_id = $run_id AND epoch(ts) <= (SELECT data_end FROM last_good)
 )
 
-SELECT $run_id, $run_started, 'late_events', '', count(*)
-FROM raw_events
-WHERE run_id = $run_id AND epoch(ts) <= (SELECT data_end FROM last_good);
-
--- ...and the first day they land in.
-INSERT INTO run_metrics
-WITH last_good AS (
-    SELECT max_by(value, run_started) AS data_end
-    FROM run_metrics
-    WHERE metric = 'data_end' AND run_id <> $run_id
-        AND run_id NOT IN (SELECT run_id FROM run_checks WHERE status = 'error')
-)
-
-SELECT $run_id, $run_started, 'late_from', '', epoch(min(ts))
-FROM raw_events
-WHERE run_id = $run_id AND epoch(ts) <= (SELECT data_end FROM last_good);
+SELECT $run_id, $run_started, metric, '', value
+FROM late
+UNPIVOT INCLUDE NULLS (value FOR metric IN (late_events, late_from));
