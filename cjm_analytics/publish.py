@@ -334,5 +334,7 @@ def show_failed_night(reports_dir: Path, health: Health, run_started: datetime) 
     site = site_versions(reports_dir)
     shown = site.root / site.pointer
     if shown.is_dir():
+        failed = "; ".join(c.message for c in health.failed[:3])  # the page says which run failed itself
+        more = f" (+{len(health.failed) - 3} more, see table run_checks)" if len(health.failed) > 3 else ""
         write_run_status(shown, {"run_id": health.run_id, "run_started": f"{run_started:%Y-%m-%d %H:%M} UTC",
-                                 "verdict": health.verdict, "summary": health.summary()})
+                                 "verdict": health.verdict, "summary": failed + more})
