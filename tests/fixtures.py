@@ -16,6 +16,14 @@ WEB_COLUMNS = {
     "event_id": "event_id", "customer_id": "user_id", "anonymous_id": "anonymous_id",
     "event_name": "event", "timestamp": "ts", "channel": "channel",
 }
+# Two days of four customers' events, each stage reached once: the publishing tests' warehouse.
+PUBLISH_EVENTS = """
+    event_id,anonymous_id,user_id,event,ts,channel
+    1,a1,,landing,2026-10-31T10:00:00Z,ads
+    2,a1,u1,add_to_cart,2026-11-01T10:05:00Z,
+    3,a2,,product_view,2026-11-01T11:00:00Z,email
+    4,,u3,order,2026-11-02T09:00:00Z,
+"""
 STAGES = [
     {"name": "browse", "events": ["product_*", "landing"]},
     {"name": "cart", "events": ["add_to_cart"]},

@@ -16,16 +16,10 @@ import pytest
 from cjm_analytics.publish import PUBLISHED, publish_marts
 from cjm_analytics.warehouse import connect
 from tests.conftest import REPO
+from tests.fixtures import PUBLISH_EVENTS as EVENTS
 from tests.fixtures import RUN_STARTED, make_config, run_steps, write_csv
 
 DUCKDB1 = REPO / ".venv" / "duckdb1"
-EVENTS = """
-    event_id,anonymous_id,user_id,event,ts,channel
-    1,a1,,landing,2026-10-31T10:00:00Z,ads
-    2,a1,u1,add_to_cart,2026-11-01T10:05:00Z,
-    3,a2,,product_view,2026-11-01T11:00:00Z,email
-    4,,u3,order,2026-11-02T09:00:00Z,
-"""
 
 
 @pytest.fixture

@@ -28,19 +28,13 @@ from cjm_analytics.report import PAGES, PLOTLY_JS
 from cjm_analytics.warehouse import connect
 from tests.browser import Visit
 from tests.conftest import REPO, SAMPLE_OUTPUTS, copy_sample
+from tests.fixtures import PUBLISH_EVENTS as EVENTS
 from tests.fixtures import STAGES, WEB_COLUMNS, write_csv
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
 
 PAGE_NAMES = [p.name for p in PAGES]
-EVENTS = """
-    event_id,anonymous_id,user_id,event,ts,channel
-    1,a1,,landing,2026-10-31T10:00:00Z,ads
-    2,a1,u1,add_to_cart,2026-11-01T10:05:00Z,
-    3,a2,,product_view,2026-11-01T11:00:00Z,email
-    4,,u3,order,2026-11-02T09:00:00Z,
-"""
 
 
 def project(root: Path) -> Path:
