@@ -50,6 +50,8 @@ def format_summary(config: Config, run_id: str, files: list[dict[str, Any]], sum
         # Files gone from the folder or renamed (docs/lifecycle.md): what the run did with them.
         lines += [f"    {f['status']} {Path(f['file']).name}: {f['message']}" for f in mine
                   if f["status"] in ("retracted", "missing", "renamed")]
+        lines += [f"    read nothing from {Path(f['file']).name}: {f['message']}" for f in mine
+                  if f["status"] == "loaded" and not int(f["rows_read"])]
     s = summary
     lines.append(
         f"warehouse: {_int(s.get('events_loaded'))} events ({_int(s.get('events_rejected'))} rejected, see table "
@@ -141,6 +143,19 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _validate(args: argparse.Namespace) -> int:
+    from cjm_analytics.validate import format_validation, validate
+
+    config = load_config(args.config)
+    found = validate(config, allow_empty_stages=args.allow_empty_stages, preview=args.journeys)
+    print(format_validation(config, found))
+    if found.errors:
+        first = found.errors[0]
+        more = f" (and {len(found.errors) - 1} more error(s) above)" if len(found.errors) > 1 else ""
+        raise ConfigError(f"{args.config}: {first.where}: {first.message}{more}")
+    return 0
+
+
 def _sample(args: argparse.Namespace) -> int:
     from cjm_analytics.sample import generate
 
@@ -149,8 +164,20 @@ def _sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    """What a bug report needs: this version, and the Python and DuckDB it runs on."""
+    import platform
+
+    import duckdb
+
+    from cjm_analytics import __version__
+
+    return f"cjm {__version__} (Python {platform.python_version()}, DuckDB {duckdb.__version__})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cjm", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the nightly pipeline once")
@@ -170,6 +197,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--cron", default="0 2 * * *", help="when to run (default 02:00 every day)")
     serve.add_argument("--name", default="cjm-nightly", help="the deployment's name")
     serve.set_defaults(func=_serve)
+
+    validate = sub.add_parser("validate", help="check the config against the data without running (nothing is "
+                              "written to the warehouse)")
+    validate.add_argument("--config", required=True)
+    validate.add_argument("--allow-empty-stages", action="store_true",
+                          help="a stage whose rules match no event is a warning, not an error")
+    validate.add_argument("--journeys", type=int, default=5, help="how many journeys to preview (default 5)")
+    validate.set_defaults(func=_validate)
 
     report = sub.add_parser("report", help="rebuild the report site from the warehouse")
     report.add_argument("--config", required=True)

@@ -33,6 +33,7 @@ from pydantic import (
 )
 
 from cjm_analytics.errors import ConfigError
+from cjm_analytics.suggest import did_you_mean
 
 PSEUDO_STAGES = ("(start)", "(end)")
 # Node names the transition graph and the step Sankey use for themselves (DEFINITIONS.md): no stage may take one.
@@ -462,13 +463,30 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     return out
 
 
+def _keys_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> set[str]:
+    """The keys the settings at `loc` may have: those of every model its annotation can be (lists, unions)."""
+    models: list[Any] = [model]
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        fields = [m.model_fields[part] for m in models if part in m.model_fields]
+        models = [t for f in fields for t in _models_in(f.annotation)]
+    return {name for m in models for name in m.model_fields}
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
+
+
 def _one_line(err: ValidationError) -> str:
     parts = []
     for e in err.errors():
         loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
-            msg = "unknown key"
+            msg = "unknown key" + did_you_mean(str(loc[-1]), _keys_at(Config, loc[:-1]))
         field = _field_path(loc)
         parts.append(f"{field}: {msg}" if field and not msg.startswith(f"{field}:") else msg)
     return "; ".join(parts)
@@ -500,7 +518,8 @@ def parse_config(data: Any, base_dir: Path, origin: str = "<config>") -> Config:
         resolved._output_folders, resolved._warehouse = output_folders, warehouse
         matched = _matched_files(resolved.path, output_folders, warehouse)
         if not matched:
-            raise ConfigError(f"{origin}: sources[{i}].path: {s.path!r} matches no file")
+            why = _why_no_file(_resolve(base_dir, s.path), s.path)
+            raise ConfigError(f"{origin}: sources[{i}].path: {s.path!r} {why}")
         for identity, path in matched.items():
             if identity in read_by:  # loading it twice would count its events twice
                 j, first = read_by[identity]
@@ -519,6 +538,15 @@ def parse_config(data: Any, base_dir: Path, origin: str = "<config>") -> Config:
             "sources": sources,
         }
     )
+
+
+def _why_no_file(path: Path, written: str) -> str:
+    """Why a source's path matched no file, and what to write instead (a folder is not its files)."""
+    if not path.is_dir():
+        return "matches no file"
+    suffixes = sorted({p.suffix for p in path.iterdir() if p.is_file() and p.suffix})
+    glob_ = "*" + (suffixes[0] if len(suffixes) == 1 else ".*")
+    return f"is a folder; give a glob of the files in it, e.g. {os.path.join(written, glob_)!r}"
 
 
 def _source_pattern(base: Path, path: str) -> str:

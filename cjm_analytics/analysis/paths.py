@@ -12,6 +12,7 @@ import pandas as pd
 
 from cjm_analytics.errors import AnalysisError
 from cjm_analytics.sql_steps import query_sql, run_sql
+from cjm_analytics.suggest import did_you_mean
 
 Level = Literal["stage", "touchpoint"]
 LEVELS: tuple[Level, ...] = ("stage", "touchpoint")
@@ -24,6 +25,17 @@ def _query(con: duckdb.DuckDBPyConnection, step: str, level: Level, collapse_loo
     run_sql(con, "analysis/paths_steps")  # defines the cjm_paths and cjm_timed_paths macros
     # Stage paths are always collapsed (DEFINITIONS.md); only touchpoint paths may keep repeats.
     return query_sql(con, step, level=level, collapse_loops=collapse_loops or level == "stage", **params)
+
+
+def _check_names(con: duckdb.DuckDBPyConnection, level: Level, **names: str) -> None:
+    """A step name that no stage (or no event's touchpoint) has is a typo, not an empty answer."""
+    known = set(query_sql(con, "analysis/path_step_names", level=level)["name"])
+    for what, name in names.items():
+        if name not in known:
+            kind = "stage" if level == "stage" else "touchpoint of any event"
+            hint = did_you_mean(name, known)
+            other = "" if hint else f" (--level {'touchpoint' if level == 'stage' else 'stage'}?)"
+            raise AnalysisError(f"{what}: {name!r} is no {kind}{hint or other}")
 
 
 def _positive(name: str, value: int | None) -> None:
@@ -57,6 +69,7 @@ def paths_around(
     if before < 0 or after < 0:
         raise AnalysisError(f"before, after: use whole numbers of at least 0, not {before}, {after}")
     _positive("n", n)
+    _check_names(con, level, anchor=anchor)
     return _query(con, "analysis/paths_around", level, collapse_loops, anchor=anchor, before=before, after=after,
                   n=n)
 
@@ -71,4 +84,5 @@ def paths_between(
 ) -> pd.DataFrame:
     """Sub-paths from the first `start` to the first `end` after it: DataFrame(path, customers, share, median_hours)."""
     _positive("n", n)
+    _check_names(con, level, start=start, end=end)
     return _query(con, "analysis/paths_between", level, collapse_loops, start=start, end=end, n=n)

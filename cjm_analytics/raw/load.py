@@ -238,8 +238,17 @@ def _load_batch(con: duckdb.DuckDBPyConnection, source: Source, plan: LoadPlan, 
                   "batch_renamed", "batch_retracted", "batch_cleared_refusals", "batch_forgotten",
                   "batch_refusals_done"):
         con.execute(f"DROP TABLE IF EXISTS {table}")  # the batch can be large: free it now
-    return {file: FileLoad(source.name, file, status, read, loaded, rejected, duplicate, message=message)
+    sizes = {str(f.path): f.size for f in plan.read}
+    return {file: FileLoad(source.name, file, status, read, loaded, rejected, duplicate,
+                           message=message or _nothing_read(status, read, sizes.get(file)))
             for file, status, read, loaded, rejected, duplicate, message in counts}
+
+
+def _nothing_read(status: str, rows_read: int, size: int | None) -> str:
+    """Why a file that loaded read no row: said, so that an empty export is not mistaken for a quiet day."""
+    if status != "loaded" or rows_read:
+        return ""
+    return "the file is empty: 0 rows" if size == 0 else "no data row (only a header?): 0 rows"
 
 
 def _by_schema(con: duckdb.DuckDBPyConnection,
