@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-StagedAs = Literal["json_lines", "parquet", "csv", "snowplow_tsv"]
+StagedAs = Literal["json_lines", "parquet", "csv", "snowplow_text"]
 
 # The enriched event's fields in the order of Snowplow's canonical TSV (131 tab-separated values, no header).
 SNOWPLOW_TSV_COLUMNS: tuple[str, ...] = (
@@ -48,5 +48,5 @@ def staged_as(preset: str, path: Path) -> StagedAs:
         return "parquet"
     # Snowplow's own output is TSV (.tsv, .gz or no extension); the Analytics SDKs write JSON lines.
     if preset == "snowplow" and not _named_json(path):
-        return "snowplow_tsv"
+        return "snowplow_text"
     return "json_lines"

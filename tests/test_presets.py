@@ -380,3 +380,86 @@ def test_fuzzed_json_exports_never_crash_and_always_reconcile(tmp_path: Path, ex
     run_steps(cfg, until="load_sources", run_started=RUN_STARTED)
     assert rows(cfg, "SELECT status, rows_read FROM load_manifest") == [("loaded", len(records))]
     _manifest(cfg)
+
+
+def _snowplow_export(folder: Path, name: str, header: bool, delimiter: str, order: list[str] | None = None,
+                     upper: bool = False) -> None:
+    """The TSV fixture's events as another export of the same table: with or without a header row, as TSV or
+    quoted CSV, its columns in another order and case (a warehouse's export)."""
+    import csv
+
+    from cjm_analytics.presets import SNOWPLOW_TSV_COLUMNS
+
+    names = order or list(SNOWPLOW_TSV_COLUMNS)
+    lines = (FIXTURES / SNOWPLOW_TSV).read_text(encoding="utf-8").splitlines()
+    records = [dict(zip(SNOWPLOW_TSV_COLUMNS, line.split("\t"), strict=False)) for line in lines]
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / name).open("w", encoding="utf-8", newline="") as f:
+        if delimiter == "\t":
+            if header:
+                f.write("\t".join(n.upper() if upper else n for n in names) + "\n")
+            for line, record in zip(lines, records, strict=True):  # the short line stays short
+                f.write((line if order is None else "\t".join(record.get(n, "") for n in names)) + "\n")
+        else:
+            writer = csv.writer(f, delimiter=delimiter, lineterminator="\n")
+            if header:
+                writer.writerow([n.upper() if upper else n for n in names])
+            for line, record in zip(lines, records, strict=True):
+                writer.writerow(line.split("\t") if order is None else [record.get(n, "") for n in names])
+
+
+@pytest.mark.parametrize(("name", "header", "delimiter", "reordered", "upper"), [
+    pytest.param("events.tsv", True, "\t", False, False, id="tsv-with-header"),
+    pytest.param("events.csv", True, ",", True, True, id="csv-with-header-reordered-upper-case"),
+    pytest.param("events.csv", False, ",", False, False, id="csv-without-header"),
+])
+def test_snowplow_exports_with_or_without_a_header_load_the_same_events(
+        tmp_path: Path, name: str, header: bool, delimiter: str, reordered: bool, upper: bool) -> None:
+    from cjm_analytics.presets import SNOWPLOW_TSV_COLUMNS
+
+    # A warehouse export holds the columns it was asked for, in its own order.
+    order = sorted(set(SNOWPLOW_TSV_COLUMNS) - {"user_ipaddress", "useragent"}, reverse=True) if reordered else None
+    _snowplow_export(tmp_path / "snowplow", name, header, delimiter, order, upper)
+    cfg = make_config(tmp_path, sources=[{"name": "sp", "kind": "clickstream", "path": "snowplow/*",
+                                          "format": "snowplow"}],
+                      stages=[{"name": "browse", "events": ["*"]}], goal="browse")
+    run_steps(cfg, until="load_sources", run_started=RUN_STARTED)
+    got = rows(cfg, f"SELECT row_number, event_id, customer_id, anonymous_id, event_name, {TS}, channel "
+                    "FROM raw_events ORDER BY row_number")
+    line_1, line_2, line_4 = (
+        (1, "5b6c7d8e-9f0a-4b1c-8d2e-3f4a5b6c7d8e", None, "dui-4b8e", "page_view", "2026-11-04 08:00:00.450000",
+         "cpc"),
+        (2, "6c7d8e9f-0a1b-4c2d-9e3f-4a5b6c7d8e9f", "cust-9", "dui-4b8e", "event", "2026-11-04 08:03:00.000000",
+         None),
+        (4, "c6ef3124-b53a-4b13-a233-0088f79dcbcb", None, "dui-4b8e", "page_view", "2026-11-03 10:00:00.130000",
+         "search"),
+    )
+    if order is None:  # line 3 is one value short: where the columns are counted, it is a reject of its own
+        assert got == [line_1, line_2, line_4]
+        assert _manifest(cfg) == [(name, 4, 3, 1, 0)]
+        assert rows(cfg, "SELECT row_number, reason FROM rejects") == [
+            (3, "MISSING COLUMNS: Expected Number of Columns: 131 Found: 130")]
+    else:  # the export wrote every column it was asked for: line 3 is whole
+        assert got == [line_1, line_2, (3, "7d8e9f0a-1b2c-4d3e-8f4a-5b6c7d8e9f0a", None, "dui-4b8e", "page_view",
+                                        "2026-11-04 08:04:00.000000", None), line_4]
+        assert _manifest(cfg) == [(name, 4, 4, 0, 0)]
+    assert _properties(cfg, "6c7d8e9f-0a1b-4c2d-9e3f-4a5b6c7d8e9f")["se_action"] == "add-to-cart"
+
+
+def test_snowplow_identity_fields_can_be_chosen(tmp_path: Path) -> None:
+    """docs/presets.md, Choosing the identity fields: network_userid instead of domain_userid."""
+    cfg = _config(tmp_path, "snowplow", [SNOWPLOW_JSON, SNOWPLOW_TSV], columns={"anonymous_id": "network_userid"})
+    run_steps(cfg, until="build_journeys", run_started=RUN_STARTED)
+    assert rows(cfg, "SELECT regexp_extract(file, '[^/]+$'), row_number, customer_id, anonymous_id FROM raw_events "
+                     "ORDER BY file, row_number") == [
+        (SNOWPLOW_JSON, 1, None, "nui-93d1"), (SNOWPLOW_JSON, 2, None, "nui-93d1"),
+        (SNOWPLOW_JSON, 3, "cust-9", "nui-93d1"), (SNOWPLOW_TSV, 1, None, "nui-93d1"),
+        (SNOWPLOW_TSV, 2, "cust-9", "nui-93d1")]
+    # JSON line 4 has a domain_userid but no network_userid: now it has no id at all.
+    assert rows(cfg, "SELECT regexp_extract(file, '[^/]+$'), row_number, reason FROM rejects ORDER BY file, "
+                     "row_number") == [
+        (SNOWPLOW_JSON, 4, "missing customer_id and anonymous_id"),
+        (SNOWPLOW_JSON, 5, "missing customer_id and anonymous_id"),
+        (SNOWPLOW_TSV, 3, "MISSING COLUMNS: Expected Number of Columns: 131 Found: 130")]
+    # cust-9 logged in on the nui-93d1 cookie: every event of that cookie is cust-9's.
+    assert rows(cfg, "SELECT customer_key, count(*) FROM events GROUP BY 1 ORDER BY 1") == [("cust-9", 5)]

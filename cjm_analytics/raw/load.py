@@ -25,7 +25,7 @@ from cjm_analytics.presets import staged_as
 from cjm_analytics.raw import project
 from cjm_analytics.raw.lifecycle import LoadPlan, ManifestEntry, PresentFile, plan_files
 from cjm_analytics.raw.project import create_staged_rows
-from cjm_analytics.raw.text import explain_refusal, record_column, stage_csv, stage_json_lines, stage_snowplow_tsv
+from cjm_analytics.raw.text import explain_refusal, record_column, stage_csv, stage_json_lines, stage_snowplow_text
 from cjm_analytics.sql_steps import quote_ident, quote_literal, run_sql
 from cjm_analytics.warehouse import transaction
 
@@ -136,7 +136,7 @@ def _stage_preset(con: duckdb.DuckDBPyConnection, source: Source, path: Path) ->
         elif how == "csv":
             names = header = stage_csv(con, path, source.delimiter)
         else:
-            names = stage_snowplow_tsv(con, path)
+            names = stage_snowplow_text(con, path)
         # Each record as a JSON object; typed values (GA4's nested event_params in Parquet) stay typed.
         pairs = ", ".join(f"{quote_literal(c)}, {quote_ident(c)}" for c in names)
         con.execute(f"CREATE OR REPLACE TEMP TABLE staged_file AS SELECT CAST(json_object({pairs}) AS VARCHAR) "

@@ -126,10 +126,25 @@ def stage_csv(con: duckdb.DuckDBPyConnection, path: Path, delimiter: str) -> lis
     return header
 
 
-def stage_snowplow_tsv(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
-    """Snowplow's enriched TSV: no header, the canonical columns in order, no quoting (values hold no tabs); the
-    staged columns."""
-    text = _Text(list(SNOWPLOW_TSV_COLUMNS), "delim = '\\t', quote = '', escape = ''", header=False, quoted=False)
+def stage_snowplow_text(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
+    """Snowplow enriched events as text; the staged columns (lower case, as the canonical event names them).
+
+    Snowplow's own output is TSV without a header: the 131 canonical columns in order, no quoting (values hold
+    no tabs). Exports from a warehouse table (Snowflake, BigQuery, Redshift, Databricks) carry a header row, in
+    any order, any case and with any subset of the columns, as TSV or as quoted CSV. The first line tells them
+    apart: a tab makes it TSV, and it is a header when it names both event_id and collector_tstamp (values a
+    real event cannot hold in those places).
+    """
+    first = _first_record(path).decode("utf-8-sig", errors="replace")
+    delimiter = "\t" if "\t" in first else ","
+    quoting = "quote = '', escape = ''" if delimiter == "\t" else "quote = '\"', escape = '\"'"
+    dialect = f"delim = {quote_literal(delimiter)}, {quoting}"
+    named = {n.strip().lower() for n in first.split(delimiter)}
+    if {"event_id", "collector_tstamp"} <= named:
+        columns = [c.lower() for c in csv_header(path, delimiter)]
+        _read_text_records(con, path, _Text(columns, dialect, header=True, quoted=delimiter != "\t"))
+        return columns
+    text = _Text(list(SNOWPLOW_TSV_COLUMNS), dialect, header=False, quoted=delimiter != "\t")
     _read_text_records(con, path, text)
     return text.columns
 
