@@ -20,7 +20,7 @@ from typing import Any
 from cjm_analytics.config import Config, load_config
 from cjm_analytics.errors import ConfigError, as_user_error
 
-_COUNTS = ("rows_read", "rows_loaded", "rows_rejected", "rows_duplicate")
+_COUNTS = ("rows_read", "rows_loaded", "rows_rejected", "rows_duplicate", "rows_filtered")
 
 
 def _int(n: Any) -> str:
@@ -38,13 +38,14 @@ def format_summary(config: Config, run_id: str, files: list[dict[str, Any]], sum
     lines = [f"cjm run {run_id}"]
     for source in config.sources:
         mine = [f for f in files if f["source"] == source.name]
-        total = {k: sum(int(f[k]) for f in mine) for k in _COUNTS}
+        total = {k: sum(int(f.get(k, 0)) for f in mine) for k in _COUNTS}
         unchanged = sum(f["status"] == "unchanged" for f in mine)
         refused = [f for f in mine if f["status"] == "refused"]
         lines.append(
             f"  {source.name}: {len(mine)} file(s), {unchanged} unchanged; read {_int(total['rows_read'])} = "
             f"loaded {_int(total['rows_loaded'])} + rejected {_int(total['rows_rejected'])} "
             f"+ duplicate {_int(total['rows_duplicate'])}"
+            + (f" + filtered {_int(total['rows_filtered'])}" if source.where or source.where_not else "")
         )
         lines += [f"    refused {Path(f['file']).name}: {f['message']}" for f in refused]
         # Files gone from the folder or renamed (docs/lifecycle.md): what the run did with them.

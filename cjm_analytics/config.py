@@ -93,6 +93,10 @@ class ColumnOverrides(_Strict):
         return {k: v for k, v in self.model_dump().items() if v is not None}
 
 
+def _as_text(x: Any) -> str:
+    return str(x).lower() if isinstance(x, bool) else str(x)
+
+
 class Source(_Strict):
     name: str
     kind: SourceKind
@@ -114,6 +118,25 @@ class Source(_Strict):
     # A file that was loaded and is gone from the folder: its events are retracted (the warehouse mirrors the
     # folder), or kept (files are archived or rotated away after loading). docs/lifecycle.md.
     missing_files: Literal["retract", "keep"] = "retract"
+    # Which rows are events at all (docs/lifecycle.md, Row filters): field -> glob(s). A row is kept only if every
+    # `where` field matches one of its globs, and no `where_not` field does; the rest is counted as filtered.
+    where: dict[str, list[str]] = Field(default_factory=dict)
+    where_not: dict[str, list[str]] = Field(default_factory=dict)
+
+    @field_validator("where", "where_not", mode="before")
+    @classmethod
+    def _globs_as_text_lists(cls, v: Any) -> Any:
+        # Values are compared as text; one glob may be given without a list.
+        if isinstance(v, dict):
+            return {str(k): globs if globs is None else [_as_text(g) for g in
+                                                         (globs if isinstance(globs, list) else [globs])]
+                    for k, globs in v.items()}
+        return v
+
+    def row_filters(self) -> list[dict[str, Any]]:
+        """The filter as sql/raw/macros.sql's cjm_filtered reads it: [{field, globs, keep}]."""
+        return ([{"field": k, "globs": g, "keep": True} for k, g in sorted(self.where.items())]
+                + [{"field": k, "globs": g, "keep": False} for k, g in sorted(self.where_not.items())])
 
     @field_validator("name")
     @classmethod

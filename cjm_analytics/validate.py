@@ -149,8 +149,10 @@ def format_validation(config: Config, v: Validation) -> str:
         read, loaded = sum(f.rows_read for f in mine), sum(f.rows_loaded for f in mine)
         rejected, duplicate = sum(f.rows_rejected for f in mine), sum(f.rows_duplicate for f in mine)
         refused = sum(f.status == "refused" for f in mine)
+        filtered = (f" + filtered {sum(f.rows_filtered for f in mine):,}" if source.where or source.where_not
+                    else "")
         lines.append(f"  {source.name}: {len(mine)} file(s){f', {refused} refused' if refused else ''}; read "
-                     f"{read:,} = loaded {loaded:,} + rejected {rejected:,} + duplicate {duplicate:,}")
+                     f"{read:,} = loaded {loaded:,} + rejected {rejected:,} + duplicate {duplicate:,}{filtered}")
         row = v.sources[v.sources["source"] == source.name]
         if len(row):
             r = row.iloc[0]

@@ -43,6 +43,7 @@ class FileLoad:
     rows_loaded: int = 0
     rows_rejected: int = 0
     rows_duplicate: int = 0
+    rows_filtered: int = 0  # left out by the source's where / where_not
     rows_removed: int = 0
     message: str = ""
 
@@ -233,15 +234,15 @@ def _load_batch(con: duckdb.DuckDBPyConnection, source: Source, plan: LoadPlan, 
         run_sql(con, "raw/append_batch", source=source.name, source_kind=source.kind, run_id=run_id,
                 reading_fingerprint=fingerprint, loaded_at=datetime.now(UTC).replace(tzinfo=None))
     counts = con.execute("SELECT file, status, rows_read, rows_loaded, rows_rejected, rows_duplicate, "
-                         "coalesce(message, '') FROM batch_counts").fetchall()
-    for table in ("batch_rows", "batch_parse_rejects", "batch_duplicates", "batch_counts", "batch_files",
-                  "batch_renamed", "batch_retracted", "batch_cleared_refusals", "batch_forgotten",
+                         "rows_filtered, coalesce(message, '') FROM batch_counts").fetchall()
+    for table in ("batch_rows", "batch_parse_rejects", "batch_duplicates", "batch_filtered", "batch_counts",
+                  "batch_files", "batch_renamed", "batch_retracted", "batch_cleared_refusals", "batch_forgotten",
                   "batch_refusals_done"):
         con.execute(f"DROP TABLE IF EXISTS {table}")  # the batch can be large: free it now
     sizes = {str(f.path): f.size for f in plan.read}
-    return {file: FileLoad(source.name, file, status, read, loaded, rejected, duplicate,
+    return {file: FileLoad(source.name, file, status, read, loaded, rejected, duplicate, rows_filtered=filtered,
                            message=message or _nothing_read(status, read, sizes.get(file)))
-            for file, status, read, loaded, rejected, duplicate, message in counts}
+            for file, status, read, loaded, rejected, duplicate, filtered, message in counts}
 
 
 def _nothing_read(status: str, rows_read: int, size: int | None) -> str:
@@ -289,6 +290,7 @@ def _append_files(con: duckdb.DuckDBPyConnection, source: Source, files: list[Pr
             run_started=run_started.replace(tzinfo=None),
             max_future_us=int(source.max_future_hours * 3_600_000_000),
             max_future_hours=f"{source.max_future_hours:g}",
+            filters=source.row_filters(),
         )
     except (duckdb.Error, SourceError, OSError, EOFError, zlib.error, csv.Error, UnicodeError) as e:
         # Any failure to read refuses this file alone (the others load, the next run tries it again).

@@ -12,7 +12,8 @@ WITH sources AS (
 tonight AS (
     SELECT
         source,
-        sum(rows_read) AS rows_read,
+        -- The rows judged: those a source's filter left out (where / where_not) are neither events nor rejects.
+        sum(rows_read - coalesce(rows_filtered, 0)) AS rows_read,
         sum(rows_loaded) AS rows_loaded,
         sum(rows_rejected) AS rows_rejected,
         count(*) FILTER (WHERE status = 'refused') AS files_refused,

@@ -1,6 +1,6 @@
 -- A source's batch (sql/raw/start_batch.sql) into the raw layer, in one transaction with its manifest rows:
 -- rejects with their reason, events once per (source, event_id), and for every file
--- rows_read = rows_loaded + rows_rejected + rows_duplicate.
+-- rows_read = rows_loaded + rows_rejected + rows_duplicate + rows_filtered.
 
 -- A whole file that could not be read: one reject without a row number.
 INSERT INTO rejects (source, file, row_number, reason, raw, run_id)
@@ -127,6 +127,14 @@ duplicates AS (
         count(*) AS rows_duplicate
     FROM batch_duplicates
     GROUP BY file_index
+),
+
+filtered AS (
+    SELECT
+        file_index,
+        sum(rows_filtered) AS rows_filtered
+    FROM batch_filtered
+    GROUP BY file_index
 )
 
 SELECT
@@ -134,18 +142,20 @@ SELECT
     f.file,
     f.status,
     f.message,
-    coalesce(j.rows_judged, 0) + coalesce(u.rows_unsplit, 0) AS rows_read,
+    coalesce(j.rows_judged, 0) + coalesce(u.rows_unsplit, 0) + coalesce(x.rows_filtered, 0) AS rows_read,
     coalesce(j.rows_judged, 0) - coalesce(j.rows_rejected, 0) - coalesce(d.rows_duplicate, 0) AS rows_loaded,
     coalesce(j.rows_rejected, 0) + coalesce(u.rows_unsplit, 0) AS rows_rejected,
-    coalesce(d.rows_duplicate, 0) AS rows_duplicate
+    coalesce(d.rows_duplicate, 0) AS rows_duplicate,
+    coalesce(x.rows_filtered, 0) AS rows_filtered
 FROM batch_files AS f
 LEFT JOIN judged AS j USING (file_index)
 LEFT JOIN unsplit AS u USING (file_index)
-LEFT JOIN duplicates AS d USING (file_index);
+LEFT JOIN duplicates AS d USING (file_index)
+LEFT JOIN filtered AS x USING (file_index);
 
 INSERT INTO load_manifest (
     source, file, size_bytes, modified_at, content_hash, status, rows_read, rows_loaded, rows_rejected,
-    rows_duplicate, run_id, loaded_at, reading_fingerprint
+    rows_duplicate, run_id, loaded_at, reading_fingerprint, rows_filtered
 )
 SELECT
     $source,
@@ -160,6 +170,7 @@ SELECT
     c.rows_duplicate,
     $run_id,
     $loaded_at,
-    $reading_fingerprint
+    $reading_fingerprint,
+    c.rows_filtered
 FROM batch_files AS f
 INNER JOIN batch_counts AS c USING (file_index);

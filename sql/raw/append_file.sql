@@ -12,21 +12,36 @@ INSERT INTO batch_parse_rejects (file_index, row_number, reason, raw)
 SELECT $file_index, row_number, reason, raw
 FROM staged_parse_rejects;
 
+-- The source's filter (where / where_not) on the values as cleaned below: rows it leaves out are counted, not
+-- judged, so a bot's odd row is filtered, not a reject.
+CREATE OR REPLACE TEMP VIEW cleaned_rows AS
+SELECT
+    file_index,
+    row_number,
+    nullif(trim(given_event_id), '') AS given_event_id,
+    nullif(trim(customer_id), '') AS customer_id,
+    nullif(trim(anonymous_id), '') AS anonymous_id,
+    nullif(trim(event_name), '') AS event_name,
+    nullif(trim(ts_text), '') AS ts_text,
+    ts_read,
+    nullif(trim(channel), '') AS channel,
+    properties,
+    record
+FROM staged_rows;
+
+INSERT INTO batch_filtered
+SELECT file_index, count(*)
+FROM cleaned_rows
+WHERE len($filters) > 0
+    AND cjm_filtered($filters, given_event_id, customer_id, anonymous_id, event_name, channel, properties)
+GROUP BY file_index;
+
 INSERT INTO batch_rows
 WITH cleaned AS (
-    SELECT
-        file_index,
-        row_number,
-        nullif(trim(given_event_id), '') AS given_event_id,
-        nullif(trim(customer_id), '') AS customer_id,
-        nullif(trim(anonymous_id), '') AS anonymous_id,
-        nullif(trim(event_name), '') AS event_name,
-        nullif(trim(ts_text), '') AS ts_text,
-        ts_read,
-        nullif(trim(channel), '') AS channel,
-        properties,
-        record
-    FROM staged_rows
+    SELECT *
+    FROM cleaned_rows
+    WHERE len($filters) = 0
+        OR NOT cjm_filtered($filters, given_event_id, customer_id, anonymous_id, event_name, channel, properties)
 ),
 
 read AS (

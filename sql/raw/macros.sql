@@ -68,3 +68,19 @@ CREATE OR REPLACE TEMP MACRO cjm_wall_clock_ns_reading(x) AS (
 CREATE OR REPLACE TEMP MACRO cjm_instant_reading(x) AS (
     CASE WHEN x IS NOT NULL THEN {'ts': cjm_in_range(timezone('UTC', x)), 'is_local': false} END
 );
+
+-- A source's row filter (config `where` / `where_not`, docs/lifecycle.md): filters is a list of
+-- {field, globs, keep}. A row is filtered out when a `where` field (keep) has no value matching one of its globs,
+-- or a `where_not` field (NOT keep) has one. A field is a canonical column by name, else a property.
+CREATE OR REPLACE TEMP MACRO cjm_filtered(filters, event_id, customer_id, anonymous_id, event_name, channel,
+                                          properties) AS (
+    len(list_filter(filters, lambda f: coalesce(len(list_filter(f.globs, lambda g: (
+        CASE f.field
+            WHEN 'event_id' THEN event_id
+            WHEN 'customer_id' THEN customer_id
+            WHEN 'anonymous_id' THEN anonymous_id
+            WHEN 'event_name' THEN event_name
+            WHEN 'channel' THEN channel
+            ELSE json_extract_string(properties, '$.' || to_json(f.field))
+        END) GLOB g)) > 0, false) <> f.keep)) > 0
+);

@@ -51,6 +51,8 @@ CREATE TABLE IF NOT EXISTS load_manifest (
 
 -- Warehouses from before fingerprints were kept: their files are read again once (NULL matches no fingerprint).
 ALTER TABLE load_manifest ADD COLUMN IF NOT EXISTS reading_fingerprint VARCHAR;
+-- Rows a source's filter (where / where_not) left out: read = loaded + rejected + duplicate + filtered.
+ALTER TABLE load_manifest ADD COLUMN IF NOT EXISTS rows_filtered BIGINT DEFAULT 0;
 
 CREATE TABLE IF NOT EXISTS run_log (
     run_id      VARCHAR NOT NULL,

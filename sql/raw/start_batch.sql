@@ -26,6 +26,12 @@ CREATE OR REPLACE TEMP TABLE batch_rows (
     raw           VARCHAR   -- rejected rows only
 );
 
+-- Rows the source's filter (where / where_not) left out, counted per file.
+CREATE OR REPLACE TEMP TABLE batch_filtered (
+    file_index    INTEGER NOT NULL,
+    rows_filtered BIGINT NOT NULL
+);
+
 -- Rows the reader could not split, with the reader's reason.
 CREATE OR REPLACE TEMP TABLE batch_parse_rejects (
     file_index INTEGER NOT NULL,
