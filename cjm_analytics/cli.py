@@ -75,7 +75,14 @@ def format_summary(config: Config, run_id: str, files: list[dict[str, Any]], sum
 
 
 def _run(args: argparse.Namespace) -> int:
+    from cjm_analytics.progress import reporting
+
     config = load_config(args.config)
+    with reporting(say_finished=args.no_prefect):  # Prefect logs a line for each finished task itself
+        return _run_reporting(args, config)
+
+
+def _run_reporting(args: argparse.Namespace, config: Config) -> int:
     if args.no_prefect:
         from cjm_analytics.distributed import run_nightly_bucketed
         from cjm_analytics.nightly import run_nightly, run_summary

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cjm_analytics import progress
 from cjm_analytics.alerts import alerting
 from cjm_analytics.checks import Health, check_run, gate
 from cjm_analytics.config import Config, DuckDBSettings
@@ -69,7 +70,8 @@ def run_step(ctx: RunContext, step: str, work: Callable[[Any], dict[str, Any]], 
     started, clock = datetime.now(UTC), time.perf_counter()
     opened = open_warehouse(ctx.config.warehouse, ctx.config.duckdb)
     with opened as con, transaction(con) if atomic else nullcontext(con):
-        counts = work(con)
+        with progress.current().step(step, con):
+            counts = work(con)
         result = StepResult(step, round(time.perf_counter() - clock, 3), counts)
         con.execute(
             "INSERT INTO run_log VALUES ($run_id, $step, $started, $finished, $seconds, $counts)",
@@ -79,6 +81,7 @@ def run_step(ctx: RunContext, step: str, work: Callable[[Any], dict[str, Any]], 
                 "counts": json.dumps(counts, default=str),
             },
         )
+    progress.current().finished(step, result.seconds, counts)
     return result
 
 

@@ -206,6 +206,10 @@ def connect(path: Path, read_only: bool = False, settings: DuckDBSettings | None
         pause = min(pause * 2, _LONGEST_PAUSE)
     # Timestamps are stored as UTC; a UTC session makes every cast and date() mean the same everywhere.
     con.execute("SET TimeZone = 'UTC'")
+    # DuckDB tracks a long statement's progress (cjm_analytics/progress.py reads it) but never prints its own
+    # bar: stdout is the run's summary, and a nightly log is not a terminal.
+    con.execute("SET enable_progress_bar = true")
+    con.execute("SET enable_progress_bar_print = false")
     try:
         apply_settings(con, settings)
         for hook in CONNECT_HOOKS:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import duckdb
 
+from cjm_analytics import progress
 from cjm_analytics.config import PRESETS, ColumnMap, Source
 from cjm_analytics.errors import SourceError
 from cjm_analytics.presets import staged_as
@@ -221,14 +222,19 @@ def _load_batch(con: duckdb.DuckDBPyConnection, source: Source, plan: LoadPlan, 
         con.executemany("INSERT INTO batch_cleared_refusals VALUES ($1)", [[f] for f in plan.cleared_refusals])
     to_read = [f for f in plan.read if f.size > 0]  # an empty file loads with no rows
     parquet = [f for f in to_read if source.format not in PRESETS and file_format(source, f.path) == "parquet"]
+    reporter = progress.current()
+    reporter.files(len(to_read), sum(f.size for f in to_read))
     for f in to_read:
         if f not in parquet:
             _append_files(con, source, [f], None, run_started)
+            reporter.file_read(f.size)
     for group, columns in _by_schema(con, parquet):
         # One statement for the group; if one of its files cannot be read, each file on its own.
         if not _append_files(con, source, group, columns, run_started) and len(group) > 1:
             for f in group:
                 _append_files(con, source, [f], columns, run_started)
+        for f in group:
+            reporter.file_read(f.size)
     with _any_row_order(con), transaction(con):
         run_sql(con, "raw/forget_files", source=source.name, run_id=run_id)
         run_sql(con, "raw/append_batch", source=source.name, source_kind=source.kind, run_id=run_id,
