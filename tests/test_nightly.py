@@ -95,3 +95,30 @@ def test_a_bucket_maps_stages_with_the_rules_the_run_wrote_not_its_own_config(ti
     output = process_bucket(folders[0], other)
     events = duckdb.sql(f"SELECT event_id, stage FROM read_parquet('{output / 'events.parquet'}') ORDER BY 1")
     assert events.fetchall() == [("1", "browse"), ("2", "cart"), ("3", "buy")]
+
+
+def _raised_through(*files: str) -> BaseException:
+    """An exception raised through one function per file, outermost first, as if each file called the next."""
+    call: Any = None
+    for name in reversed(files):
+        src = "def f():\n    raise RuntimeError('lost')\n" if call is None else "def f():\n    return nxt()\n"
+        namespace: dict[str, Any] = {"nxt": call}
+        exec(compile(src, name, "exec"), namespace)
+        call = namespace["f"]
+    try:
+        call()
+    except RuntimeError as e:
+        return e
+    raise AssertionError("did not raise")
+
+
+def test_prefect_failing_under_the_plans_walker_is_still_prefects_failure() -> None:
+    import prefect
+
+    import pipelines.nightly as flow
+
+    walker, runner = nightly.__file__, flow.__file__  # the library's plan walker calls Prefect through AsTasks
+    engine = str(Path(prefect.__module_path__) / "task_engine.py")  # type: ignore[arg-type]
+    step = str(Path(nightly.__file__).with_name("core.py"))
+    assert flow._prefects_own(_raised_through(runner, walker, runner, engine))  # exit 5, as before the walker
+    assert not flow._prefects_own(_raised_through(runner, walker, runner, engine, step, engine))  # the step's
