@@ -15,12 +15,14 @@ import tempfile
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cjm_analytics.config import Config, load_config
 from cjm_analytics.errors import ConfigError, as_user_error
 
-_COUNTS = ("rows_read", "rows_loaded", "rows_rejected", "rows_duplicate", "rows_filtered")
+if TYPE_CHECKING:  # annotations only: `cjm report` and `cjm analyze` need not import the nightly steps
+    from cjm_analytics.checks import Health
+    from cjm_analytics.raw import FileLoad
 
 
 def _int(n: Any) -> str:
@@ -31,28 +33,26 @@ def _pct(x: Any) -> str:
     return f"{float(x):.1%}" if x is not None else "-"
 
 
-def format_summary(config: Config, run_id: str, files: list[dict[str, Any]], summary: dict[str, Any],
-                   health: dict[str, Any] | None = None) -> str:
+def format_summary(config: Config, run_id: str, files: list[FileLoad], summary: dict[str, Any],
+                   health: Health | None = None) -> str:
     """The few lines `cjm run` prints: reconciliation per source, files gone or renamed, the checks' verdict,
     headline figures, where the report is."""
     lines = [f"cjm run {run_id}"]
     for source in config.sources:
-        mine = [f for f in files if f["source"] == source.name]
-        total = {k: sum(int(f.get(k, 0)) for f in mine) for k in _COUNTS}
-        unchanged = sum(f["status"] == "unchanged" for f in mine)
-        refused = [f for f in mine if f["status"] == "refused"]
+        mine = [f for f in files if f.source == source.name]
+        unchanged = sum(f.status == "unchanged" for f in mine)
         lines.append(
-            f"  {source.name}: {len(mine)} file(s), {unchanged} unchanged; read {_int(total['rows_read'])} = "
-            f"loaded {_int(total['rows_loaded'])} + rejected {_int(total['rows_rejected'])} "
-            f"+ duplicate {_int(total['rows_duplicate'])}"
-            + (f" + filtered {_int(total['rows_filtered'])}" if source.where or source.where_not else "")
+            f"  {source.name}: {len(mine)} file(s), {unchanged} unchanged; read {_int(sum(f.rows_read for f in mine))}"
+            f" = loaded {_int(sum(f.rows_loaded for f in mine))} + rejected {_int(sum(f.rows_rejected for f in mine))}"
+            f" + duplicate {_int(sum(f.rows_duplicate for f in mine))}"
+            + (f" + filtered {_int(sum(f.rows_filtered for f in mine))}" if source.where or source.where_not else "")
         )
-        lines += [f"    refused {Path(f['file']).name}: {f['message']}" for f in refused]
+        lines += [f"    refused {Path(f.file).name}: {f.message}" for f in mine if f.status == "refused"]
         # Files gone from the folder or renamed (docs/lifecycle.md): what the run did with them.
-        lines += [f"    {f['status']} {Path(f['file']).name}: {f['message']}" for f in mine
-                  if f["status"] in ("retracted", "missing", "renamed")]
-        lines += [f"    read nothing from {Path(f['file']).name}: {f['message']}" for f in mine
-                  if f["status"] == "loaded" and not int(f["rows_read"])]
+        lines += [f"    {f.status} {Path(f.file).name}: {f.message}" for f in mine
+                  if f.status in ("retracted", "missing", "renamed")]
+        lines += [f"    read nothing from {Path(f.file).name}: {f.message}" for f in mine
+                  if f.status == "loaded" and not f.rows_read]
     s = summary
     lines.append(
         f"warehouse: {_int(s.get('events_loaded'))} events ({_int(s.get('events_rejected'))} rejected, see table "
@@ -67,8 +67,8 @@ def format_summary(config: Config, run_id: str, files: list[dict[str, Any]], sum
             f"worst drop-off: {s['worst_dropoff_stage']}: {_pct(s['worst_dropoff_rate'])} of the customers "
             f"who reach it go no further"
         )
-    if health:
-        lines.append(f"checks: {health.get('summary', '')}")
+    if health is not None:
+        lines.append(f"checks: {health.summary()}")
     lines.append(f"report: {config.reports / 'index.html'}")
     lines.append(f"marts for dashboards: {config.marts / 'current'} (marts.duckdb and parquet/)")
     return "\n".join(lines)
@@ -83,14 +83,12 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _run_reporting(args: argparse.Namespace, config: Config) -> int:
-    if args.no_prefect:
-        from cjm_analytics.distributed import run_nightly_bucketed
-        from cjm_analytics.nightly import run_nightly, run_summary
+    from cjm_analytics import nightly
 
-        # engine: dask without the orchestrator runs the same buckets one after another, in this process.
-        run = run_nightly_bucketed if config.engine.kind == "dask" else run_nightly
-        ctx, steps = run(config, full_refresh=args.full_refresh, reload=args.reload, force_publish=args.force_publish)
-        run_id, files, summary = ctx.run_id, steps[0].counts["files"], run_summary(config.warehouse, config.duckdb)
+    if args.no_prefect:
+        ctx, steps = nightly.run_nightly(config, full_refresh=args.full_refresh, reload=args.reload,
+                                         force_publish=args.force_publish)
+        run_id, summary = ctx.run_id, nightly.run_summary(config.warehouse, config.duckdb)
     else:
         # Prefect's SDK reports first uses to Prefect from an interactive terminal; a nightly job's command does
         # not, unless the user says otherwise (DO_NOT_TRACK=0). Set before Prefect is imported.
@@ -100,10 +98,10 @@ def _run_reporting(args: argparse.Namespace, config: Config) -> int:
 
         result = run_flow(config, str(args.config), full_refresh=args.full_refresh, reload=args.reload,
                           force_publish=args.force_publish)
-        run_id, files, summary, steps = (result["run_id"], result["steps"][0].counts["files"], result["summary"],
-                                         result["steps"])
-    health = next((s.counts for s in steps if s.step == "check_health"), {})
-    print(format_summary(config, run_id, files, summary, health))
+        run_id, summary, steps = result["run_id"], result["summary"], result["steps"]
+    loaded = next(s for s in steps if isinstance(s, nightly.LoadResult))
+    health = next((s.health for s in steps if isinstance(s, nightly.HealthResult)), None)
+    print(format_summary(config, run_id, loaded.files, summary, health))
     return 0
 
 

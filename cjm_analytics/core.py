@@ -18,6 +18,8 @@ from cjm_analytics.sql_steps import run_sql, sql_text
 _CUSTOMER_TABLES = (
     "identities", "events", "sessions", "journey_steps", "journeys", "stage_entries", "channel_touches",
 )
+# The config's rules as tables (sql/core/schema.sql), written by write_rules.
+RULE_TABLES = ("stage_list", "stage_rules", "touchpoint_rules")
 
 
 def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
@@ -48,10 +50,21 @@ def _set_state(con: duckdb.DuckDBPyConnection, key: str, value: str | None) -> N
         con.execute("INSERT INTO pipeline_state VALUES ($key, $value)", {"key": key, "value": value})
 
 
-def needs_full_refresh(con: duckdb.DuckDBPyConnection, fingerprint: str, requested: bool) -> bool:
-    """Full when asked, when the config changed since the last build, or when a refresh did not finish."""
+def decide_refresh(con: duckdb.DuckDBPyConnection, fingerprint: str, requested: bool) -> bool:
+    """Whether this run recomputes every customer: when asked, when the config changed since the last build, or
+    when a full refresh did not finish. Decided once per run, by its first core step; a full run is recorded as
+    pending until its marts commit (finish_core), which is how the later steps read the decision (decided_full)
+    and how a run killed half-way resumes as a full refresh."""
     state = _state(con)
-    return requested or state.get("full_refresh") == "pending" or state.get("built_with") != fingerprint
+    full = requested or state.get("full_refresh") == "pending" or state.get("built_with") != fingerprint
+    if full:
+        _set_state(con, "full_refresh", "pending")
+    return full
+
+
+def decided_full(con: duckdb.DuckDBPyConnection) -> bool:
+    """This run's decision (decide_refresh), for the steps after the one that made it."""
+    return _state(con).get("full_refresh") == "pending"
 
 
 def _scope(con: duckdb.DuckDBPyConnection, full: bool) -> None:
@@ -69,13 +82,11 @@ def clear_scope(con: duckdb.DuckDBPyConnection, table: str, full: bool) -> None:
         con.execute(f"DELETE FROM {table} WHERE customer_key IN (SELECT customer_key FROM dirty_customers)")
 
 
-def write_stage_rules(con: duckdb.DuckDBPyConnection, stages: list[Stage]) -> None:
-    """The configured stages as tables stage_list and stage_rules (rule order = config order)."""
-    con.execute("CREATE OR REPLACE TABLE stage_list (stage VARCHAR NOT NULL, stage_order INTEGER NOT NULL)")
-    con.execute(
-        "CREATE OR REPLACE TABLE stage_rules (rule_order INTEGER, stage VARCHAR, stage_order INTEGER, "
-        "pattern VARCHAR, conditions JSON)"
-    )
+def write_rules(con: duckdb.DuckDBPyConnection, stages: list[Stage], touchpoints: Touchpoints) -> None:
+    """The config's stages and touchpoint cleaning rules as the rows of stage_list, stage_rules and
+    touchpoint_rules (sql/core/schema.sql); rule order = config order."""
+    for table in RULE_TABLES:
+        con.execute(f"DELETE FROM {table}")
     con.executemany("INSERT INTO stage_list VALUES (?, ?)", [(s.name, i) for i, s in enumerate(stages, 1)])
     rules = [
         (stage_order, rule.name, json.dumps(rule.where) if rule.where else None, stage.name)
@@ -86,20 +97,13 @@ def write_stage_rules(con: duckdb.DuckDBPyConnection, stages: list[Stage]) -> No
         "INSERT INTO stage_rules VALUES (?, ?, ?, ?, ?)",
         [(i, stage, order, pattern, cond) for i, (order, pattern, cond, stage) in enumerate(rules, 1)],
     )
-
-
-def write_touchpoint_rules(con: duckdb.DuckDBPyConnection, touchpoints: Touchpoints) -> None:
-    """The touchpoint cleaning rules as table touchpoint_rules (rule order = config order)."""
-    con.execute("CREATE OR REPLACE TABLE touchpoint_rules (rule_order INTEGER, pattern VARCHAR, alias VARCHAR)")
-    rules = [(i, rule.pattern, rule.alias) for i, rule in enumerate(touchpoints.clean, 1)]
-    if rules:  # executemany refuses an empty list
-        con.executemany("INSERT INTO touchpoint_rules VALUES (?, ?, ?)", rules)
+    cleaning = [(i, rule.pattern, rule.alias) for i, rule in enumerate(touchpoints.clean, 1)]
+    if cleaning:  # executemany refuses an empty list
+        con.executemany("INSERT INTO touchpoint_rules VALUES (?, ?, ?)", cleaning)
 
 
 def stitch_identities(con: duckdb.DuckDBPyConnection, full: bool) -> dict[str, int]:
     """Re-stitch the anonymous ids with new or removed rows; mark the customers they touch as dirty."""
-    if full:  # remembered until the marts commit, so a crash half-way resumes as a full refresh
-        _set_state(con, "full_refresh", "pending")
     _scope(con, full)
     if full:
         clear_scope(con, "identities", full)
@@ -116,24 +120,18 @@ def stitch_identities(con: duckdb.DuckDBPyConnection, full: bool) -> dict[str, i
 
 
 def sessionize(
-    con: duckdb.DuckDBPyConnection,
-    stages: list[Stage],
-    inactivity_minutes: float,
-    touchpoints: Touchpoints | None = None,
-    full: bool = True,
+    con: duckdb.DuckDBPyConnection, inactivity_minutes: float, touchpoint_field: str = "event_name", full: bool = True
 ) -> dict[str, int]:
-    """Events with customer_key, stage, touchpoint and session; and the sessions table."""
-    touchpoints = touchpoints or Touchpoints()
-    write_stage_rules(con, stages)
-    write_touchpoint_rules(con, touchpoints)
+    """Events with customer_key, stage, touchpoint and session; and the sessions table. Reads the rule tables
+    (write_rules)."""
     _scope(con, full)
     clear_scope(con, "events", full)
     run_sql(
         con,
         "core/events",
         inactivity_us=round(inactivity_minutes * 60_000_000),
-        touchpoint_field=touchpoints.field,
-        touchpoint_path="$." + json.dumps(touchpoints.field),
+        touchpoint_field=touchpoint_field,
+        touchpoint_path="$." + json.dumps(touchpoint_field),
     )
     clear_scope(con, "sessions", full)
     run_sql(con, "core/sessions")

@@ -2,8 +2,8 @@
 
 Journeys are independent per customer: the customers in scope are split by hash(customer_key) into buckets,
 each bucket runs the unchanged core.sessionize and core.build_journeys in a DuckDB of its own over Parquet
-files, and the driver puts the rows back in one transaction. No Prefect here: pipelines/nightly.py maps
-process_bucket over the buckets on a DaskTaskRunner; run_nightly_bucketed runs them one after another.
+files, and the driver puts the rows back in one transaction. The steps around them, and where the buckets run
+(one after another, or one Prefect task each on a DaskTaskRunner), are in cjm_analytics/nightly.py.
 """
 
 from __future__ import annotations
@@ -19,17 +19,14 @@ from typing import Any
 
 import duckdb
 
-from cjm_analytics.alerts import alerting
 from cjm_analytics.config import Config
-from cjm_analytics.core import build_journeys, clear_scope, sessionize, write_stage_rules, write_touchpoint_rules
-from cjm_analytics.nightly import NIGHTLY_STEPS, RunContext, StepResult, run_step
+from cjm_analytics.core import RULE_TABLES, build_journeys, clear_scope, sessionize
 from cjm_analytics.sql_steps import quote_literal, run_sql
-from cjm_analytics.warehouse import apply_settings, run_lock
+from cjm_analytics.warehouse import apply_settings
 
 CORE_TABLES = ("events", "sessions", "journey_steps", "journeys", "stage_entries", "channel_touches")
-# The nightly steps that run per bucket instead: export -> process_bucket per bucket -> import.
-BUCKETED_STEPS = ("sessionize", "build_journeys")
 _BUCKET_PREFIX = "bucket-"
+_RULES = "rules"  # beside the bucket folders: this run's rule tables, which every bucket reads
 
 
 def _files(folder: Path) -> list[str]:
@@ -50,20 +47,34 @@ def _buckets_of(config: Config) -> Path:
     return (config.engine.work_dir or config.warehouse.parent) / f"{config.warehouse.name}.buckets"
 
 
+def remove_bucket_files(config: Config, run_id: str | None = None) -> None:
+    """Delete one run's bucket files (after its import), or with no run_id every run's: under the run lock, those
+    are what a run that died left."""
+    if run_id is None:
+        shutil.rmtree(_buckets_of(config), ignore_errors=True)
+        return
+    shutil.rmtree(bucket_root(config, run_id), ignore_errors=True)
+    with suppress(OSError):
+        _buckets_of(config).rmdir()  # only when no other folder is left in it
+
+
 def export_buckets(con: duckdb.DuckDBPyConnection, out_dir: Path, buckets: int, full: bool) -> list[Path]:
-    """Write the raw events in scope, and the identities they need, as Parquet: one folder per customer bucket.
+    """Write the raw events in scope, and the identities they need, as Parquet: one folder per customer bucket;
+    and the run's rule tables beside them, for every bucket.
 
     Call after stitch_identities. A bucket holds whole customers (bucket = hash(customer_key) % buckets), so
     it can be sessionized and turned into journeys on its own. Returns the folders of the non-empty buckets.
     """
     run_sql(con, "core/scope_full" if full else "core/scope_dirty")
     shutil.rmtree(out_dir, ignore_errors=True)
-    out_dir.mkdir(parents=True)
+    (out_dir / _RULES).mkdir(parents=True)
+    for table in RULE_TABLES:
+        con.execute(f"COPY {table} TO {quote_literal(str(out_dir / _RULES / f'{table}.parquet'))} (FORMAT parquet)")
     raw, identities = out_dir / "_raw_events", out_dir / "_identities"
-    # The customer_key rule of sql/core/events.sql; the worker recomputes it and checks that it agrees.
+    # The worker computes customer_key again (sql/core/events.sql) and checks that it agrees.
     con.execute(
         f"""COPY (
-            SELECT r.*, coalesce(r.customer_id, i.customer_id, r.anonymous_id) AS customer_key,
+            SELECT r.*, cjm_customer_key(r.customer_id, i.customer_id, r.anonymous_id) AS customer_key,
                 hash(customer_key) % $buckets AS bucket
             FROM scope_raw_events AS r
             LEFT JOIN identities AS i ON r.anonymous_id = i.anonymous_id
@@ -115,13 +126,16 @@ def process_bucket(bucket_dir: Path, config: Config) -> Path:
         apply_settings(con, config.duckdb.model_copy(update={"temp_directory": None}))
         run_sql(con, "raw/schema")
         run_sql(con, "core/schema")
+        for table in RULE_TABLES:  # the driver's, as the run wrote them
+            con.execute(f"INSERT INTO {table} SELECT * FROM read_parquet($f)",
+                        {"f": str(bucket_dir.parent / _RULES / f"{table}.parquet")})
         raw = _files(bucket_dir / "raw_events")
         con.execute("INSERT INTO raw_events BY NAME SELECT * EXCLUDE (customer_key) FROM read_parquet($f)", {"f": raw})
         identities = _files(bucket_dir / "identities")
         if identities:
             con.execute("INSERT INTO identities BY NAME SELECT * FROM read_parquet($f)", {"f": identities})
         counts: dict[str, Any] = {
-            **sessionize(con, config.stages, config.sessions.inactivity_minutes, config.touchpoints, full=True),
+            **sessionize(con, config.sessions.inactivity_minutes, config.touchpoints.field, full=True),
             **build_journeys(con, config.goal_order, full=True),
         }
         disagree = _count(
@@ -168,52 +182,3 @@ def import_buckets(con: duckdb.DuckDBPyConnection, out_dirs: list[Path], full: b
         "sessions": _count(con, "SELECT count(*) FROM sessions"), "journeys": journeys, "converted": converted,
         "bucket_seconds_max": max(seconds, default=0.0), "bucket_seconds_sum": round(sum(seconds), 3),
     }
-
-
-# --- the nightly steps around them (the warehouse side, on the driver) -------------------------------------
-
-
-def export_step(ctx: RunContext) -> tuple[StepResult, list[Path]]:
-    """Export the customers in scope by bucket; the bucket folders to process."""
-    folders: list[Path] = []
-    root = bucket_root(ctx.config, ctx.run_id)
-
-    def work(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
-        # The run lock is held: folders of earlier runs of this warehouse are leftovers of a crash.
-        shutil.rmtree(_buckets_of(ctx.config), ignore_errors=True)
-        full = ctx.is_full(con)
-        folders.extend(export_buckets(con, root, ctx.config.engine.buckets, full))
-        return {"full_refresh": int(full), "buckets": len(folders), "folder": str(root)}
-
-    return run_step(ctx, "export_buckets", work, atomic=False), folders
-
-
-def import_step(ctx: RunContext, out_dirs: list[Path]) -> StepResult:
-    """Put the buckets' rows into the core tables in one transaction, then delete the run's bucket files."""
-
-    def work(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
-        # The rule tables the marts read, as the local sessionize step writes them (the workers wrote their own).
-        write_stage_rules(con, ctx.config.stages)
-        write_touchpoint_rules(con, ctx.config.touchpoints)
-        return import_buckets(con, out_dirs, ctx.is_full(con))
-
-    result = run_step(ctx, "import_buckets", work)
-    shutil.rmtree(bucket_root(ctx.config, ctx.run_id), ignore_errors=True)
-    with suppress(OSError):
-        _buckets_of(ctx.config).rmdir()  # only when no other folder is left in it
-    return result
-
-
-def run_nightly_bucketed(config: Config, full_refresh: bool = False, reload: bool = False,
-                         force_publish: bool = False) -> tuple[RunContext, list[StepResult]]:
-    """The nightly run with the core steps bucket by bucket, in this process (`cjm run --no-prefect`, tests)."""
-    ctx = RunContext.start(config, full_refresh, reload, force_publish)
-    results: list[StepResult] = []
-    with run_lock(config.warehouse, ctx.run_id), alerting(config, ctx.run_id):
-        for name, step in NIGHTLY_STEPS:
-            if name == BUCKETED_STEPS[0]:
-                exported, folders = export_step(ctx)
-                results += [exported, import_step(ctx, [process_bucket(f, config) for f in folders])]
-            elif name not in BUCKETED_STEPS:
-                results.append(step(ctx))
-    return ctx, results

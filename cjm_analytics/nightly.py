@@ -1,7 +1,8 @@
 """The nightly run as an ordered list of coarse steps, each over the warehouse path in its own transaction.
 
-Both the Prefect flow (pipelines/nightly.py) and `run_nightly` (no orchestrator) walk NIGHTLY_STEPS, so the
-two can never compose the run differently.
+run_plan gives the run's steps for a config (NIGHTLY_STEPS; with `engine: dask` the per-customer steps bucket by
+bucket), and run_steps walks it for both `run_nightly` (no orchestrator) and the Prefect flow
+(pipelines/nightly.py), which only says how a step and a bucket run. So the two never compose the run differently.
 """
 
 from __future__ import annotations
@@ -9,12 +10,13 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from cjm_analytics import progress
 from cjm_analytics.alerts import alerting
@@ -22,12 +24,15 @@ from cjm_analytics.checks import Health, check_run, gate
 from cjm_analytics.config import Config, DuckDBSettings
 from cjm_analytics.core import (
     build_journeys,
+    decide_refresh,
+    decided_full,
     derivation_fingerprint,
     finish_core,
-    needs_full_refresh,
     sessionize,
     stitch_identities,
+    write_rules,
 )
+from cjm_analytics.distributed import bucket_root, export_buckets, import_buckets, process_bucket, remove_bucket_files
 from cjm_analytics.marts import build_marts
 from cjm_analytics.raw import FileLoad, load_source
 from cjm_analytics.warehouse import open_warehouse, run_lock, transaction
@@ -49,20 +54,36 @@ class RunContext:
         return cls(config, f"{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}", started, full_refresh or reload, reload,
                    force_publish)
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
+        """What the core tables are derived with (core.derivation_fingerprint): hashed once per run."""
         return derivation_fingerprint(self.config)
 
     def is_full(self, con: Any) -> bool:
-        """Whether this step recomputes every customer (decided from the warehouse's state)."""
-        return needs_full_refresh(con, self.fingerprint, self.full_refresh)
+        """Whether this run recomputes every customer, as its stitch step decided (core.decide_refresh)."""
+        return decided_full(con)
 
 
 @dataclass
 class StepResult:
     step: str
     seconds: float
-    counts: dict[str, Any] = field(default_factory=dict)
+    counts: dict[str, Any] = field(default_factory=dict)  # as stored in run_log
+
+
+@dataclass(kw_only=True)
+class LoadResult(StepResult):
+    files: list[FileLoad]  # what happened to each file (counts["files"] holds them as dicts)
+
+
+@dataclass(kw_only=True)
+class HealthResult(StepResult):
+    health: Health
+
+
+@dataclass(kw_only=True)
+class ExportResult(StepResult):
+    folders: list[Path]  # the non-empty buckets, to process
 
 
 def run_step(ctx: RunContext, step: str, work: Callable[[Any], dict[str, Any]], atomic: bool = True) -> StepResult:
@@ -85,21 +106,29 @@ def run_step(ctx: RunContext, step: str, work: Callable[[Any], dict[str, Any]], 
     return result
 
 
-def load_sources(ctx: RunContext) -> StepResult:
+def load_sources(ctx: RunContext) -> LoadResult:
     """Load every configured source; a source's new and changed files commit together with their manifest rows."""
+    files: list[FileLoad] = []
 
     def work(con: Any) -> dict[str, Any]:
-        files: list[FileLoad] = []
         for source in ctx.config.sources:
             files.extend(load_source(con, source, ctx.run_id, ctx.run_started, ctx.reload))
         return {"files": [f.as_dict() for f in files]}
 
-    return run_step(ctx, "load_sources", work, atomic=False)
+    done = run_step(ctx, "load_sources", work, atomic=False)
+    return LoadResult(done.step, done.seconds, done.counts, files=files)
 
 
 def stitch_identities_step(ctx: RunContext) -> StepResult:
-    """Identity stitching, and which customers this run recomputes."""
-    return run_step(ctx, "stitch_identities", lambda con: stitch_identities(con, ctx.is_full(con)))
+    """The run's plan, decided here once (full or incremental) with the config's rule tables, then identity
+    stitching and which customers this run recomputes."""
+
+    def work(con: Any) -> dict[str, Any]:
+        full = decide_refresh(con, ctx.fingerprint, ctx.full_refresh)
+        write_rules(con, ctx.config.stages, ctx.config.touchpoints)  # once, for every later step and bucket
+        return stitch_identities(con, full)
+
+    return run_step(ctx, "stitch_identities", work)
 
 
 def sessionize_step(ctx: RunContext) -> StepResult:
@@ -108,7 +137,7 @@ def sessionize_step(ctx: RunContext) -> StepResult:
     return run_step(
         ctx,
         "sessionize",
-        lambda con: sessionize(con, cfg.stages, cfg.sessions.inactivity_minutes, cfg.touchpoints, ctx.is_full(con)),
+        lambda con: sessionize(con, cfg.sessions.inactivity_minutes, cfg.touchpoints.field, ctx.is_full(con)),
     )
 
 
@@ -128,7 +157,7 @@ def aggregate_step(ctx: RunContext) -> StepResult:
     return run_step(ctx, "aggregate", work)
 
 
-def check_health_step(ctx: RunContext) -> StepResult:
+def check_health_step(ctx: RunContext) -> HealthResult:
     """The run's health checks (docs/checks.md); an error-level failure stops the run here, before publishing."""
     found: list[Health] = []
 
@@ -137,13 +166,13 @@ def check_health_step(ctx: RunContext) -> StepResult:
         return {"verdict": found[0].verdict, "failed": len(found[0].failed), "warnings": len(found[0].warnings),
                 "summary": found[0].summary()}
 
-    result = run_step(ctx, "check_health", work)  # committed: the checks stay, whatever the verdict
+    done = run_step(ctx, "check_health", work)  # committed: the checks stay, whatever the verdict
     if found[0].failed and not ctx.force_publish:
         from cjm_analytics.publish import show_failed_night
 
         show_failed_night(ctx.config.reports, found[0], ctx.run_started)
     gate(found[0], ctx.force_publish)
-    return result
+    return HealthResult(done.step, done.seconds, done.counts, health=found[0])
 
 
 def publish_reports_step(ctx: RunContext) -> StepResult:
@@ -182,12 +211,87 @@ NIGHTLY_STEPS: tuple[tuple[str, Callable[[RunContext], StepResult]], ...] = (
 )
 
 
+# --- engine: dask. The per-customer steps, bucket by bucket (distributed.py, docs/scaling.md) ---------------
+
+BUCKETED_STEPS = ("sessionize", "build_journeys")
+
+
+def export_buckets_step(ctx: RunContext) -> ExportResult:
+    """The customers in scope, with the identities and rule tables they need, as Parquet by bucket."""
+    folders: list[Path] = []
+    root = bucket_root(ctx.config, ctx.run_id)
+
+    def work(con: Any) -> dict[str, Any]:
+        remove_bucket_files(ctx.config)  # the run lock is held: earlier runs' bucket files are a crash's leftovers
+        full = ctx.is_full(con)
+        folders.extend(export_buckets(con, root, ctx.config.engine.buckets, full))
+        return {"full_refresh": int(full), "buckets": len(folders), "folder": str(root)}
+
+    done = run_step(ctx, "export_buckets", work, atomic=False)
+    return ExportResult(done.step, done.seconds, done.counts, folders=folders)
+
+
+def import_buckets_step(ctx: RunContext, outputs: list[Path]) -> StepResult:
+    """The buckets' rows into the core tables in one transaction; then the run's bucket files go."""
+    done = run_step(ctx, "import_buckets", lambda con: import_buckets(con, outputs, ctx.is_full(con)))
+    remove_bucket_files(ctx.config, ctx.run_id)
+    return done
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class InProcess:
+    """How a plan's steps run: here, each a plain call, and the buckets one after another. The Prefect flow
+    overrides both (pipelines/nightly.py): a task per step, and a task per bucket on its task runner."""
+
+    def step(self, name: str, step: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        return step(*args, **kwargs)
+
+    def map(self, name: str, step: Callable[[Path, Config], Path], items: list[Path], config: Config) -> list[Path]:
+        return [step(item, config) for item in items]
+
+
+PlanStep = Callable[[RunContext, InProcess], list[StepResult]]
+
+
+def core_by_bucket(ctx: RunContext, runner: InProcess) -> list[StepResult]:
+    """sessionize and build_journeys for each customer bucket on its own: export, process every bucket, import."""
+    exported = runner.step("export_buckets", export_buckets_step, ctx)
+    outputs = runner.map("process_bucket", process_bucket, exported.folders, ctx.config)
+    return [exported, runner.step("import_buckets", import_buckets_step, ctx, outputs)]
+
+
+def _single(name: str, step: Callable[[RunContext], StepResult]) -> PlanStep:
+    return lambda ctx, runner: [runner.step(name, step, ctx)]
+
+
+def run_plan(config: Config) -> list[tuple[str, PlanStep]]:
+    """The run's steps for a config, decided here only: NIGHTLY_STEPS, where with `engine: dask` the per-customer
+    steps (BUCKETED_STEPS) run as core_by_bucket."""
+    plan = [(name, _single(name, step)) for name, step in NIGHTLY_STEPS]
+    if config.engine.kind == "dask":
+        at = [name for name, _ in plan].index(BUCKETED_STEPS[0])
+        assert tuple(name for name, _ in plan[at:at + len(BUCKETED_STEPS)]) == BUCKETED_STEPS
+        plan[at:at + len(BUCKETED_STEPS)] = [("core_by_bucket", core_by_bucket)]
+    return plan
+
+
+def run_steps(ctx: RunContext, runner: InProcess | None = None) -> Iterator[StepResult]:
+    """Walk the run's plan; each step's result as soon as it is done."""
+    runner = runner or InProcess()
+    for _, step in run_plan(ctx.config):
+        yield from step(ctx, runner)
+
+
 def run_nightly(config: Config, full_refresh: bool = False, reload: bool = False,
                 force_publish: bool = False) -> tuple[RunContext, list[StepResult]]:
-    """The whole nightly run without an orchestrator (tests, benchmarks, `cjm run --no-prefect`)."""
+    """The whole nightly run without an orchestrator (tests, benchmarks, `cjm run --no-prefect`); with
+    `engine: dask`, its buckets one after another in this process."""
     ctx = RunContext.start(config, full_refresh, reload, force_publish)
     with run_lock(config.warehouse, ctx.run_id), alerting(config, ctx.run_id):
-        return ctx, [step(ctx) for _, step in NIGHTLY_STEPS]
+        return ctx, list(run_steps(ctx))
 
 
 def run_summary(warehouse: Path, settings: DuckDBSettings | None = None) -> dict[str, Any]:

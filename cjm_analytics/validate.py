@@ -21,7 +21,7 @@ from typing import Literal
 import pandas as pd
 
 from cjm_analytics.config import Config
-from cjm_analytics.core import build_journeys, sessionize, stitch_identities
+from cjm_analytics.core import build_journeys, sessionize, stitch_identities, write_rules
 from cjm_analytics.raw import FileLoad, load_source
 from cjm_analytics.sql_steps import query_sql
 from cjm_analytics.suggest import did_you_mean
@@ -63,8 +63,9 @@ def validate(config: Config, allow_empty_stages: bool = False, preview: int = 5)
             open_warehouse(Path(tmp) / "validate.duckdb", config.duckdb) as con:
         started = datetime.now(UTC)
         files = [f for s in config.sources for f in load_source(con, s, "validate", started)]
+        write_rules(con, config.stages, config.touchpoints)
         stitch_identities(con, full=True)
-        sessionize(con, config.stages, config.sessions.inactivity_minutes, config.touchpoints, full=True)
+        sessionize(con, config.sessions.inactivity_minutes, config.touchpoints.field, full=True)
         build_journeys(con, config.goal_order, full=True)
         row = con.execute("SELECT count(*) FROM journeys").fetchone()
         found = Validation(

@@ -1,16 +1,17 @@
-"""The nightly Prefect flow: one coarse task per step of cjm_analytics.nightly.NIGHTLY_STEPS.
+"""The nightly Prefect flow: one coarse task per step of the run's plan (cjm_analytics.nightly.run_plan).
 
-Only composition lives here; every step is a plain function tested without Prefect. With `engine: dask` the
-flow runs on a DaskTaskRunner and the per-customer core steps run as one task per customer bucket
-(cjm_analytics.distributed, docs/scaling.md).
+The plan is the library's; here is only how it runs: each step as a task, each customer bucket as a task of
+its own, on a DaskTaskRunner with `engine: dask` (docs/scaling.md). Every step is a plain function tested
+without Prefect.
 """
 
 from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,8 @@ from prefect.task_runners import TaskRunner
 
 from cjm_analytics.alerts import alerting
 from cjm_analytics.config import Config, Engine, load_config
-from cjm_analytics.distributed import BUCKETED_STEPS, export_step, import_step, process_bucket
 from cjm_analytics.errors import CjmError, ConfigError, OrchestratorError, as_user_error
-from cjm_analytics.nightly import NIGHTLY_STEPS, RunContext, StepResult, run_summary
+from cjm_analytics.nightly import InProcess, LoadResult, RunContext, StepResult, run_steps, run_summary
 from cjm_analytics.warehouse import run_lock
 from pipelines.prefect_server import state_folder, temporary_server
 
@@ -48,6 +48,7 @@ def _retry_unless_user_error(task: Any, task_run: Any, state: Any) -> bool:
     return False
 
 
+@cache  # one task per step function
 def _as_task(name: str, step: Any) -> Any:
     # NO_CACHE: a nightly step must run every night, and its input (a Config) is not a cache key.
     return task(
@@ -60,17 +61,15 @@ def _as_task(name: str, step: Any) -> Any:
     )
 
 
-STEP_TASKS = [(name, _as_task(name, step)) for name, step in NIGHTLY_STEPS]
-# engine: dask. Export and import are called (on the driver); only the buckets are submitted to the runner.
-EXPORT_TASK = _as_task("export_buckets", export_step)
-BUCKET_TASK = _as_task("process_bucket", process_bucket)
-IMPORT_TASK = _as_task("import_buckets", import_step)
+class AsTasks(InProcess):
+    """The plan's steps as Prefect tasks: a step is called (it runs here, on the driver, which holds the
+    warehouse); the buckets are submitted to the flow's task runner, one task each."""
 
+    def step(self, name: str, step: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return _as_task(name, step)(*args, **kwargs)
 
-def _core_by_bucket(ctx: RunContext) -> list[StepResult]:
-    exported, folders = EXPORT_TASK(ctx)
-    outputs = BUCKET_TASK.map(folders, config=unmapped(ctx.config)).result()
-    return [exported, IMPORT_TASK(ctx, outputs)]
+    def map(self, name: str, step: Callable[[Path, Config], Path], items: list[Path], config: Config) -> list[Path]:
+        return list(_as_task(name, step).map(items, unmapped(config)).result())
 
 
 @flow(name="cjm-nightly", log_prints=False)
@@ -84,16 +83,10 @@ def nightly_flow(config_path: str, full_refresh: bool = False, reload: bool = Fa
     config = load_config(config_path)
     ctx = RunContext.start(config, full_refresh, reload, force_publish)
     steps: list[StepResult] = []
-    by_bucket = config.engine.kind == "dask"
     with run_lock(config.warehouse, ctx.run_id), alerting(config, ctx.run_id):
-        for name, step_task in STEP_TASKS:
-            if by_bucket and name in BUCKETED_STEPS:
-                results = _core_by_bucket(ctx) if name == BUCKETED_STEPS[0] else []
-            else:
-                results = [step_task(ctx)]
-            for result in results:
-                logger.info("%s finished in %.2fs: %s", result.step, result.seconds, _brief(result.counts))
-            steps += results
+        for result in run_steps(ctx, AsTasks()):
+            logger.info("%s finished in %.2fs: %s", result.step, result.seconds, _brief(result))
+            steps.append(result)
     return {"run_id": ctx.run_id, "steps": steps, "summary": run_summary(config.warehouse, config.duckdb)}
 
 
@@ -163,6 +156,7 @@ def _prefects_own(e: BaseException) -> bool:
 
 
 _STEPS = str(Path(__file__).resolve().parents[1] / "cjm_analytics")
+_HERE = str(Path(__file__).resolve().parent)
 
 
 def _files(e: BaseException) -> list[str]:
@@ -170,8 +164,12 @@ def _files(e: BaseException) -> list[str]:
 
 
 def _through_the_steps(e: BaseException) -> bool:
-    """Whether e was raised in (or under) the library's code, which the steps and the flow call."""
-    return any(f.startswith(_STEPS) for f in _files(e))
+    """Whether e was raised in (or under) the library's code, which the steps and the flow call. Only the frames
+    after this package's last count: the plan's walker (cjm_analytics.nightly.run_steps) calls Prefect through
+    AsTasks, so its frames sit above every task, and Prefect failing under them is still Prefect's failure."""
+    files = _files(e)
+    last = max((i for i, f in enumerate(files) if f.startswith(_HERE)), default=-1)
+    return any(f.startswith(_STEPS) for f in files[last + 1:])
 
 
 def _chain(e: BaseException) -> list[BaseException]:
@@ -265,8 +263,8 @@ def nightly_deployment(config_path: str, cron: str = NIGHTLY_CRON, name: str = "
     )
 
 
-def _brief(counts: dict[str, Any]) -> dict[str, Any]:
-    files = counts.get("files")
-    if not isinstance(files, list):
-        return counts
-    return {k: sum(int(f[k]) for f in files) for k in ("rows_read", "rows_loaded", "rows_rejected", "rows_duplicate")}
+def _brief(result: StepResult) -> dict[str, Any]:
+    if not isinstance(result, LoadResult):
+        return result.counts
+    return {k: sum(getattr(f, k) for f in result.files)
+            for k in ("rows_read", "rows_loaded", "rows_rejected", "rows_duplicate")}

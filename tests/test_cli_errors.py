@@ -184,13 +184,13 @@ def test_an_unexpected_error_is_one_line_with_its_details_in_a_file(
 def test_an_unexpected_error_inside_a_prefect_task(
         tmp_path: Path, prefect_harness: None, monkeypatch: pytest.MonkeyPatch,
         capfd: pytest.CaptureFixture[str]) -> None:
-    import pipelines.nightly as flow
+    import cjm_analytics.nightly as nightly
 
     def broken(ctx: Any) -> Any:
         raise ZeroDivisionError("a bug in a step")
 
-    tasks = [(name, flow._as_task(name, broken) if name == "sessionize" else t) for name, t in flow.STEP_TASKS]
-    monkeypatch.setattr(flow, "STEP_TASKS", tasks)
+    steps = tuple((name, broken if name == "sessionize" else step) for name, step in nightly.NIGHTLY_STEPS)
+    monkeypatch.setattr(nightly, "NIGHTLY_STEPS", steps)  # the flow runs the plan made from them as tasks
     root = project(tmp_path)
     assert main(["run", "--config", str(root / "cjm.yaml")]) == 1
     err = capfd.readouterr().err

@@ -19,7 +19,6 @@ import yaml
 
 from benchmarks.generate import generate
 from cjm_analytics.config import load_config, parse_config
-from cjm_analytics.distributed import run_nightly_bucketed
 from cjm_analytics.errors import ConfigError
 from cjm_analytics.nightly import run_nightly
 from tests.conftest import SAMPLE_CONFIG, copy_sample
@@ -138,7 +137,7 @@ def test_cjm_run_no_prefect_runs_the_buckets_in_process(datasets: dict[str, Path
 def test_buckets_run_in_process_equal_the_local_run(datasets: dict[str, Path], data: str, buckets: int) -> None:
     root = datasets[data]
     config = load_config(variant(root, f"seq{buckets}", kind="dask", buckets=buckets))
-    _, steps = run_nightly_bucketed(config)
+    _, steps = run_nightly(config)
     assert [s.step for s in steps][1:4] == ["stitch_identities", "export_buckets", "import_buckets"]
     assert steps[2].counts["buckets"] == buckets
     assert differences(warehouse(root / "local.yaml"), config.warehouse) == {}
@@ -166,7 +165,7 @@ def test_a_bucket_gets_the_configured_duckdb_limits_and_spills_locally(
 
     monkeypatch.setattr(engine, "apply_settings", recording)
     config = load_config(path)
-    run_nightly_bucketed(config)
+    run_nightly(config)
     assert len(seen) == 2
     for threads, memory, temp in seen:
         assert (threads, memory) == (1, "286.1 MiB")  # DuckDB prints 300MB in MiB

@@ -256,6 +256,22 @@ def test_full_refresh_on_request_gives_the_same_tables(tmp_path: Path) -> None:
     assert differences(cfg.warehouse, tmp_path / "before.duckdb") == {}
 
 
+def test_a_full_refresh_that_died_before_its_marts_resumes_as_a_full_refresh(tmp_path: Path) -> None:
+    """The run decides once whether it is full, and a full run's decision outlives it until its marts commit."""
+    write_csv(tmp_path / "web" / "a.csv", f"""
+        {HEADER}
+        1,a1,,landing,2026-11-01T10:00:00Z,
+        2,a1,u1,order,2026-11-01T10:50:00Z,
+    """)
+    cfg = make_config(tmp_path)
+    run_steps(cfg, run_started=RUN_STARTED)
+    run_steps(cfg, until="sessionize", run_started=RUN_STARTED, full_refresh=True)  # then it died
+    ctx = run_steps(cfg, run_started=RUN_STARTED)  # not asked for, nothing new: full all the same
+    assert refreshed_in_full(cfg, ctx.run_id)
+    again = run_steps(cfg, until="stitch_identities", run_started=RUN_STARTED)  # done with: incremental again
+    assert not refreshed_in_full(cfg, again.run_id)
+
+
 # --- crashes --------------------------------------------------------------------------------------------
 
 # Runs the nightly steps in a child process that kills itself (SIGKILL: no cleanup, no commit) at one point.

@@ -27,7 +27,7 @@ keyed AS (
         e.ts,
         e.channel,
         e.properties,
-        coalesce(e.customer_id, i.customer_id, e.anonymous_id) AS customer_key
+        cjm_customer_key(e.customer_id, i.customer_id, e.anonymous_id) AS customer_key
     FROM scope_raw_events AS e
     LEFT JOIN identities AS i ON e.anonymous_id = i.anonymous_id
 ),

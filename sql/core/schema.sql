@@ -1,4 +1,32 @@
--- The core layer's tables: created once, then maintained customer by customer.
+-- The core layer's tables: created once, then maintained customer by customer. This file is part of the
+-- derivation fingerprint (core.derivation_fingerprint): a change to it makes the next run a full refresh.
+
+-- Whose event a raw row is: its customer id, else the customer its anonymous id is stitched to, else the
+-- anonymous id itself. The one definition of customer_key (events.sql, scope_dirty.sql, the Dask export).
+CREATE OR REPLACE TEMP MACRO cjm_customer_key(customer_id, stitched_customer_id, anonymous_id) AS
+    coalesce(customer_id, stitched_customer_id, anonymous_id);
+
+-- The config's stages and touchpoint cleaning rules, in config order: rewritten by each run's stitch step
+-- (core.write_rules), read by the stage mapping (events.sql), the journeys, the marts and the checks.
+CREATE TABLE IF NOT EXISTS stage_list (
+    stage       VARCHAR NOT NULL,
+    stage_order INTEGER NOT NULL
+);
+
+-- One row per event rule of a stage (a name or a glob, with optional property conditions).
+CREATE TABLE IF NOT EXISTS stage_rules (
+    rule_order  INTEGER,
+    stage       VARCHAR,
+    stage_order INTEGER,
+    pattern     VARCHAR,
+    conditions  JSON
+);
+
+CREATE TABLE IF NOT EXISTS touchpoint_rules (
+    rule_order INTEGER,
+    pattern    VARCHAR,
+    alias      VARCHAR
+);
 CREATE TABLE IF NOT EXISTS identities (
     anonymous_id VARCHAR NOT NULL,
     customer_id  VARCHAR NOT NULL,

@@ -6,7 +6,7 @@ SELECT DISTINCT anonymous_id FROM pending_changes WHERE anonymous_id IS NOT NULL
 CREATE OR REPLACE TEMP VIEW scope_anonymous_events AS
 SELECT * FROM raw_events WHERE anonymous_id IN (SELECT anonymous_id FROM scope_anonymous_ids);
 
--- Exact by construction: the same customer_key rule as sql/core/events.sql, then the dirty filter. The rule's
+-- Exact by construction: the customer_key rule (cjm_customer_key, sql/core/schema.sql), then the dirty filter. The rule's
 -- join with identities runs on a superset found first without it: rows whose customer_id is dirty, and rows of
 -- anonymous ids stitched to a dirty customer or dirty themselves. Joining every raw row would cost a scan and
 -- a join of the whole history each night.
@@ -27,7 +27,7 @@ candidates AS (
 SELECT r.*
 FROM candidates AS r
 LEFT JOIN identities AS i ON r.anonymous_id = i.anonymous_id
-WHERE coalesce(r.customer_id, i.customer_id, r.anonymous_id) IN (SELECT customer_key FROM dirty_customers);
+WHERE cjm_customer_key(r.customer_id, i.customer_id, r.anonymous_id) IN (SELECT customer_key FROM dirty_customers);
 
 CREATE OR REPLACE TEMP VIEW scope_events AS
 SELECT * FROM events
