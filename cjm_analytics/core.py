@@ -121,8 +121,10 @@ def sessionize(
     inactivity_minutes: float,
     touchpoints: Touchpoints | None = None,
     full: bool = True,
+    session_field: str | None = None,
 ) -> dict[str, int]:
-    """Events with customer_key, stage, touchpoint and session; and the sessions table."""
+    """Events with customer_key, stage, touchpoint and session; and the sessions table. With session_field (the
+    tracker's session id, a column or property), a session starts where it changes (sessions.from)."""
     touchpoints = touchpoints or Touchpoints()
     write_stage_rules(con, stages)
     write_touchpoint_rules(con, touchpoints)
@@ -134,6 +136,7 @@ def sessionize(
         inactivity_us=round(inactivity_minutes * 60_000_000),
         touchpoint_field=touchpoints.field,
         touchpoint_path="$." + json.dumps(touchpoints.field),
+        session_path=None if session_field is None else "$." + json.dumps(session_field),
     )
     clear_scope(con, "sessions", full)
     run_sql(con, "core/sessions")

@@ -64,7 +64,8 @@ def validate(config: Config, allow_empty_stages: bool = False, preview: int = 5)
         started = datetime.now(UTC)
         files = [f for s in config.sources for f in load_source(con, s, "validate", started)]
         stitch_identities(con, full=True)
-        sessionize(con, config.stages, config.sessions.inactivity_minutes, config.touchpoints, full=True)
+        sessionize(con, config.stages, config.sessions.inactivity_minutes, config.touchpoints, full=True,
+                   session_field=config.sessions.from_)
         build_journeys(con, config.goal_order, full=True)
         row = con.execute("SELECT count(*) FROM journeys").fetchone()
         found = Validation(
