@@ -344,7 +344,15 @@ class Alerts(_Strict):
 
 
 class Sessions(_Strict):
+    """How a customer's events are split into sessions (DEFINITIONS.md, Sessions; docs/definitions.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
     inactivity_minutes: float = Field(default=30, gt=0)
+    # The tracker's own session id (a column or property, e.g. Snowplow's domain_sessionid, GA4's ga_session_id),
+    # for numbers that must match the tracker's: a session starts where it changes. Events without one (CRM,
+    # server-side) keep the inactivity rule.
+    from_: str | None = Field(default=None, alias="from", min_length=1)
 
 
 class Report(_Strict):

@@ -120,10 +120,12 @@ def stitch_identities(con: duckdb.DuckDBPyConnection, full: bool) -> dict[str, i
 
 
 def sessionize(
-    con: duckdb.DuckDBPyConnection, inactivity_minutes: float, touchpoint_field: str = "event_name", full: bool = True
+    con: duckdb.DuckDBPyConnection, inactivity_minutes: float, touchpoint_field: str = "event_name", full: bool = True,
+    session_field: str | None = None,
 ) -> dict[str, int]:
     """Events with customer_key, stage, touchpoint and session; and the sessions table. Reads the rule tables
-    (write_rules)."""
+    (write_rules). With session_field (the tracker's session id, a property), a session starts where it changes
+    (sessions.from)."""
     _scope(con, full)
     clear_scope(con, "events", full)
     run_sql(
@@ -132,6 +134,7 @@ def sessionize(
         inactivity_us=round(inactivity_minutes * 60_000_000),
         touchpoint_field=touchpoint_field,
         touchpoint_path="$." + json.dumps(touchpoint_field),
+        session_path=None if session_field is None else "$." + json.dumps(session_field),
     )
     clear_scope(con, "sessions", full)
     run_sql(con, "core/sessions")

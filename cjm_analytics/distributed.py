@@ -135,7 +135,8 @@ def process_bucket(bucket_dir: Path, config: Config) -> Path:
         if identities:
             con.execute("INSERT INTO identities BY NAME SELECT * FROM read_parquet($f)", {"f": identities})
         counts: dict[str, Any] = {
-            **sessionize(con, config.sessions.inactivity_minutes, config.touchpoints.field, full=True),
+            **sessionize(con, config.sessions.inactivity_minutes, config.touchpoints.field, full=True,
+                         session_field=config.sessions.from_),
             **build_journeys(con, config.goal_order, full=True),
         }
         disagree = _count(

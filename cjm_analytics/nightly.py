@@ -137,7 +137,8 @@ def sessionize_step(ctx: RunContext) -> StepResult:
     return run_step(
         ctx,
         "sessionize",
-        lambda con: sessionize(con, cfg.sessions.inactivity_minutes, cfg.touchpoints.field, ctx.is_full(con)),
+        lambda con: sessionize(con, cfg.sessions.inactivity_minutes, cfg.touchpoints.field, ctx.is_full(con),
+                               cfg.sessions.from_),
     )
 
 

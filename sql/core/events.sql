@@ -56,6 +56,9 @@ mapped AS (
     SELECT
         k.* EXCLUDE (touchpoint_raw, properties),
         coalesce(ta.alias, k.touchpoint_raw) AS touchpoint,
+        -- sessions.from: the tracker's session id, a property (NULL when not configured).
+        CASE WHEN $session_path IS NOT NULL THEN json_extract_string(k.properties, $session_path) END
+            AS tracker_session,
         list_filter(
             nr.rules, lambda r: r.conditions IS NULL OR json_contains(k.properties, r.conditions)
         )[1] AS rule
@@ -66,19 +69,30 @@ mapped AS (
 
 gaps AS (
     SELECT
-        * EXCLUDE (rule),
+        * EXCLUDE (rule, tracker_session),
         rule.stage AS stage,
         rule.stage_order AS stage_order,
-        epoch_us(ts) - lag(epoch_us(ts)) OVER by_time AS gap_us
+        epoch_us(ts) - lag(epoch_us(ts)) OVER by_time AS gap_us,
+        tracker_session,
+        -- The last tracker session id before this event (events without one in between are skipped).
+        last_value(tracker_session IGNORE NULLS) OVER (
+            by_time ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
+        ) AS previous_tracker_session
     FROM mapped
     WINDOW by_time AS (PARTITION BY customer_key ORDER BY ts, event_id, source)
 ),
 
--- A session starts at the first event and after every gap GREATER than the inactivity timeout.
+-- A session starts at the first event and after every gap GREATER than the inactivity timeout; with the
+-- tracker's session id (sessions.from), an event that has one starts a session where it differs from the last
+-- one seen, and only events without one (CRM, server-side) follow the timeout.
 session_starts AS (
     SELECT
-        *,
-        gap_us IS NULL OR gap_us > $inactivity_us AS starts_session
+        * EXCLUDE (tracker_session, previous_tracker_session),
+        CASE
+            WHEN gap_us IS NULL THEN true
+            WHEN tracker_session IS NOT NULL THEN tracker_session IS DISTINCT FROM previous_tracker_session
+            ELSE gap_us > $inactivity_us
+        END AS starts_session
     FROM gaps
 ),
 
