@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool, QueuePool
@@ -81,10 +82,10 @@ def _run_id(marts: Path) -> str:
 # --- Superset / SQLAlchemy via duckdb-engine ------------------------------------------------------------------------
 
 
-def _example() -> Any:
+def _example(name: str = "superset_sqlalchemy") -> Any:
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("superset_sqlalchemy", EXAMPLES / "superset_sqlalchemy.py")
+    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -130,6 +131,23 @@ def test_the_example_prints_the_uri_and_the_funnel(published: Config, capsys: py
     assert "SQLAlchemy URI: duckdb:///" in out and "current/marts.duckdb?access_mode=read_only" in out
     assert "  browse                3  drop-off 33.3%" in out
     assert f"  {CART:<15}       2  drop-off 50.0%" in out
+
+
+# --- Parquet views (the init SQL for the in-memory DuckDB of Metabase or Evidence) ------------------------------------
+
+
+def test_the_parquet_views_equal_the_published_tables(published: Config) -> None:
+    con = duckdb.connect()
+    con.execute(_example("parquet_views").parquet_views(published.marts))
+    views = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+    assert views == set(PUBLISHED)
+    con.execute(f"ATTACH '{published.marts / 'current' / 'marts.duckdb'}' AS m (READ_ONLY)")
+    for table in PUBLISHED:
+        for a, b in ((table, f"m.{table}"), (f"m.{table}", table)):
+            assert con.execute(f"SELECT count(*) FROM (FROM {a} EXCEPT ALL FROM {b})").fetchone() == (0,), table
+    assert con.execute("SELECT stage, reached FROM stage_funnel ORDER BY stage_order").fetchall() \
+        == [f[:2] for f in FUNNEL]
+    con.close()
 
 
 # --- Streamlit --------------------------------------------------------------------------------------------------------
@@ -214,11 +232,14 @@ def test_after_the_nightly_swap(published: Config, tmp_path: Path, monkeypatch: 
     pooled = sa.create_engine(uri)  # duckdb-engine's default for a file: QueuePool, connections kept open
     assert isinstance(pooled.pool, QueuePool)
     fresh = _example().marts_engine(cfg.marts)
+    views = duckdb.connect()  # a BI tool's in-memory DuckDB, kept open, with the Parquet views as its init SQL
+    views.execute(_example("parquet_views").parquet_views(cfg.marts))
     sql = sa.text("SELECT max(run_id), sum(reached) FILTER (WHERE stage_order = 1) FROM stage_funnel")
     with pooled.connect() as con:
         assert con.execute(sql).one() == (night_1, 3)
     with fresh.connect() as con:
         assert con.execute(sql).one() == (night_1, 3)
+    assert views.execute(str(sql)).fetchone() == (night_1, 3)
 
     _next_night(cfg)
     night_2 = _run_id(cfg.marts)
@@ -227,6 +248,7 @@ def test_after_the_nightly_swap(published: Config, tmp_path: Path, monkeypatch: 
         assert con.execute(sql).one() == (night_1, 3)
     with fresh.connect() as con:  # browse: u1, a2, u3 and the new u4
         assert con.execute(sql).one() == (night_2, 4)
+    assert views.execute(str(sql)).fetchone() == (night_2, 4)  # the views read `current` again at every query
     at.run()  # the next page view, in the same server process (st.cache_data kept)
     assert not at.exception
     assert at.text[0].value == f"Run {night_2}"
