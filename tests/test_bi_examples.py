@@ -36,7 +36,9 @@ STAGES = [
 # PUBLISH_EVENTS by hand: u1 (a1 stitched) browses on 10-31 and reaches the cart; a2 browses on 11-01; u3 buys on
 # 11-02 (reaching every stage). Reached: browse 3, cart 2, buy 1; exited: a2 at browse, u1 at cart, u3 at buy.
 FUNNEL = [("browse", 3, 1, 1 / 3), (CART, 2, 1, 1 / 2), ("buy", 1, 1, None)]
-# One journey per cohort date; who of them reached buy.
+# The goal is the cart (not the last stage): u1 and u3 converted. One journey per cohort date; who of them reached
+# the cart, and who reached buy.
+DAILY_CART = [("2026-10-31", 1, 1), ("2026-11-01", 1, 0), ("2026-11-02", 1, 1)]
 DAILY_BUY = [("2026-10-31", 1, 0), ("2026-11-01", 1, 0), ("2026-11-02", 1, 1)]
 # The second night: a2 comes back and reaches the cart, a new customer u4 browses.
 NIGHT_2 = """
@@ -51,7 +53,7 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Config:
     """One night run through publish_marts: `<root>/marts/current -> runs/<run_id>`. Read it only."""
     root = tmp_path_factory.mktemp("bi")
     write_csv(root / "web" / "a.csv", PUBLISH_EVENTS)
-    cfg = make_config(root, stages=STAGES)
+    cfg = make_config(root, stages=STAGES, goal=CART)
     run_steps(cfg, until="publish_marts", run_started=RUN_STARTED)
     return cfg
 
@@ -63,7 +65,7 @@ def _root(cfg: Config) -> Path:
 def _copy(cfg: Config, to: Path) -> Config:
     """The module's project (events, warehouse, marts with their links) as a copy a test may run on."""
     shutil.copytree(_root(cfg), to, symlinks=True)
-    return make_config(to, stages=STAGES)
+    return make_config(to, stages=STAGES, goal=CART)
 
 
 def _next_night(cfg: Config) -> None:
@@ -172,20 +174,20 @@ def test_the_streamlit_app_shows_the_funnel_and_daily_conversion(published: Conf
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     at = _app(published.marts, monkeypatch)
     assert at.text[0].value == f"Run {_run_id(published.marts)}"
-    assert [m.value for m in at.metric] == ["3", "1", "33.3%"]  # 3 journeys, u3 converted
+    assert [m.value for m in at.metric] == ["3", "2", "66.7%"]  # 3 journeys, u1 and u3 converted
     assert f"Worst drop-off: {CART}, 50.0% of those who reach it go no further" in [t.value for t in at.text]
     funnel = at.dataframe[0].value
     assert list(zip(funnel.stage, funnel.reached, funnel.exited, strict=True)) == [f[:3] for f in FUNNEL]
     assert funnel.dropoff_rate.tolist()[:2] == pytest.approx([1 / 3, 1 / 2])
 
     stage = at.selectbox(key="stage")
-    assert stage.options == [CART, "buy"] and stage.value == "buy"
+    assert stage.options == [CART, "buy"] and stage.value == CART  # the goal, shown first
     daily = at.dataframe[1].value
     assert [(f"{d:%Y-%m-%d}", j, r) for d, j, r in zip(daily.cohort_date, daily.journeys, daily.reached, strict=True)] \
-        == DAILY_BUY
-    assert daily.conversion_rate.tolist() == [0, 0, 1]
-    stage.select(CART).run()
-    assert at.dataframe[1].value.reached.tolist() == [1, 0, 1]  # u1 on 10-31, u3 on 11-02
+        == DAILY_CART
+    assert daily.conversion_rate.tolist() == [1, 0, 1]
+    stage.select("buy").run()
+    assert at.dataframe[1].value.reached.tolist() == [r for _, _, r in DAILY_BUY]
 
     # Names from the data as text: no element allows HTML, and none renders the stage name as markdown.
     elements = _elements(at.main)

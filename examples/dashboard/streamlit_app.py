@@ -73,8 +73,12 @@ st.dataframe(funnel, hide_index=True, key="funnel", column_config={
 
 st.header("Daily conversion")
 stages = funnel["stage"].tolist()
-stage = st.selectbox("Share of each day's new journeys that reach", stages[1:] or stages,
-                     index=max(len(stages) - 2, 0), key="stage")
+choices = stages[1:] or stages
+# The goal first: the stage reached by as many customers as run_summary counts converted. (A later stage reached by as
+# many has nobody stopping in between, so the same daily figures.) Otherwise the last stage.
+goal = [s for s in choices if funnel.loc[funnel["stage"] == s, "reached"].iloc[0] == summary.converted]
+stage = st.selectbox("Share of each day's new journeys that reach", choices,
+                     index=choices.index(goal[0]) if goal else len(choices) - 1, key="stage")
 # A cohort is the journeys whose first mapped event fell on that day (docs/definitions.md).
 daily = query(run, """
     SELECT d.cohort_date, f.reached AS journeys, d.reached, d.reached / nullif(f.reached, 0) AS conversion_rate
@@ -84,7 +88,8 @@ daily = query(run, """
     ORDER BY d.cohort_date
 """, (stage,))
 st.line_chart(daily, x="cohort_date", y="conversion_rate")
-st.dataframe(daily, hide_index=True, key="daily", column_config={"conversion_rate": percent})
+st.dataframe(daily, hide_index=True, key="daily", column_config={
+    "cohort_date": st.column_config.DateColumn(format="YYYY-MM-DD"), "conversion_rate": percent})
 
 st.header("Every published table")
 # From the catalog, so a mart published later shows up here unchanged, with its description where it has one.
