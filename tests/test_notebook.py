@@ -161,5 +161,7 @@ def test_notebook_runs_on_a_fresh_warehouse(tmp_path: Path, monkeypatch: pytest.
     n_nodes = len(expected["funnel"]) + len(PSEUDO_STAGES)
     assert f"{n_nodes} nodes, {expected['n_edges']} edges" in _text(cells["graphml"])
 
-    # 6. Plain SQL on the marts.
+    # 6. Plain SQL on the published marts (what a BI tool reads: marts/current, this run's), not the warehouse.
+    published_run = (config.marts / "current").resolve().name
+    assert f"Published marts: {config.marts.resolve() / 'current'} (run {published_run})" in _text(cells["sql"])
     assert f"Drop-off at {expected['worst']} by cohort week:" in _text(cells["sql"])
