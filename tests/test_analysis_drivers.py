@@ -26,14 +26,16 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from scipy.stats import chi2_contingency, fisher_exact
 from statsmodels.stats.multitest import multipletests
 
+from cjm_analytics import cli
 from cjm_analytics.analysis.drivers import DRIVER_COLUMNS, conversion_drivers, driver_statistics
 from cjm_analytics.config import Config
 from cjm_analytics.errors import AnalysisError
 from cjm_analytics.warehouse import connect
-from tests.fixtures import built_warehouse
+from tests.fixtures import STAGES, WEB_COLUMNS, built_warehouse
 
 HAND = """
     event_id,anonymous_id,user_id,event,ts,channel,plan
@@ -123,6 +125,28 @@ def test_a_wrong_stage_is_one_message(con: duckdb.DuckDBPyConnection, from_stage
                                       message: str) -> None:
     with pytest.raises(AnalysisError, match=re.escape(message)):
         conversion_drivers(con, from_stage, to_stage)
+
+
+def test_cjm_analyze_drivers(cfg: Config, capsys: pytest.CaptureFixture[str]) -> None:
+    # The fixture's config (tests.fixtures.make_config) as the YAML file the command reads.
+    config = cfg.warehouse.parent.parent / "cjm.yaml"
+    config.write_text(yaml.safe_dump({
+        "warehouse": "warehouse/cjm.duckdb", "reports": "reports", "stages": STAGES, "goal": "buy",
+        "sources": [{"name": "web", "kind": "clickstream", "path": "web/*", "columns": WEB_COLUMNS}]}))
+    out = cfg.reports / "drivers.csv"
+    assert cli.main(["analyze", "drivers", "--config", str(config), "--from", "browse", "--to", "buy",
+                     "--min-support", "1", "--out", str(out)]) == 0
+    table = pd.read_csv(out, keep_default_na=False)
+    assert table.columns.tolist() == DRIVER_COLUMNS
+    got = table.sort_values(["kind", "candidate"])[["kind", "candidate", "customers_with", "converted_with",
+                                                    "customers_without", "converted_without"]]
+    assert list(got.itertuples(index=False, name=None)) == HAND_COUNTS
+    page = (cfg.reports / "analysis-drivers.html").read_text(encoding="utf-8")
+    assert "associations, not causes" in page and "pricing_view" in page
+    capsys.readouterr()
+    assert cli.main(["analyze", "drivers", "--config", str(config), "--from", "browse", "--to", "pay"]) == 2
+    assert capsys.readouterr().err == ("cjm: error: analyze drivers: to: 'pay' is not a stage "
+                                       "(stages: browse, cart, buy)\n")
 
 
 # ---- a pandas oracle ---------------------------------------------------------------------------------------
