@@ -151,7 +151,13 @@ def _funnel_by_segment(con: duckdb.DuckDBPyConnection, cfg: Config, args: argpar
         "exited(k) = those whose furthest stage is k, dropoff_rate = exited / reached, conversion_from_first = "
         "reached(k) / reached(1). segment_size is the segment's journey customers; segments are summed to the "
         f"stage funnel exactly. Customers without a value are in {NO_SEGMENT}. too_small marks segments of fewer "
-        f"than {cfg.analysis.min_segment_size} customers (analysis.min_segment_size): read them with care."
+        f"than {cfg.analysis.min_segment_size} customers (analysis.min_segment_size): read them with care. "
+        "Every rate has its 95% Wilson interval (<rate>_ci_low, <rate>_ci_high). At each stage, each segment's "
+        "conversion_to_next is compared with that of all other segments together (rest_conversion_to_next): the "
+        "p-value of Fisher's exact test (an expected count below 5) or the chi-square test, its Benjamini–Hochberg "
+        "q-value over every test in this table, and differs = q below 0.05. A stage a segment reached with fewer "
+        f"than {cfg.analysis.min_segment_size} customers is not tested, so a small segment is never flagged; rows "
+        "are in segment order, never ranked."
     )
     return Answer(table, f"Stage funnel by {args.by}", intro, stage_funnel_by_segment_figure(table))
 

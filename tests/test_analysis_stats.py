@@ -27,8 +27,9 @@ def test_wilson_interval_matches_newcombe() -> None:
 
 
 def test_wilson_interval_of_nothing_is_unknown_and_a_series_works() -> None:
-    low, high = stats.wilson_interval(pd.Series([0, 3]), pd.Series([0, 3]))
+    low, high = stats.wilson_interval(pd.Series([0, 3, 0]), pd.Series([0, 3, 141]))
     assert math.isnan(low[0]) and math.isnan(high[0])
+    assert low[2] == 0.0  # exactly, not a rounding error above it
     # 3 of 3: the upper end is 1 and the lower end z²-based: n / (n + z²) = 3 / (3 + 3.8415)
     assert high[1] == pytest.approx(1.0)
     assert low[1] == pytest.approx(3 / (3 + 1.959964**2), abs=1e-6)

@@ -53,8 +53,10 @@ def wilson_interval(successes: Any, trials: Any, confidence: float = 0.95) -> tu
         p = k / n
         centre = (p + z * z / (2 * n)) / (1 + z * z / n)
         half = z / (1 + z * z / n) * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    # At p = 0 or 1 an end is exactly 0 or 1; rounding must not push it outside.
-    return np.clip(centre - half, 0, 1), np.clip(centre + half, 0, 1)
+    # At p = 0 (p = 1) the lower (upper) end is exactly 0 (1); rounding must not move it, not even to 1e-18.
+    low = np.where(k == 0, 0.0, np.clip(centre - half, 0, 1))
+    high = np.where(k == n, 1.0, np.clip(centre + half, 0, 1))
+    return np.where(n > 0, low, np.nan), np.where(n > 0, high, np.nan)
 
 
 def two_proportion_test(x1: Any, n1: Any, x2: Any, n2: Any) -> tuple[Floats, Floats]:

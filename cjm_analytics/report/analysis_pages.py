@@ -40,12 +40,17 @@ def segment_label(segment: str, size: int, too_small: bool) -> str:
 
 
 def grouped_bars(table: pd.DataFrame, x: str, y: str, y_title: str) -> go.Figure:
-    """One bar per x and segment (too-small segments faded), e.g. conversion per stage and channel."""
+    """One bar per x and segment (too-small segments faded), e.g. conversion per stage and channel, with the rate's
+    95% interval as an error bar where the table has one."""
     fig = go.Figure()
     for segment, rows in table.groupby("segment", sort=False):
         size, too_small = int(rows.segment_size.iloc[0]), bool(rows.too_small.iloc[0])
+        # The rate's Wilson interval, where the table has one (stage_funnel_by_segment's <rate>_ci_low/high).
+        error = ({"type": "data", "symmetric": False, "array": (rows[f"{y}_ci_high"] - rows[y]).tolist(),
+                  "arrayminus": (rows[y] - rows[f"{y}_ci_low"]).tolist()}
+                 if f"{y}_ci_low" in rows.columns else None)
         fig.add_bar(x=plotly_names(rows[x]), y=rows[y], name=segment_label(str(segment), size, too_small),
-                    opacity=0.4 if too_small else 1.0)
+                    opacity=0.4 if too_small else 1.0, error_y=error)
     fig.update_layout(template=TEMPLATE, barmode="group", yaxis_title=y_title, legend_title="segment",
                       margin={"t": 30})
     fig.update_yaxes(tickformat=".0%")
@@ -62,7 +67,7 @@ def ordered_funnel_figure(table: pd.DataFrame) -> go.Figure:
 
 
 def stage_funnel_by_segment_figure(table: pd.DataFrame) -> go.Figure:
-    """Grouped bars: the share of each segment reaching each stage."""
+    """Grouped bars: the share of each segment reaching each stage, with its Wilson interval."""
     return grouped_bars(table, "stage", "conversion_from_first", "share of the segment reaching the stage")
 
 
