@@ -256,3 +256,13 @@ def test_segment_significance_of_the_sample(sample: tuple[Config, duckdb.DuckDBP
     got = stage_funnel_by_segment(con, "first_touch_channel", cfg)
     assert_significance_matches(got, significance_oracle(got, cfg.analysis.min_segment_size))
     assert got.p_value.notna().sum() > 10
+
+
+def test_only_rows_with_enough_customers_are_tested(con: duckdb.DuckDBPyConnection, cfg: Config) -> None:
+    # min_segment_size 2: only social's browse row reached 2 (s1, s5); 1 of 2 went on, against 2 of 2 of the
+    # others (s2, s3): Fisher's p = 1 (both possible tables have probability 1/2).
+    f = stage_funnel_by_segment(con, "first_touch_channel", cfg)
+    tested = f[f.p_value.notna()]
+    assert list(zip(tested.segment, tested.stage, tested.test, strict=True)) == [("social", "browse", "fisher")]
+    assert tested.p_value.iloc[0] == pytest.approx(1.0) and tested.rest_conversion_to_next.iloc[0] == 1.0
+    assert not f.differs.any()

@@ -134,7 +134,7 @@ def with_segment_significance(funnel: pd.DataFrame, min_size: int, family: Seque
     out["p_value"] = compared["p_value"].reindex(funnel.index)
     out["test"] = compared["test"].reindex(funnel.index).astype("str")  # a text column, as the mart reads back
     out["q_value"] = compared["q_value"].reindex(funnel.index)
-    out["differs"] = compared["differs"].reindex(funnel.index).fillna(False).astype(bool)
+    out["differs"] = compared["differs"].reindex(funnel.index, fill_value=False).astype(bool)
     return out
 
 
