@@ -6,15 +6,9 @@ WITH totals AS (
 ),
 
 counted AS (
-    SELECT
-        f.kind,
-        f.property,
-        f.value,
-        count(*) AS customers_with,
-        count(*) FILTER (WHERE p.converted) AS converted_with
-    FROM cjm_driver_flags AS f
-    INNER JOIN cjm_driver_population AS p ON f.customer_key = p.customer_key
-    GROUP BY f.kind, f.property, f.value
+    SELECT kind, property, value, count(*) AS customers_with, count(*) FILTER (WHERE converted) AS converted_with
+    FROM cjm_driver_flags
+    GROUP BY kind, property, value
 ),
 
 -- Without touchpoints configured, a touchpoint is its event's name: a touchpoint held by exactly the customers

@@ -1,7 +1,7 @@
 -- What may count as a driver (docs/analysis/drivers.md, "No leakage"), as the temp table cjm_driver_history:
 -- the events of cjm_driver_population before each customer's cutoff.
 CREATE OR REPLACE TEMP TABLE cjm_driver_history AS
-SELECT e.customer_key, e.source, e.event_id, e.event_number, e.event_name, e.touchpoint, e.channel
+SELECT e.customer_key, p.converted, e.source, e.event_id, e.event_number, e.event_name, e.touchpoint, e.channel
 FROM events AS e
 INNER JOIN cjm_driver_population AS p ON e.customer_key = p.customer_key
 WHERE (p.cutoff_number IS NULL OR e.event_number < p.cutoff_number)

@@ -9,15 +9,15 @@ WITH reached AS (
 ),
 
 -- A converter's history stops at their first event at the target stage or beyond (that event excluded); the
--- rest's history runs to their last event (cutoff NULL). event_number is the order every "first" follows.
+-- rest's history runs to their last event (cutoff NULL). event_number is the order every "first" follows;
+-- stage_entries holds each customer's first event at each stage, so no scan of events is needed.
 cutoffs AS (
-    SELECT e.customer_key, min(e.event_number) AS cutoff_number
-    FROM events AS e
-    INNER JOIN reached AS r ON e.customer_key = r.customer_key
-    WHERE r.converted AND e.stage_order >= $to_order
-    GROUP BY e.customer_key
+    SELECT customer_key, min(event_number) AS cutoff_number
+    FROM stage_entries
+    WHERE stage_order >= $to_order
+    GROUP BY customer_key
 )
 
-SELECT r.customer_key, r.converted, c.cutoff_number
+SELECT r.customer_key, r.converted, CASE WHEN r.converted THEN c.cutoff_number END AS cutoff_number
 FROM reached AS r
 LEFT JOIN cutoffs AS c ON r.customer_key = c.customer_key;
