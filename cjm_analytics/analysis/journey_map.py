@@ -85,7 +85,7 @@ def wilson(hits: int, n: int) -> tuple[float, float]:
     p = hits / n
     centre = (p + Z**2 / (2 * n)) / (1 + Z**2 / n)
     half = Z * math.sqrt(p * (1 - p) / n + Z**2 / (4 * n**2)) / (1 + Z**2 / n)
-    return centre - half, centre + half
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def difference_interval(h1: int, n1: int, h2: int, n2: int) -> tuple[float, float]:
@@ -237,7 +237,12 @@ def build_journey_map(con: duckdb.DuckDBPyConnection, cfg: Config) -> None:
             top_n=TOP_N, min_customers=cfg.journey_map.min_customers)
     map_rows = con.execute("SELECT * FROM journey_map").fetchdf()
     exposure = query_sql(con, "marts/journey_map_exposure", goal_order=cfg.goal_order)
-    extra = pd.DataFrame(driver_rows(map_rows, exposure) + persona_rows(map_rows, cfg.goal),
+    # Whether the inputs of emotion and support were configured: without them those rows are absent, which a
+    # reader must tell from "configured, no answers at this stage" (never shown as 0).
+    inputs = [{"persona_type": ALL_TYPE, "persona": ALL_PERSONA, "measure": f"{name}_configured",
+               "value": float(configured)}
+              for name, configured in (("surveys", bool(surveys)), ("support", bool(cfg.analysis.support_events)))]
+    extra = pd.DataFrame(driver_rows(map_rows, exposure) + persona_rows(map_rows, cfg.goal) + inputs,
                          columns=list(map_rows.columns))
     if not extra.empty:
         con.register("jm_extra", extra)

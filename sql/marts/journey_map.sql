@@ -3,19 +3,19 @@
 -- cjm_analytics.analysis.journey_map. Needs the temp tables of journey_map_prepare.sql and, with surveys, the
 -- cjm_survey_responses macro. Intervals are 95% (z = 1.959964).
 
--- Wilson score interval of hits / n.
+-- Wilson score interval of hits / n (clamped to 0..1 against floating-point noise at 0 and n hits).
 CREATE OR REPLACE TEMP MACRO jm_wilson_low(hits, n) AS
-    CASE WHEN n > 0 THEN
+    CASE WHEN n > 0 THEN greatest(0,
         ((hits / n) + 1.959964 ^ 2 / (2 * n)
          - 1.959964 * sqrt((hits / n) * (1 - hits / n) / n + 1.959964 ^ 2 / (4 * n ^ 2)))
-        / (1 + 1.959964 ^ 2 / n)
+        / (1 + 1.959964 ^ 2 / n))
     END;
 
 CREATE OR REPLACE TEMP MACRO jm_wilson_high(hits, n) AS
-    CASE WHEN n > 0 THEN
+    CASE WHEN n > 0 THEN least(1,
         ((hits / n) + 1.959964 ^ 2 / (2 * n)
          + 1.959964 * sqrt((hits / n) * (1 - hits / n) / n + 1.959964 ^ 2 / (4 * n ^ 2)))
-        / (1 + 1.959964 ^ 2 / n)
+        / (1 + 1.959964 ^ 2 / n))
     END;
 
 CREATE OR REPLACE TABLE journey_map AS
