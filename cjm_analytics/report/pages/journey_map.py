@@ -78,12 +78,6 @@ def _pct_ci(r: pd.Series) -> str:
     return f"{esc(fmt_pct(r['value']))}{_interval(r['ci_low'], r['ci_high'], fmt_pct)}"
 
 
-def _pp(value: object) -> str:
-    """A difference of two rates in percentage points, signed."""
-    n = number(value)
-    return "—" if n is None else f"{n * 100:+.1f}"
-
-
 def _q(value: object) -> str:
     n = number(value)
     return "—" if n is None else "q<0.001" if n < 0.001 else f"q={n:.3f}"
@@ -224,17 +218,17 @@ def _persona_map(index: int, p: _Persona, stages: list[tuple[int, str]], goal_or
             return '<span class="jm-muted">after the goal</span>'
         rows = p.ranked("moment_of_truth", order)
         if not rows:
-            return '<span class="jm-muted">no touchpoint with 5 customers who had it and 5 who did not</span>'
+            return '<span class="jm-muted">no touchpoint held and lacked by enough customers to test</span>'
         items = []
         for r in rows:
             sure = bool(r["significant"]) if not missing(r["significant"]) else False
             mark = ('<span class="jm-sig">significant</span>' if sure
                     else '<span class="jm-muted">not significant</span>')
-            arrow = "▲" if (number(r["value"]) or 0) > 0 else "▼"
-            items.append(f"{esc(r['label'])}: {arrow} <b>{esc(_pp(r['value']))} pp</b>"
-                         f"{_interval(r['ci_low'], r['ci_high'], _pp, ', ')}<br>"
+            arrow = "▲" if (number(r["value"]) or 0) > 1 else "▼"
+            items.append(f"{esc(r['label'])}: {arrow} odds ×<b>{esc(fmt_num(r['value'], 2))}</b>"
+                         f"{_interval(r['ci_low'], r['ci_high'], lambda v: fmt_num(v, 2), ', ')}<br>"
                          f'<span class="jm-muted">{esc(fmt_pct(r["rate_with"], 0))} with vs '
-                         f"{esc(fmt_pct(r['rate_without'], 0))} without · {esc(_q(r['q_value']))}</span>"
+                         f"{esc(fmt_pct(r['rate_without'], 0))} without go on · {esc(_q(r['q_value']))}</span>"
                          f" {mark}")
         return _list(items)
 
@@ -341,11 +335,12 @@ def journey_map_body(marts: Marts) -> str:
                       f"</span> {' '.join(labels)}</div>")
     return f"""<p class="note">One column per stage, one row per measure, for all journey customers or one
 persona (choose below). Red ▼ marks customers lost before the goal ({esc(goal)}); after it, a journey that ends
-is completed (✓), never lost. Intervals are 95%. A moment of truth is a touchpoint of the stage whose customers
-go on more (▲) or less (▼) often than the stage's other customers, tested with Fisher's exact test and a
-Benjamini–Hochberg correction (q &lt; 0.05 is significant); it shows association, not cause. The opportunity
-of a stage is its lost customers × the lift of its best significant touchpoint, ranked by the low end of its
-interval. Definitions: docs/marts.md.</p>
+is completed (✓), never lost. Intervals are 95%. A moment of truth is a touchpoint of the stage: the customers
+who had it before reaching the next stage went on with higher (▲) or lower (▼) odds than those who did not
+(the odds ratio; Fisher's exact or chi-square test, Benjamini–Hochberg corrected: q &lt; 0.05 is significant).
+It shows association, not cause. A stage's opportunity is its lost customers × (the rate with − the rate
+without) of its strongest significant ▲ touchpoint, ranked by the low end of its interval. Definitions:
+docs/marts.md.</p>
 <style>
 {_CSS}{"".join(rules)}
 </style>
