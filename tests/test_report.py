@@ -228,7 +228,8 @@ JOURNEY_MAP = [
     _jm(("all", "all customers", None, None), None, None, "support_configured", 0.0),
     *[_jm(JM, stage, order, "reached", reached, customers=reached)
       for stage, order, reached, *_ in STAGE_FUNNEL],
-    *[_jm(JM_ADS, stage, order, "reached", r, customers=r) for (stage, order, *_), r in zip(STAGE_FUNNEL, (4, 4, 3, 1))],
+    *[_jm(JM_ADS, stage, order, "reached", r, customers=r)
+      for (stage, order, *_), r in zip(STAGE_FUNNEL, (4, 4, 3, 1), strict=True)],
     _jm(JM, BROWSE, 1, "conversion_to_next", 0.9, ci=(0.5958, 0.9821), customers=10),
     _jm(JM, CART, 3, "lost", 2, customers=7),
     _jm(JM, BUY, 4, "completed", 5, customers=5),
@@ -349,8 +350,8 @@ def test_writes_the_pages_and_one_plotly_js(tmp_path: Path) -> None:
     written = build_report(make_warehouse(), out)
     assert [p.name for p in written] == [PLOTLY_JS, RUN_STATUS_JS, *PAGE_NAMES]
     assert PAGE_NAMES == (
-        "index.html", "journey-map.html", "sankey.html", "funnel.html", "trends.html", "pain-points.html", "emotion.html",
-        "attribution.html", "transitions.html",
+        "index.html", "journey-map.html", "sankey.html", "funnel.html", "trends.html", "pain-points.html",
+        "emotion.html", "attribution.html", "transitions.html",
     )  # fmt: skip
     assert all(p.parent == out and p.is_file() for p in written)
     assert sorted(p.name for p in out.iterdir()) == sorted([PLOTLY_JS, RUN_STATUS_JS, *PAGE_NAMES])  # no temp files
