@@ -37,7 +37,7 @@ _CSS = """
 .jm-map { position: absolute; top: 0; left: 0; right: 0; visibility: hidden; height: 0; overflow: hidden; }
 .jm-table { table-layout: fixed; width: 100%; }
 .jm-table col.jm-label-col { width: 9rem; }
-.jm-table th[scope=row] { font-weight: 600; background: var(--bg); }
+.jm-table th[scope=row] { font-weight: 600; background: var(--bg); position: sticky; left: 0; z-index: 1; }
 .jm-table td { font-size: .86rem; overflow-wrap: anywhere; }
 .jm-table td.jm-curve { padding: 0; }
 .jm-table td.jm-curve .chart { border: 0; margin: 0; padding: 0; }
@@ -181,7 +181,10 @@ def _persona_map(index: int, p: _Persona, stages: list[tuple[int, str]], goal_or
 
     def shares(measure: str) -> Callable[[int, bool], str]:
         def cell(order: int, _: bool) -> str:
-            return _list([f"{esc(r['label'])} <b>{esc(fmt_pct(r['value'], 0))}</b>" for r in p.ranked(measure, order)])
+            ranked = p.ranked(measure, order)
+            if measure == "channel_mix" and [r["label"] for r in ranked] == ["(no channel)"]:
+                return '<span class="jm-muted">no channel in the data</span>'
+            return _list([f"{esc(r['label'])} <b>{esc(fmt_pct(r['value'], 0))}</b>" for r in ranked])
         return cell
 
     def emotion(order: int, _: bool) -> str:
@@ -349,6 +352,7 @@ docs/marts.md.</p>
 <fieldset class="jm-picker"><legend>Persona</legend>
 {"".join(picker)}
 </fieldset>
+<p class="scroll-hint">Wider than the screen: scroll the map sideways (the row names stay).</p>
 <div class="jm-maps">
 {"".join(maps)}
 </div>
