@@ -54,28 +54,17 @@ def difference_interval(with_moved: Any, with_n: Any, without_moved: Any, withou
     return d - np.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2), d + np.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
 
 
-def prepare_stage_drivers(con: duckdb.DuckDBPyConnection, stage_order: int) -> None:
-    """Every candidate touchpoint of every customer who reached stage_order, before they reached the next stage
-    (analysis.drivers' population, history and candidates): the work of all personas at once."""
+def stage_driver_counts(con: duckdb.DuckDBPyConnection, stage_order: int, touchpoints: list[str],
+                        min_support: int) -> pd.DataFrame:
+    """The 2x2 counts of the touchpoint drivers of reaching the stage after stage_order (analysis.drivers'
+    population, no-leakage history and candidates), per persona, for the stage's own touchpoints. For all
+    customers they are the counts of conversion_drivers(kinds=("touchpoint",)) for these touchpoints."""
     run_sql(con, "analysis/drivers_population", from_order=stage_order, to_order=stage_order + 1)
     run_sql(con, "analysis/drivers_history", to_order=stage_order + 1)
     run_sql(con, "analysis/drivers_candidates", kinds=["touchpoint"], properties=None,
             max_property_values=MAX_PROPERTY_VALUES)
-    con.execute("CREATE OR REPLACE TEMP TABLE jm_driver_population AS SELECT * FROM cjm_driver_population")
-
-
-def stage_drivers(con: duckdb.DuckDBPyConnection, persona_type: str, persona: str, touchpoints: list[str],
-                  min_support: int) -> pd.DataFrame:
-    """The touchpoint drivers (DRIVER_COLUMNS) of the stage prepared by prepare_stage_drivers among one persona's
-    customers, for the stage's own touchpoints (the Benjamini–Hochberg family). For all customers, these are the
-    rows of conversion_drivers(kinds=("touchpoint",)) for the stage's touchpoints, with q over them alone."""
-    # A customer's candidates do not depend on who else is in the population: only the population narrows.
-    con.execute("CREATE OR REPLACE TEMP TABLE cjm_driver_population AS SELECT * FROM jm_driver_population "
-                "WHERE $t = $all OR customer_key IN (SELECT customer_key FROM jm_customers WHERE persona_type = $t "
-                "AND persona = $p)", {"t": persona_type, "p": persona, "all": ALL_TYPE})
-    counts = query_sql(con, "analysis/drivers_counts", min_support=min_support)
-    counts = counts[counts["value"].isin(touchpoints)].reset_index(drop=True)
-    return driver_statistics(counts)[DRIVER_COLUMNS]
+    # One query for every persona: a customer's candidates do not depend on who else is in the population.
+    return query_sql(con, "marts/journey_map_driver_counts", touchpoints=touchpoints, min_support=min_support)
 
 
 Row = dict[str, Any]
@@ -129,11 +118,14 @@ def driver_rows(con: duckdb.DuckDBPyConnection, map_rows: pd.DataFrame, goal_ord
                      & (map_rows["customers"] >= 2 * min_support)]
     out: list[Row] = []
     for order in sorted(o for o in touchpoints if o < goal_order):
-        prepare_stage_drivers(con, order)
+        counts = stage_driver_counts(con, order, touchpoints[order], min_support)
+        per_persona = dict(iter(counts.groupby(["persona_type", "persona"])))
         for head in cast(list[Row], heads[heads["stage_order"] == order].to_dict("records")):
-            drivers = stage_drivers(con, str(head["persona_type"]), str(head["persona"]), touchpoints[order],
-                                    min_support)
-            out += moment_rows(head, drivers, int(head["value"]))
+            found = per_persona.get((head["persona_type"], head["persona"]))
+            if found is not None:
+                # The Benjamini–Hochberg family: the stage's touchpoints tested in this persona.
+                drivers = driver_statistics(found.reset_index(drop=True))[DRIVER_COLUMNS]
+                out += moment_rows(head, drivers, int(head["value"]))
     # Opportunities ranked within a persona by the low end of their interval: a big lift seen in few customers
     # is a weak promise.
     chances = sorted((r for r in out if r["measure"] == "opportunity"),
@@ -188,5 +180,5 @@ def build_journey_map(con: duckdb.DuckDBPyConnection, cfg: Config) -> None:
         con.execute("INSERT INTO journey_map BY NAME SELECT * FROM jm_extra")
         con.unregister("jm_extra")
     for temp in ("jm_personas", "jm_customers", "jm_stage_moments", "jm_entries", "jm_placed",
-                 "jm_driver_population", "cjm_driver_population", "cjm_driver_history", "cjm_driver_flags"):
+                 "cjm_driver_population", "cjm_driver_history", "cjm_driver_flags"):
         con.execute(f"DROP TABLE IF EXISTS {temp}")

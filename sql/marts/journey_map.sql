@@ -45,36 +45,43 @@ funnel AS (
     FROM ladder
 ),
 
--- Events of each persona's customers, at the stage they were at.
-placed AS (
-    SELECT c.persona_type, c.persona, p.*
-    FROM jm_placed AS p
-    INNER JOIN jm_customers AS c ON p.customer_key = c.customer_key
+-- What each customer did at each stage, made distinct before the personas multiply the rows.
+customer_touchpoints AS (
+    SELECT DISTINCT customer_key, stage_order, touchpoint AS label
+    FROM jm_placed
+),
+
+-- A session's channel: sessions.channel, its first event's channel that is not NULL.
+customer_sessions AS (
+    SELECT p.customer_key, p.stage_order, p.session_number, coalesce(s.channel, '(no channel)') AS label
+    FROM (SELECT DISTINCT customer_key, stage_order, session_number FROM jm_placed) AS p
+    LEFT JOIN sessions AS s ON p.customer_key = s.customer_key AND p.session_number = s.session_number
 ),
 
 stage_customers AS (
-    SELECT persona_type, persona, stage_order, count(DISTINCT customer_key) AS customers
-    FROM placed
+    SELECT c.persona_type, c.persona, s.stage_order, count(*) AS customers
+    FROM (SELECT DISTINCT customer_key, stage_order FROM customer_touchpoints) AS s
+    INNER JOIN jm_customers AS c ON s.customer_key = c.customer_key
     GROUP BY ALL
 ),
 
 touchpoints AS (
-    SELECT persona_type, persona, stage_order, coalesce(touchpoint, event_name) AS label,
-           count(DISTINCT customer_key) AS hits
-    FROM placed
+    SELECT c.persona_type, c.persona, t.stage_order, t.label, count(*) AS hits
+    FROM customer_touchpoints AS t
+    INNER JOIN jm_customers AS c ON t.customer_key = c.customer_key
     GROUP BY ALL
 ),
 
 channels AS (
-    SELECT persona_type, persona, stage_order, coalesce(session_channel, '(no channel)') AS label,
-           count(DISTINCT (customer_key, session_number)) AS hits
-    FROM placed
+    SELECT c.persona_type, c.persona, s.stage_order, s.label, count(*) AS hits
+    FROM customer_sessions AS s
+    INNER JOIN jm_customers AS c ON s.customer_key = c.customer_key
     GROUP BY ALL
 ),
 
 stage_sessions AS (
-    SELECT persona_type, persona, stage_order, count(DISTINCT (customer_key, session_number)) AS sessions
-    FROM placed
+    SELECT persona_type, persona, stage_order, sum(hits) AS sessions
+    FROM channels
     GROUP BY ALL
 ),
 
@@ -114,10 +121,12 @@ low_scorers AS (
     SELECT DISTINCT customer_key FROM responses WHERE valid AND score < low_below
 ),
 
+-- An answer belongs to the stage the customer was at (as every event of jm_placed, and as the emotion curve).
 placed_responses AS (
-    SELECT p.persona_type, p.persona, p.stage_order, r.kind, r.raw_score, r.score
+    SELECT c.persona_type, c.persona, m.stage_order, r.kind, r.raw_score, r.score
     FROM responses AS r
-    INNER JOIN placed AS p ON r.source = p.source AND r.event_id = p.event_id
+    ASOF INNER JOIN jm_stage_moments AS m ON r.customer_key = m.customer_key AND r.ts >= m.ts
+    INNER JOIN jm_customers AS c ON r.customer_key = c.customer_key
     WHERE r.valid
 ),
 

@@ -31,22 +31,16 @@ LEFT JOIN jm_stage_moments AS m
     ON n.customer_key = m.customer_key AND m.stage_order > n.stage_order AND m.ts >= n.entry_ts
 GROUP BY ALL;
 
--- Every event of a journey customer, at the stage of the latest mapped event at or before it (itself included),
--- and the channel of its session. Events before the first mapped one belong to no stage and are left out.
+-- Every event of a journey customer, at the stage of the latest mapped event at or before it (itself included).
+-- Events before the first mapped one belong to no stage and are left out.
 CREATE OR REPLACE TEMP TABLE jm_placed AS
 SELECT
     e.customer_key,
-    e.source,
-    e.event_id,
-    e.event_name,
-    e.touchpoint,
-    e.ts,
+    coalesce(e.touchpoint, e.event_name) AS touchpoint,
     e.session_number,
-    s.channel AS session_channel,
     m.stage_order,
     -- Before the customer first reached a later stage: what counts for moving on (no leakage from after it).
     x.moved_ts IS NULL OR e.ts < x.moved_ts AS before_moving_on
 FROM events AS e
 ASOF INNER JOIN jm_stage_moments AS m ON e.customer_key = m.customer_key AND e.ts >= m.ts
-INNER JOIN jm_entries AS x ON e.customer_key = x.customer_key AND m.stage_order = x.stage_order
-LEFT JOIN sessions AS s ON e.customer_key = s.customer_key AND e.session_number = s.session_number;
+INNER JOIN jm_entries AS x ON e.customer_key = x.customer_key AND m.stage_order = x.stage_order;
