@@ -17,6 +17,7 @@ import html
 import json
 import math
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -24,6 +25,7 @@ import pandas as pd
 import pytest
 
 from cjm_analytics.config import Config
+from cjm_analytics.errors import ConfigError
 from cjm_analytics.nightly import run_nightly
 from tests.fixtures import make_config, write_csv
 
@@ -380,3 +382,38 @@ def test_every_number_of_the_sample_map_is_counted_again_in_pandas(sample: Confi
     for k, r in lost.iterrows():
         who = furthest[furthest == k].index
         assert (r["customers"], r["hits"]) == (len(who), sum(c in supported for c in who))
+
+
+def test_moments_of_truth_are_the_drivers_of_all_customers(sample: Config) -> None:
+    """For all customers, a moment of truth is conversion_drivers' row for the touchpoint (the q-value aside: the
+    map corrects over the stage's own touchpoints)."""
+    from cjm_analytics.analysis.drivers import conversion_drivers
+
+    con = duckdb.connect(str(sample.warehouse), read_only=True)
+    moments = con.execute("SELECT stage, stage_order, label, value, customers, hits, rate_with, rate_without, "
+                          "p_value FROM journey_map WHERE persona_type = 'all' AND measure = 'moment_of_truth'"
+                          ).fetchdf()
+    stages = [s.name for s in sample.stages]
+    assert set(moments["stage_order"]) == set(range(1, sample.goal_order))
+    for order, group in moments.groupby("stage_order"):
+        drivers = conversion_drivers(con, stages[int(order) - 1], stages[int(order)], kinds=("touchpoint",),
+                                     min_support=sample.journey_map.min_customers).set_index("value")
+        for r in group.to_dict("records"):
+            d = drivers.loc[r["label"]]
+            assert (r["customers"], r["hits"]) == (d["population"], d["customers_with"])
+            assert (r["value"], r["rate_with"], r["rate_without"], r["p_value"]) == pytest.approx(
+                (d["odds_ratio"], d["rate_with"], d["rate_without"], d["p_value"]))
+    con.close()
+
+
+@pytest.mark.parametrize(("section", "message"), [
+    ({"personas": ["plan", "plan"]}, "journey_map.personas: duplicate persona type(s) plan"),
+    ({"personas": [""]}, "journey_map.personas[0]: String should have at least 1 character"),
+    ({"min_customers": 0}, "journey_map.min_customers: Input should be greater than or equal to 1"),
+    ({"persona": ["plan"]}, "journey_map.persona: unknown key"),
+])
+def test_a_wrong_journey_map_section_is_one_line(tmp_path: Path, section: dict[str, object], message: str) -> None:
+    write_csv(tmp_path / "web" / "events.csv", "event_id,user_id,event,ts\n1,u1,landing,2026-11-01T10:00:00Z")
+    with pytest.raises(ConfigError) as e:
+        make_config(tmp_path, journey_map=section)
+    assert str(e.value) == f"test.yaml: {message}"
