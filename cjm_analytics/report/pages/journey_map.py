@@ -220,6 +220,8 @@ def _persona_map(index: int, p: _Persona, stages: list[tuple[int, str]], goal_or
         if not pre:
             return '<span class="jm-muted">after the goal</span>'
         rows = p.ranked("moment_of_truth", order)
+        if not rows and bool(p.rows["too_small"].iloc[0]):
+            return '<span class="jm-muted">persona too small to test</span>'
         if not rows:
             return '<span class="jm-muted">no touchpoint held and lacked by enough customers to test</span>'
         items = []
@@ -287,9 +289,12 @@ def _persona_header(p: _Persona, goal: str) -> str:
         text += ' · <span class="jm-small">too small to read: figures are shown, but vary a lot by chance</span>'
     if not conv.empty:
         c = conv.iloc[0]
-        verdict = ("differs from the rest" if bool(c["significant"]) else "no clear difference from the rest")
+        # A persona too small to read is never tested (compare_segments): it gets no verdict, not "no difference".
+        verdict = ("" if missing(c["q_value"]) else
+                   f" ({'differs from the rest' if bool(c['significant']) else 'no clear difference from the rest'},"
+                   f" {esc(_q(c['q_value']))})")
         text += (f" · reach {esc(goal)}: {_pct_ci(c)} vs {esc(fmt_pct(c['rate_without']))} for the rest"
-                 f" ({verdict}, {esc(_q(c['q_value']))})")
+                 f"{verdict}")
     return f'<p class="jm-who">{text}</p>'
 
 
