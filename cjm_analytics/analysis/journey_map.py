@@ -117,7 +117,8 @@ def driver_rows(con: duckdb.DuckDBPyConnection, map_rows: pd.DataFrame, goal_ord
     heads = map_rows[(map_rows["measure"] == "lost") & ~map_rows["too_small"].astype(bool)
                      & (map_rows["customers"] >= 2 * min_support)]
     out: list[Row] = []
-    for order in sorted(o for o in touchpoints if o < goal_order):
+    # Only stages with a persona large enough to test cost a query (a small warehouse costs none).
+    for order in sorted(o for o in touchpoints if o < goal_order and (heads["stage_order"] == o).any()):
         counts = stage_driver_counts(con, order, touchpoints[order], min_support)
         per_persona = dict(iter(counts.groupby(["persona_type", "persona"])))
         for head in cast(list[Row], heads[heads["stage_order"] == order].to_dict("records")):
