@@ -286,6 +286,27 @@ class Analysis(_Strict):
     funnel_window_days: float = Field(default=14, gt=0)
 
 
+class JourneyMap(_Strict):
+    """The journey map (docs/report.md): which customer attributes make its personas, and from what size a
+    persona reads. A persona type is first_touch_channel, last_touch_channel, cohort_week, cohort_month or any
+    event property (a CRM field such as persona, plan, segment): a customer's first non-empty value of it."""
+
+    personas: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=lambda: ["first_touch_channel"],
+                                                                 max_length=5)
+    # A persona with fewer journey customers than this is flagged too_small (shown, never hidden).
+    min_customers: int = Field(default=30, ge=1)
+    # The largest values of each persona type get their own map; the rest are one persona, "(other)".
+    max_personas: int = Field(default=8, ge=1, le=20)
+
+    @field_validator("personas")
+    @classmethod
+    def _distinct(cls, v: list[str]) -> list[str]:
+        dupes = sorted({p for p in v if v.count(p) > 1})
+        if dupes:
+            raise ValueError(f"duplicate persona type(s) {', '.join(dupes)}")
+        return v
+
+
 CheckLevel = Literal["error", "warning", "off"]
 
 
@@ -457,6 +478,7 @@ class Config(_Strict):
     report: Report = Report()
     touchpoints: Touchpoints = Touchpoints()
     analysis: Analysis = Analysis()
+    journey_map: JourneyMap = JourneyMap()
     engine: Engine = Engine()
     duckdb: DuckDBSettings = DuckDBSettings()
     checks: Checks = Checks()

@@ -10,6 +10,7 @@ import pandas as pd
 
 from cjm_analytics.analysis.attribution import channel_attribution
 from cjm_analytics.analysis.emotion import emotion_curve
+from cjm_analytics.analysis.journey_map import build_journey_map
 from cjm_analytics.analysis.pain_points import leaks
 from cjm_analytics.analysis.segments import add_significance_to_mart
 from cjm_analytics.config import Config
@@ -17,7 +18,7 @@ from cjm_analytics.sql_steps import run_sql
 
 MART_TABLES = (
     "stage_conversion_daily", "stage_funnel", "stage_funnel_by_segment", "stage_transitions", "sankey_links",
-    "sankey_segment_links", "run_summary", "run_history",
+    "sankey_segment_links", "run_summary", "run_history", "journey_map",
 )
 # The analyst's answers the report shows every night, stored so that pages and dashboards read one number.
 ANALYSIS_MARTS = ("leaks", "channel_attribution", "emotion_curve")
@@ -58,6 +59,7 @@ def build_marts(
             top_segments=SANKEY_TOP_SEGMENTS)
     run_sql(con, "marts/run_summary", run_id=run_id, run_started=run_started.replace(tzinfo=None))
     build_analysis_marts(con, config)
+    build_journey_map(con, config)
     counts = {}
     present = {str(r[0]) for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
     for table in (*MART_TABLES, *(t for t in ANALYSIS_MARTS if t in present)):

@@ -38,6 +38,7 @@ PUBLISHED: dict[str, str | None] = {
     "stage_transitions": None,
     "journeys": "cohort_month",
     "sankey_links": None,
+    "journey_map": None,
     "run_summary": None,
     "run_checks": None,  # every run's health checks (docs/checks.md), for a dashboard of the pipeline's health
 }

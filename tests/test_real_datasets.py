@@ -314,3 +314,46 @@ def test_olist_conversion_by_first_channel_matches_pandas(olist: Config, olist_l
     assert min(named.values()) == 2.7 and max(named.values()) == 16.3, rate
     # ... but the 60 leads with an empty origin convert best of all: 14/60 = 23.3%.
     assert ours_by[None] == (60, 14) and rate[None] == 23.3, rate
+
+
+# --- Road traffic fines: a process log, the journey map -------------------------------------------------------
+
+FINES_CSV = DATASETS / "road_traffic_fines_100" / "road_traffic_fines_100.csv"
+FINES_STAGES = {"Create Fine": 1, "Send Fine": 2, "Insert Fine Notification": 2, "Add penalty": 3, "Payment": 4}
+
+
+@pytest.fixture(scope="module")
+def fines(tmp_path_factory: pytest.TempPathFactory) -> Config:
+    _need(FINES_CSV)
+    out = tmp_path_factory.mktemp("fines")
+    cfg = _example_config("road_traffic_fines", out).model_copy(update={"marts": out / "marts"})
+    run_nightly(cfg)
+    return cfg
+
+
+def test_road_traffic_fines_map_paid_is_completed_collection_is_lost(fines: Config) -> None:
+    d = pd.read_csv(FINES_CSV)
+    d["ts"] = pd.to_datetime(d["time:timestamp"], utc=True)
+    d["stage"] = d["concept:name"].map(FINES_STAGES)
+    furthest = d.groupby("case:concept:name")["stage"].max()
+    activities = d.groupby("case:concept:name")["concept:name"].agg(set)
+    collected = activities.map(lambda s: "Send for Credit Collection" in s)
+    jm = _query(fines, "SELECT * FROM journey_map WHERE persona_type = 'all'")
+    reached = jm[jm["measure"] == "reached"].set_index("stage_order")["value"].sort_index()
+    assert list(reached) == [float((furthest >= k).sum()) for k in (1, 2, 3, 4)]  # 100, 100, 84, 48
+    # Every paid case is completed at the goal; none is lost there.
+    done = jm[jm["measure"] == "completed"]
+    assert list(done["stage"]) == ["paid"] and done["value"].iloc[0] == (furthest == 4).sum() == 48
+    assert not ((jm["measure"] == "lost") & (jm["stage"] == "paid")).any()
+    # The 36 cases sent for credit collection never paid: lost at the penalty stage, that being what they did last.
+    assert collected.sum() == 36 and (furthest[collected] == 3).all()
+    last = jm[(jm["measure"] == "lost_last_touchpoint") & (jm["stage"] == "penalised")].sort_values("rank").iloc[0]
+    assert (last["label"], last["hits"], last["customers"]) == ("Send for Credit Collection", 36, (furthest == 3).sum())
+    # No surveys and no support events in a process log: not configured, never 0.
+    assert not jm["measure"].isin(["lost_support_share", "lost_low_score_share", "emotion_mean_score"]).any()
+    # Personas: the vehicle class (first non-empty value per case); class M has 2 cases, too small to read.
+    classes = d.dropna(subset=["vehicleClass"]).sort_values("ts").groupby("case:concept:name")["vehicleClass"].first()
+    sizes = _query(fines, "SELECT DISTINCT persona, persona_size, too_small FROM journey_map "
+                          "WHERE persona_type = 'vehicleClass' ORDER BY persona")
+    assert list(sizes.itertuples(index=False, name=None)) == [
+        (c, n, n < 20) for c, n in sorted(classes.value_counts().items())]

@@ -209,6 +209,43 @@ EMOTION_CURVE = [
     (BUY, 4, 1, 0.6, None, None, -100.0, 1, None, 0, 0),
 ]
 
+# The journey_map mart (docs/marts.md) for all customers and one too-small persona whose name is markup; a
+# touchpoint and a moment of truth are markup too. Surveys are configured, support is not.
+JM = ("all", "all customers", 10, False)
+JM_ADS = ("first_touch_channel", ADS, 4, True)
+MOMENT = '<a href="https://example.com">chat</a>'
+
+
+def _jm(who: tuple[Any, ...], stage: str | None, order: int | None, measure: str, value: float,
+        label: str | None = None, rank: int | None = None, ci: tuple[float, float] | None = None,
+        customers: int | None = None, stats: tuple[Any, ...] = (None,) * 5) -> tuple[Any, ...]:
+    low, high = ci or (None, None)
+    return (*who, stage, order, measure, rank, label, value, low, high, customers, None, *stats)
+
+
+JOURNEY_MAP = [
+    _jm(("all", "all customers", None, None), None, None, "surveys_configured", 1.0),
+    _jm(("all", "all customers", None, None), None, None, "support_configured", 0.0),
+    *[_jm(JM, stage, order, "reached", reached, customers=reached)
+      for stage, order, reached, *_ in STAGE_FUNNEL],
+    *[_jm(JM_ADS, stage, order, "reached", r, customers=r)
+      for (stage, order, *_), r in zip(STAGE_FUNNEL, (4, 4, 3, 1), strict=True)],
+    _jm(JM, BROWSE, 1, "conversion_to_next", 0.9, ci=(0.5958, 0.9821), customers=10),
+    _jm(JM, CART, 3, "lost", 2, customers=7),
+    _jm(JM, BUY, 4, "completed", 5, customers=5),
+    _jm(JM_ADS, BUY, 4, "completed", 1, customers=1),
+    _jm(JM, BROWSE, 1, "top_touchpoint", 0.8, label=IMG, rank=1, customers=10),
+    _jm(JM, BROWSE, 1, "emotion_mean_score", 0.9667, ci=(0.9013, 1.0), customers=3),
+    _jm(JM, CART, 3, "emotion_mean_score", 0.5167, ci=(0.2051, 0.8283), customers=3),
+    _jm(JM_ADS, XSS, 2, "emotion_mean_score", 0.25, customers=1),
+    _jm(JM, CART, 3, "moment_of_truth", 0.6, label=MOMENT, rank=1, ci=(0.1, 0.8), customers=7,
+        stats=(0.8, 0.2, 0.01, 0.03, True)),
+    _jm(JM, CART, 3, "opportunity", 1.2, label=MOMENT, rank=1, ci=(0.2, 1.6), customers=2,
+        stats=(0.8, 0.2, 0.01, 0.03, True)),
+    _jm(JM_ADS, BUY, 4, "persona_conversion", 0.25, ci=(0.0456, 0.6994), customers=4,
+        stats=(0.25, 4 / 6, 0.5, 0.5, False)),
+]
+
 _RUN_COLUMNS = """run_id VARCHAR, run_started_at TIMESTAMP, events_read BIGINT, events_loaded BIGINT,
         events_rejected BIGINT, events_duplicate BIGINT, customers BIGINT, journey_customers BIGINT,
         sessions BIGINT, converted BIGINT, conversion_rate DOUBLE, worst_dropoff_stage VARCHAR,
@@ -235,6 +272,10 @@ DDL = {
     "emotion_curve": """stage VARCHAR, stage_order INTEGER, responses BIGINT, mean_score DOUBLE, ci_low DOUBLE,
         ci_high DOUBLE, nps DOUBLE, nps_responses BIGINT, csat_mean DOUBLE, csat_responses BIGINT,
         invalid_responses BIGINT""",
+    "journey_map": """persona_type VARCHAR, persona VARCHAR, persona_size BIGINT, too_small BOOLEAN, stage VARCHAR,
+        stage_order INTEGER, measure VARCHAR, rank INTEGER, label VARCHAR, value DOUBLE, ci_low DOUBLE,
+        ci_high DOUBLE, customers BIGINT, hits BIGINT, rate_with DOUBLE, rate_without DOUBLE, p_value DOUBLE,
+        q_value DOUBLE, significant BOOLEAN""",
 }
 
 
@@ -271,6 +312,7 @@ def make_warehouse(
         "leaks": leaks,
         "channel_attribution": attribution,
         "emotion_curve": emotion or [],
+        "journey_map": JOURNEY_MAP,
     }
     for table, rows in marts.items():
         if rows:
@@ -308,8 +350,8 @@ def test_writes_the_pages_and_one_plotly_js(tmp_path: Path) -> None:
     written = build_report(make_warehouse(), out)
     assert [p.name for p in written] == [PLOTLY_JS, RUN_STATUS_JS, *PAGE_NAMES]
     assert PAGE_NAMES == (
-        "index.html", "sankey.html", "funnel.html", "trends.html", "pain-points.html", "emotion.html",
-        "attribution.html", "transitions.html",
+        "index.html", "journey-map.html", "sankey.html", "funnel.html", "trends.html", "pain-points.html",
+        "emotion.html", "attribution.html", "transitions.html",
     )  # fmt: skip
     assert all(p.parent == out and p.is_file() for p in written)
     assert sorted(p.name for p in out.iterdir()) == sorted([PLOTLY_JS, RUN_STATUS_JS, *PAGE_NAMES])  # no temp files
@@ -929,3 +971,56 @@ def test_funnel_renders_its_bars(browser: Browser, site: Path) -> None:
     assert len(drawn) == len(STAGE_FUNNEL) - 1  # the last stage has no drop-off rate
     visit.assert_clean()
     visit.page.close()
+
+
+# --- the journey map ---------------------------------------------------------------------------------
+
+
+def test_journey_map_escapes_every_name(site: Path) -> None:
+    text = page(site, "journey-map.html")
+    for name in (ADS, IMG, MOMENT, XSS, CART):
+        assert name not in text, name
+    assert html.escape(ADS) in text and html.escape(IMG) in text and html.escape(MOMENT) in text
+    # A stage name in the curve's hover text is plotly text: entities, which plotly.js shows as text.
+    assert r"\u003cb\u003e&lt;\u002fscript&gt;&lt;script&gt;alert(1)&lt;\u002fscript&gt;\u003c\u002fb\u003e" in text
+
+
+def test_journey_map_says_not_configured_never_zero(site: Path) -> None:
+    text = page(site, "journey-map.html")
+    all_map = text.split('class="jm-map jm-p0"')[1].split('class="jm-map jm-p1"')[0]
+    # Support is not configured: the lost customers' support share says so; surveys are, so the curve is drawn.
+    assert "contacted support: <span class=\"jm-none\">not configured</span>" in all_map
+    assert "contacted support: 0" not in all_map
+    assert 'id="jm-curve-0"' in all_map
+    # A persona too small to read is flagged and still drawn; after the goal journeys are completed, not lost.
+    assert "too small to read" in text.split('class="jm-map jm-p1"')[1]
+    assert "✓ 5 completed" in all_map and "▼ 2 lost" in all_map
+    assert "<b>80%</b>" in all_map.split("Top actions")[1].split("</tr>")[0]
+    assert "90.0% <span class=\"jm-ci\">[59.6%–98.2%]</span>" in all_map
+
+
+def test_journey_map_without_the_mart_says_so(tmp_path: Path) -> None:
+    con = make_warehouse()
+    con.execute("DROP TABLE journey_map")
+    build_report(con, tmp_path)
+    text = page(tmp_path, "journey-map.html")
+    assert "no journey map yet" in text and "<figure" not in text
+
+
+@pytest.mark.browser
+def test_journey_map_persona_selector_switches_the_whole_map(browser: Browser, site: Path) -> None:
+    visit = Visit(browser, (site / "journey-map.html").as_uri())
+    p = visit.page
+    p.wait_for_selector("#jm-curve-0 .main-svg")
+    shown = "els => els.filter(e => getComputedStyle(e).visibility === 'visible').map(e => e.className)"
+    assert p.eval_on_selector_all(".jm-map", shown) == ["jm-map jm-p0"]
+    p.click("label[for=jm-p1]")
+    assert p.eval_on_selector_all(".jm-map", shown) == ["jm-map jm-p1"]
+    # The persona's name is text, not markup, and its curve was drawn at the page's width while hidden.
+    assert p.inner_text(".jm-p1 .jm-who b") == ADS
+    width = p.eval_on_selector("#jm-curve-1 .main-svg", "e => e.getBoundingClientRect().width")
+    cell = p.eval_on_selector(".jm-p1 td.jm-curve", "e => e.getBoundingClientRect().width")
+    assert abs(width - cell) < 2
+    assert p.eval_on_selector_all(".jm-p1 .jm-table a, .jm-p1 .jm-table img", "els => els.length") == 0
+    visit.assert_clean()
+    p.close()

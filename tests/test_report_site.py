@@ -170,7 +170,7 @@ def test_leak_emotion_and_attribution_charts(browser: Browser, site: Path) -> No
 
 MARTS = (
     "run_summary", "run_history", "stage_funnel", "stage_funnel_by_segment", "stage_transitions", "sankey_links",
-    "sankey_segment_links", "stage_conversion_daily", "leaks", "channel_attribution", "emotion_curve",
+    "sankey_segment_links", "stage_conversion_daily", "leaks", "channel_attribution", "emotion_curve", "journey_map",
 )  # fmt: skip
 
 

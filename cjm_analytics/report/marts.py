@@ -76,6 +76,27 @@ EMOTION_CURVE_COLUMNS = (
     "csat_responses",
     "invalid_responses",
 )
+JOURNEY_MAP_COLUMNS = (
+    "persona_type",
+    "persona",
+    "persona_size",
+    "too_small",
+    "stage",
+    "stage_order",
+    "measure",
+    "rank",
+    "label",
+    "value",
+    "ci_low",
+    "ci_high",
+    "customers",
+    "hits",
+    "rate_with",
+    "rate_without",
+    "p_value",
+    "q_value",
+    "significant",
+)
 
 
 @dataclass(frozen=True)
@@ -96,6 +117,8 @@ class Marts:
     # This run's health checks (docs/checks.md; empty for a warehouse from before them) and where its data ends.
     run_checks: pd.DataFrame = field(default_factory=pd.DataFrame)
     data_end: Any = None
+    # The journey map (None for a warehouse from before it).
+    journey_map: pd.DataFrame | None = None
 
     def status(self) -> dict[str, Any]:
         """The run's verdict as run_status.js states it (checks.Health.as_dict's keys, without the checks)."""
@@ -107,8 +130,9 @@ class Marts:
 
     @property
     def absent(self) -> frozenset[str]:
-        """The optional marts this warehouse lacks: emotion_curve without surveys."""
-        return frozenset() if self.emotion_curve is not None else frozenset({"emotion_curve"})
+        """The optional marts this warehouse lacks: emotion_curve without surveys, journey_map before it existed."""
+        return frozenset(name for name, mart in (("emotion_curve", self.emotion_curve),
+                                                 ("journey_map", self.journey_map)) if mart is None)
 
     @property
     def stage_order(self) -> list[str]:
@@ -213,4 +237,10 @@ def read_marts(con: duckdb.DuckDBPyConnection) -> Marts:
             "SELECT make_timestamp(CAST(max(value) * 1e6 AS BIGINT)) FROM run_metrics "
             "WHERE run_id = $run_id AND metric = 'data_end'", {"run_id": run_summary["run_id"]}).fetchall()[0][0]
         if checked else None,
+        journey_map=(
+            _select(con, present, "journey_map", JOURNEY_MAP_COLUMNS,
+                    "ORDER BY persona_type, persona, stage_order, measure, rank")
+            if "journey_map" in present
+            else None
+        ),
     )

@@ -23,6 +23,7 @@ from cjm_analytics.report.pages.charts import (
     transitions_body,
     trends_body,
 )
+from cjm_analytics.report.pages.journey_map import journey_map_body
 from cjm_analytics.report.pages.overview import overview_body
 
 
@@ -35,6 +36,9 @@ def _overview(marts: Marts) -> str:
 PAGES = (
     Page("index.html", "Overview", "", _overview,  # the overview lists the other pages
          ("run_summary", "run_history", "stage_conversion_daily", "leaks", "channel_attribution")),
+    Page("journey-map.html", "Journey map",
+         "per stage and persona: customers, conversion, time, actions, channels,\n"
+         "emotion, pain points, moments of truth and opportunities.", journey_map_body, ("journey_map",)),
     Page("sankey.html", "Journeys by step",
          "where journey customers go at each step of their stage path, and\n"
          "where they drop off, for all journeys and for the largest first-touch channels.",
