@@ -18,7 +18,6 @@ from cjm_analytics.sql_steps import query_sql, run_sql
 # Segments with their own definition; any other `by` is an event property (campaign, device, plan, ...).
 CHANNEL_SEGMENTS = ("first_touch_channel", "last_touch_channel")
 COHORT_SEGMENTS = ("cohort_week", "cohort_month")
-NO_SEGMENT = "(none)"
 SEGMENT_COLUMNS = ["segment", "segment_size", "too_small"]
 
 

@@ -119,7 +119,7 @@ chosen AS (
 
 customer_steps AS (
     SELECT
-        coalesce(g.segment, '(none)') AS segment,
+        coalesce(g.segment, $no_segment) AS segment,
         s.step,
         (s.ts_us - s.start_us) / 3.6e9 AS hours
     FROM attempt_steps AS s
@@ -135,7 +135,7 @@ segment_sizes AS (
 segments AS (
     SELECT * FROM segment_sizes
     UNION ALL
-    SELECT '(none)', 0 WHERE NOT EXISTS (SELECT 1 FROM segment_sizes)
+    SELECT $no_segment, 0 WHERE NOT EXISTS (SELECT 1 FROM segment_sizes)
 ),
 
 step_stats AS (

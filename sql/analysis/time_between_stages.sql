@@ -7,7 +7,7 @@ WITH transitions AS (
         s.prev_stage_order AS from_order,
         s.stage AS to_stage,
         s.stage_order AS to_order,
-        coalesce(g.segment, '(none)') AS segment,
+        coalesce(g.segment, $no_segment) AS segment,
         s.hours_from_prev AS hours
     FROM journey_steps AS s
     LEFT JOIN cjm_customer_segment AS g ON s.customer_key = g.customer_key

@@ -6,7 +6,7 @@ WITH bins AS (
 ),
 
 converted AS (
-    SELECT coalesce(g.segment, '(none)') AS segment, j.hours_to_convert AS hours
+    SELECT coalesce(g.segment, $no_segment) AS segment, j.hours_to_convert AS hours
     FROM journeys AS j
     LEFT JOIN cjm_customer_segment AS g ON j.customer_key = g.customer_key
     WHERE j.converted
