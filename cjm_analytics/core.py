@@ -12,12 +12,9 @@ import json
 
 import duckdb
 
+from cjm_analytics.catalog import CUSTOMER_TABLES as _CUSTOMER_TABLES
 from cjm_analytics.config import Config, Stage, Touchpoints
 from cjm_analytics.sql_steps import run_sql, sql_text
-
-_CUSTOMER_TABLES = (
-    "identities", "events", "sessions", "journey_steps", "journeys", "stage_entries", "channel_touches",
-)
 
 
 def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:

@@ -20,13 +20,14 @@ from typing import Any
 import duckdb
 
 from cjm_analytics.alerts import alerting
+from cjm_analytics.catalog import CUSTOMER_TABLES
 from cjm_analytics.config import Config
 from cjm_analytics.core import build_journeys, clear_scope, sessionize, write_stage_rules, write_touchpoint_rules
 from cjm_analytics.nightly import NIGHTLY_STEPS, RunContext, StepResult, run_step
 from cjm_analytics.sql_steps import quote_literal, run_sql
 from cjm_analytics.warehouse import apply_settings, run_lock
 
-CORE_TABLES = ("events", "sessions", "journey_steps", "journeys", "stage_entries", "channel_touches")
+CORE_TABLES = tuple(t for t in CUSTOMER_TABLES if t != "identities")  # identities: stitched on the driver
 # The nightly steps that run per bucket instead: export -> process_bucket per bucket -> import.
 BUCKETED_STEPS = ("sessionize", "build_journeys")
 _BUCKET_PREFIX = "bucket-"
