@@ -1,10 +1,10 @@
 -- The stage funnel of each segment, by the stage funnel's definitions (docs/definitions.md); the counts of
--- all segments add up to the stage_funnel mart. Reads the temp table cjm_customer_segment; the ladder is
--- sql/marts/stage_ladder.sql.
+-- all segments add up to the stage_funnel mart. $segments names the customers' segments (a table of
+-- analysis/segments_*); the ladder is sql/marts/stage_ladder.sql.
 WITH journeys_by_segment AS (
     SELECT coalesce(g.segment, $no_segment) AS grp, j.furthest_stage_order
     FROM journeys AS j
-    LEFT JOIN cjm_customer_segment AS g ON j.customer_key = g.customer_key
+    LEFT JOIN query_table($segments) AS g ON j.customer_key = g.customer_key
 )
 
 SELECT
