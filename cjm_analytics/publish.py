@@ -26,7 +26,7 @@ from typing import Any
 
 import duckdb
 
-from cjm_analytics.catalog import PUBLISHED
+from cjm_analytics.catalog import PUBLISHED, TABLES
 from cjm_analytics.checks import Health
 from cjm_analytics.errors import PublishError
 from cjm_analytics.sql_steps import quote_ident, quote_literal
@@ -205,6 +205,9 @@ def write_marts(con: duckdb.DuckDBPyConnection, folder: Path, run_id: str, run_s
         for table, partition in PUBLISHED.items():
             select = _select(con, table, run_id, run_date)
             con.execute(f"CREATE TABLE published.{quote_ident(table)} AS {select}")
+            # What the table holds, for whoever browses the file in a BI tool (a comment takes no parameter).
+            comment = quote_literal(TABLES[table].description)
+            con.execute(f"COMMENT ON TABLE published.{quote_ident(table)} IS {comment}")
             target = folder / "parquet" / table
             if partition:
                 con.execute(f"COPY ({select}) TO {quote_literal(str(target))} "
