@@ -21,7 +21,7 @@ from cjm_analytics.analysis.emotion import emotion_curve
 from cjm_analytics.analysis.funnels import ORDERS, ordered_funnel
 from cjm_analytics.analysis.pain_points import LOOP_THRESHOLD, leaks
 from cjm_analytics.analysis.paths import LEVELS, paths_around, paths_between, top_paths
-from cjm_analytics.analysis.segments import NO_SEGMENT, stage_funnel_by_segment
+from cjm_analytics.analysis.segments import stage_funnel_by_segment
 from cjm_analytics.analysis.timing import (
     DEFAULT_BINS,
     time_between_stages,
@@ -31,6 +31,7 @@ from cjm_analytics.analysis.timing import (
 )
 from cjm_analytics.config import Config, load_config
 from cjm_analytics.errors import AnalysisError, ConfigError
+from cjm_analytics.names import END, NO_SEGMENT, START
 from cjm_analytics.report.analysis_pages import (
     channel_attribution_figure,
     drivers_figure,
@@ -175,7 +176,7 @@ def _add_segments(add_analysis: AddAnalysis) -> None:
 def _segment_intro(segment: str | None, cfg: Config, counted: str) -> str:
     if segment is None:
         return ""
-    return (f" Per {segment} (customers without a value are in (none)); too_small marks fewer than "
+    return (f" Per {segment} (customers without a value are in {NO_SEGMENT}); too_small marks fewer than "
             f"{cfg.analysis.min_segment_size} {counted}.")
 
 
@@ -236,7 +237,7 @@ def _paths_around(con: duckdb.DuckDBPyConnection, cfg: Config, args: argparse.Na
     df = paths_around(con, args.anchor, args.before, args.after, args.level, n=args.n,
                       collapse_loops=not args.keep_repeats)
     intro = (f"The {args.before} {args.level} step(s) before and {args.after} after each customer's first "
-             f"{args.anchor!r}; share is of the customers who ever had {args.anchor!r}. (start) and (end) mark "
+             f"{args.anchor!r}; share is of the customers who ever had {args.anchor!r}. {START} and {END} mark "
              f"a path that begins or ends inside the window.")
     return Answer(df, f"Paths around {args.anchor}", intro, paths_figure(df, f"Paths around {args.anchor}"))
 

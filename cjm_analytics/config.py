@@ -33,11 +33,10 @@ from pydantic import (
 )
 
 from cjm_analytics.errors import ConfigError
+from cjm_analytics.names import PSEUDO_STAGES as PSEUDO_STAGES  # re-exported: graph.py and notebooks read it here
+from cjm_analytics.names import RESERVED_NODE_NAMES
 from cjm_analytics.suggest import did_you_mean
 
-PSEUDO_STAGES = ("(start)", "(end)")
-# Node names the transition graph and the step Sankey use for themselves (DEFINITIONS.md): no stage may take one.
-RESERVED_NODE_NAMES = (*PSEUDO_STAGES, "(drop-off)", "(completed)", "(continues)", "other")
 SourceKind = Literal["clickstream", "crm"]
 # A preset reads a well-known export (docs/presets.md) with a mapping of its own: sql/raw/presets/<name>.sql.
 Preset = Literal["segment", "ga4", "snowplow", "crm_stage_history"]

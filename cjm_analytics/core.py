@@ -12,12 +12,10 @@ import json
 
 import duckdb
 
+from cjm_analytics.catalog import CUSTOMER_TABLES as _CUSTOMER_TABLES
 from cjm_analytics.config import Config, Stage, Touchpoints
 from cjm_analytics.sql_steps import run_sql, sql_text
 
-_CUSTOMER_TABLES = (
-    "identities", "events", "sessions", "journey_steps", "journeys", "stage_entries", "channel_touches",
-)
 # The config's rules as tables (sql/core/schema.sql), written by write_rules.
 RULE_TABLES = ("stage_list", "stage_rules", "touchpoint_rules")
 

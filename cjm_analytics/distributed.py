@@ -19,12 +19,13 @@ from typing import Any
 
 import duckdb
 
+from cjm_analytics.catalog import CUSTOMER_TABLES
 from cjm_analytics.config import Config
 from cjm_analytics.core import RULE_TABLES, build_journeys, clear_scope, sessionize
 from cjm_analytics.sql_steps import quote_literal, run_sql
 from cjm_analytics.warehouse import apply_settings
 
-CORE_TABLES = ("events", "sessions", "journey_steps", "journeys", "stage_entries", "channel_touches")
+CORE_TABLES = tuple(t for t in CUSTOMER_TABLES if t != "identities")  # identities: stitched on the driver
 _BUCKET_PREFIX = "bucket-"
 _RULES = "rules"  # beside the bucket folders: this run's rule tables, which every bucket reads
 

@@ -13,15 +13,10 @@ from cjm_analytics.analysis.emotion import emotion_curve
 from cjm_analytics.analysis.journey_map import build_journey_map
 from cjm_analytics.analysis.pain_points import leaks
 from cjm_analytics.analysis.segments import add_significance_to_mart
+from cjm_analytics.catalog import TABLES, layer
 from cjm_analytics.config import Config
 from cjm_analytics.sql_steps import run_sql
 
-MART_TABLES = (
-    "stage_conversion_daily", "stage_funnel", "stage_funnel_by_segment", "stage_transitions", "sankey_links",
-    "sankey_segment_links", "run_summary", "run_history", "journey_map",
-)
-# The analyst's answers the report shows every night, stored so that pages and dashboards read one number.
-ANALYSIS_MARTS = ("leaks", "channel_attribution", "emotion_curve")
 # The Sankey's segment selector offers this many of the largest first-touch channels.
 SANKEY_TOP_SEGMENTS = 5
 
@@ -38,7 +33,9 @@ def _store(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame | Non
 
 
 def build_analysis_marts(con: duckdb.DuckDBPyConnection, config: Config) -> None:
-    """The leak table, channel attribution and (with surveys configured) the emotion curve."""
+    """The analyst's answers the report shows every night (catalog layer analysis-mart), stored so that pages and
+    dashboards read one number: the leak table, channel attribution and (with surveys configured) the emotion
+    curve."""
     _store(con, "leaks", leaks(con, config))
     _store(con, "channel_attribution", channel_attribution(con))
     _store(con, "emotion_curve", emotion_curve(con, config) if config.analysis.surveys else None)
@@ -62,7 +59,7 @@ def build_marts(
     build_journey_map(con, config)
     counts = {}
     present = {str(r[0]) for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-    for table in (*MART_TABLES, *(t for t in ANALYSIS_MARTS if t in present)):
+    for table in (t for t in (*layer("mart"), *layer("analysis-mart")) if t in present or not TABLES[t].optional):
         row = con.execute(f"SELECT count(*) FROM {table}").fetchone()
         counts[table] = int(row[0]) if row else 0
     return counts

@@ -26,22 +26,12 @@ from typing import Any
 
 import duckdb
 
+from cjm_analytics.catalog import PUBLISHED, TABLES
 from cjm_analytics.checks import Health
 from cjm_analytics.errors import PublishError
 from cjm_analytics.sql_steps import quote_ident, quote_literal
 
-# Published table -> its Parquet partition column (None: one file). cohort_month is added on publishing.
-PUBLISHED: dict[str, str | None] = {
-    "stage_conversion_daily": "cohort_month",
-    "stage_funnel": None,
-    "stage_funnel_by_segment": None,
-    "stage_transitions": None,
-    "journeys": "cohort_month",
-    "sankey_links": None,
-    "journey_map": None,
-    "run_summary": None,
-    "run_checks": None,  # every run's health checks (docs/checks.md), for a dashboard of the pipeline's health
-}
+# The published tables and their Parquet partition column: catalog.PUBLISHED (cohort_month is added on publishing).
 # BI tools bundle DuckDB 1.x, which can't open files in DuckDB 2's default storage format.
 STORAGE_VERSION = "v1.4.0"
 KEEP_RUNS = 3  # marts: a dashboard may still be reading the run before current
@@ -215,6 +205,9 @@ def write_marts(con: duckdb.DuckDBPyConnection, folder: Path, run_id: str, run_s
         for table, partition in PUBLISHED.items():
             select = _select(con, table, run_id, run_date)
             con.execute(f"CREATE TABLE published.{quote_ident(table)} AS {select}")
+            # What the table holds, for whoever browses the file in a BI tool (a comment takes no parameter).
+            comment = quote_literal(TABLES[table].description)
+            con.execute(f"COMMENT ON TABLE published.{quote_ident(table)} IS {comment}")
             target = folder / "parquet" / table
             if partition:
                 con.execute(f"COPY ({select}) TO {quote_literal(str(target))} "

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
+from cjm_analytics.names import SQL_NAMES
+
 if TYPE_CHECKING:  # pandas only for query_sql's result: quoting and running steps must not load it
     import pandas as pd
 
@@ -34,7 +36,12 @@ def sql_text(step: str) -> str:
 
 
 def run_sql(con: duckdb.DuckDBPyConnection, step: str, **params: Any) -> duckdb.DuckDBPyConnection:
-    """Execute every statement of a step, binding to each only the $parameters it names."""
+    """Execute every statement of a step, binding to each only the $parameters it names (and the names of
+    cjm_analytics.names it uses, e.g. $no_segment)."""
+    clash = SQL_NAMES.keys() & params.keys()
+    if clash:
+        raise ValueError(f"sql/{step}.sql: {sorted(clash)} name(s) cjm_analytics.names.SQL_NAMES binds")
+    params = {**SQL_NAMES, **params}
     for statement in duckdb.extract_statements(sql_text(step)):
         used = {k: v for k, v in params.items() if k in statement.named_parameters}
         missing = statement.named_parameters - used.keys()

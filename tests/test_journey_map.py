@@ -410,7 +410,7 @@ def test_moments_of_truth_are_the_drivers_of_all_customers(sample: Config) -> No
     ({"personas": ["plan", "plan"]}, "journey_map.personas: duplicate persona type(s) plan"),
     ({"personas": [""]}, "journey_map.personas[0]: String should have at least 1 character"),
     ({"min_customers": 0}, "journey_map.min_customers: Input should be greater than or equal to 1"),
-    ({"persona": ["plan"]}, "journey_map.persona: unknown key"),
+    ({"persona": ["plan"]}, "journey_map.persona: unknown key (did you mean 'personas'?)"),
 ])
 def test_a_wrong_journey_map_section_is_one_line(tmp_path: Path, section: dict[str, object], message: str) -> None:
     write_csv(tmp_path / "web" / "events.csv", "event_id,user_id,event,ts\n1,u1,landing,2026-11-01T10:00:00Z")

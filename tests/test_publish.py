@@ -13,6 +13,7 @@ import pandas as pd
 import pyarrow.dataset as ds
 import pytest
 
+from cjm_analytics.catalog import TABLES
 from cjm_analytics.publish import PUBLISHED, publish_marts
 from cjm_analytics.warehouse import connect
 from tests.conftest import REPO
@@ -51,6 +52,17 @@ def test_every_published_table_equals_its_mart(published) -> None:  # type: igno
         assert parquet.num_rows == con.execute(f"SELECT count(*) FROM w.{table}").fetchone()[0], table
     months = sorted(p.name for p in (current / "parquet" / "journeys").iterdir())
     assert months == ["cohort_month=2026-10", "cohort_month=2026-11"]
+
+
+def test_every_published_table_says_what_it_holds(published) -> None:  # type: ignore[no-untyped-def]
+    """Its one-line description from the catalog, as a table comment a BI tool shows."""
+    con = duckdb.connect(str(published.marts / "current" / "marts.duckdb"), read_only=True)
+    try:
+        comments = dict(con.execute("SELECT table_name, comment FROM duckdb_tables()").fetchall())
+    finally:
+        con.close()
+    assert comments == {table: TABLES[table].description for table in PUBLISHED}
+    assert comments["journeys"].startswith("One row per journey customer")
 
 
 def test_the_example_reads_the_marts_with_duckdb_1x_and_pyarrow(published) -> None:  # type: ignore[no-untyped-def]

@@ -10,9 +10,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from cjm_analytics.names import CONVERSION, NULL_STATE, START
 from cjm_analytics.sql_steps import query_sql, run_sql
-
-START, CONVERSION, NULL = "(start)", "(conversion)", "(null)"
 
 
 def channel_paths(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
@@ -41,7 +40,7 @@ def markov_attribution(transitions: pd.DataFrame) -> pd.DataFrame:
     """
     channels = sorted(set(transitions["from_state"]) - {START})
     transient = [START, *channels]
-    index = {s: i for i, s in enumerate([*transient, CONVERSION, NULL])}
+    index = {s: i for i, s in enumerate([*transient, CONVERSION, NULL_STATE])}
     counts = np.zeros((len(transient), len(index)))
     np.add.at(counts, (transitions["from_state"].map(index).to_numpy(dtype=int),
                        transitions["to_state"].map(index).to_numpy(dtype=int)),

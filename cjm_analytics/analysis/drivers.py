@@ -60,6 +60,24 @@ def driver_statistics(counts: pd.DataFrame, confidence: float = 0.95, alpha: flo
     )
 
 
+# The temp tables of one drivers question, each step given the ones before it by name (population -> history
+# -> flags): the customers asked about, their events before the cutoff, their candidates.
+DRIVER_TABLES = {"population": "cjm_driver_population", "history": "cjm_driver_history", "flags": "cjm_driver_flags"}
+
+
+def collect_candidates(con: duckdb.DuckDBPyConnection, from_order: int, to_order: int, kinds: Sequence[str],
+                       properties: Sequence[str] | None, max_property_values: int) -> dict[str, str]:
+    """The population of stage from_order, its no-leakage history and candidates (docs/analysis/drivers.md), as
+    temp tables; their names by role, for the queries that count them."""
+    t = DRIVER_TABLES
+    run_sql(con, "analysis/drivers_population", from_order=from_order, to_order=to_order)
+    run_sql(con, "analysis/drivers_history", to_order=to_order, population=t["population"])
+    run_sql(con, "analysis/drivers_candidates", kinds=list(kinds),
+            properties=None if properties is None else list(properties), max_property_values=max_property_values,
+            history=t["history"])
+    return {"population": t["population"], "flags": t["flags"]}
+
+
 def conversion_drivers(
     con: duckdb.DuckDBPyConnection,
     from_stage: str,
@@ -86,11 +104,8 @@ def conversion_drivers(
     start, target = stage_order(con, from_stage, "from"), stage_order(con, to_stage, "to")
     if target <= start:
         raise AnalysisError(f"to: {to_stage!r} must come after {from_stage!r} in the stages")
-    run_sql(con, "analysis/drivers_population", from_order=start, to_order=target)
-    run_sql(con, "analysis/drivers_history", to_order=target)
-    run_sql(con, "analysis/drivers_candidates", kinds=list(kinds),
-            properties=None if properties is None else list(properties), max_property_values=max_property_values)
-    counts = query_sql(con, "analysis/drivers_counts", min_support=min_support)
+    tables = collect_candidates(con, start, target, kinds, properties, max_property_values)
+    counts = query_sql(con, "analysis/drivers_counts", min_support=min_support, **tables)
     out = driver_statistics(counts, confidence, alpha)
     out = out.sort_values(["p_value", "kind", "candidate"], kind="stable", na_position="last")
     return out[DRIVER_COLUMNS].reset_index(drop=True)

@@ -1,7 +1,7 @@
 """Ordered funnels with a conversion window: any steps, in order, strictly in order or in any order.
 
-Definitions and a worked example: docs/analysis/funnels.md. The SQL is sql/analysis/funnel_hits.sql and
-sql/analysis/ordered_funnel.sql.
+Definitions and a worked example: docs/analysis/funnels.md. The SQL is sql/analysis/funnel_specs.sql (the
+specs and the events matching them) and sql/analysis/ordered_funnel.sql.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Literal, get_args
 import duckdb
 import pandas as pd
 
-from cjm_analytics.analysis.segments import SEGMENT_COLUMNS, build_segment_table
+from cjm_analytics.analysis.segments import SEGMENT_COLUMNS, segment_table
 from cjm_analytics.config import Analysis
 from cjm_analytics.errors import AnalysisError
 from cjm_analytics.sql_steps import query_sql, run_sql
@@ -68,22 +68,18 @@ def ordered_funnel(
         raise AnalysisError(f"exclusions: {', '.join(both)} is also a step")
     specs = step_specs + exclusion_specs
     ids = [*range(1, len(step_specs) + 1), *range(-1, -len(exclusion_specs) - 1, -1)]
-    run_sql(con, "analysis/funnel_hits", spec_ids=ids, spec_kinds=[k for k, _ in specs],
-            spec_values=[v for _, v in specs], n_steps=len(step_specs), order=order)
-    try:
-        unknown = query_sql(con, "analysis/funnel_unknown_specs")
-        if len(unknown):
-            bad = [(list(steps) if i > 0 else list(exclusions))[abs(i) - 1] for i in unknown.spec_id]
-            raise AnalysisError(f"{', '.join(map(repr, bad))}: no such stage, and no event has this name or touchpoint")
-        build_segment_table(con, segment)
-        # In any order step k means "k of the steps, whichever": the names of the steps would mislead.
-        names = list(steps) if order != "any" else [f"{k} of {len(steps)} steps" for k in range(1, len(steps) + 1)]
-        table = query_sql(
-            con, "analysis/ordered_funnel",
-            step_names=names, n_steps=len(step_specs), order=order,
-            window_us=round(window_days * 86_400_000_000), hide_unelapsed=hide_unelapsed,
-            now_us=_epoch_us(now) if now is not None else None, min_segment_size=min_segment_size,
-        )
-    finally:
-        run_sql(con, "analysis/funnel_cleanup")
+    spec_params = {"spec_ids": ids, "spec_kinds": [k for k, _ in specs], "spec_values": [v for _, v in specs]}
+    run_sql(con, "analysis/funnel_specs")  # defines the cjm_funnel_specs and cjm_funnel_matches macros
+    unknown = query_sql(con, "analysis/funnel_unknown_specs", **spec_params)
+    if len(unknown):
+        bad = [(list(steps) if i > 0 else list(exclusions))[abs(i) - 1] for i in unknown.spec_id]
+        raise AnalysisError(f"{', '.join(map(repr, bad))}: no such stage, and no event has this name or touchpoint")
+    # In any order step k means "k of the steps, whichever": the names of the steps would mislead.
+    names = list(steps) if order != "any" else [f"{k} of {len(steps)} steps" for k in range(1, len(steps) + 1)]
+    table = query_sql(
+        con, "analysis/ordered_funnel", **spec_params, segments=segment_table(con, segment),
+        step_names=names, n_steps=len(step_specs), order=order,
+        window_us=round(window_days * 86_400_000_000), hide_unelapsed=hide_unelapsed,
+        now_us=_epoch_us(now) if now is not None else None, min_segment_size=min_segment_size,
+    )
     return table if segment is not None else table.drop(columns=SEGMENT_COLUMNS)

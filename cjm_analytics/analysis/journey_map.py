@@ -15,9 +15,14 @@ import numpy as np
 import pandas as pd
 
 from cjm_analytics.analysis import stats
-from cjm_analytics.analysis.drivers import DRIVER_COLUMNS, MAX_PROPERTY_VALUES, driver_statistics
+from cjm_analytics.analysis.drivers import (
+    DRIVER_COLUMNS,
+    MAX_PROPERTY_VALUES,
+    collect_candidates,
+    driver_statistics,
+)
 from cjm_analytics.analysis.emotion import survey_params
-from cjm_analytics.analysis.segments import build_segment_table, compare_segments
+from cjm_analytics.analysis.segments import SEGMENT_TABLE, compare_segments, segment_table
 from cjm_analytics.config import Config
 from cjm_analytics.errors import AnalysisError
 from cjm_analytics.sql_steps import query_sql, run_sql
@@ -33,15 +38,16 @@ def build_personas(con: duckdb.DuckDBPyConnection, cfg: Config) -> None:
     then each configured persona type."""
     con.execute("DROP TABLE IF EXISTS jm_personas")
     run_sql(con, "analysis/segments_none")
-    run_sql(con, "marts/journey_map_personas", persona_type=ALL_TYPE, max_personas=1)
+    run_sql(con, "marts/journey_map_personas", persona_type=ALL_TYPE, max_personas=1, segments=SEGMENT_TABLE)
     con.execute("UPDATE jm_personas SET persona = $p", {"p": ALL_PERSONA})
     for persona_type in cfg.journey_map.personas:
         try:
-            build_segment_table(con, persona_type)
+            segments = segment_table(con, persona_type)
         except AnalysisError:  # no event has the property: every customer is "(none)", which the page shows
             run_sql(con, "analysis/segments_none")
+            segments = SEGMENT_TABLE
         run_sql(con, "marts/journey_map_personas", persona_type=persona_type,
-                max_personas=cfg.journey_map.max_personas)
+                max_personas=cfg.journey_map.max_personas, segments=segments)
 
 
 def difference_interval(with_moved: Any, with_n: Any, without_moved: Any, without_n: Any) -> tuple[Any, Any]:
@@ -59,12 +65,10 @@ def stage_driver_counts(con: duckdb.DuckDBPyConnection, stage_order: int, touchp
     """The 2x2 counts of the touchpoint drivers of reaching the stage after stage_order (analysis.drivers'
     population, no-leakage history and candidates), per persona, for the stage's own touchpoints. For all
     customers they are the counts of conversion_drivers(kinds=("touchpoint",)) for these touchpoints."""
-    run_sql(con, "analysis/drivers_population", from_order=stage_order, to_order=stage_order + 1)
-    run_sql(con, "analysis/drivers_history", to_order=stage_order + 1)
-    run_sql(con, "analysis/drivers_candidates", kinds=["touchpoint"], properties=None,
-            max_property_values=MAX_PROPERTY_VALUES)
+    tables = collect_candidates(con, stage_order, stage_order + 1, ["touchpoint"], None, MAX_PROPERTY_VALUES)
     # One query for every persona: a customer's candidates do not depend on who else is in the population.
-    return query_sql(con, "marts/journey_map_driver_counts", touchpoints=touchpoints, min_support=min_support)
+    return query_sql(con, "marts/journey_map_driver_counts", touchpoints=touchpoints, min_support=min_support,
+                     **tables)
 
 
 Row = dict[str, Any]

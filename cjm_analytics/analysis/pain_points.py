@@ -9,13 +9,13 @@ import duckdb
 import pandas as pd
 
 from cjm_analytics.analysis.emotion import survey_params
+from cjm_analytics.catalog import columns
 from cjm_analytics.config import Config
 from cjm_analytics.sql_steps import query_sql, run_sql
 
 LOOP_THRESHOLD = 3  # more than this many moves between two stages is a loop (browse, cart, browse, cart, browse)
 
-LEAK_COLUMNS = ["rank", "stage", "customers_lost", "share_of_reached", "top_last_touchpoint", "top_lift_touchpoint",
-                "support_share", "low_score_share", "loopers", "median_hours_since_last_event"]
+LEAK_COLUMNS = list(columns("leaks"))
 
 
 def last_touchpoints(con: duckdb.DuckDBPyConnection, min_customers: int = 30) -> pd.DataFrame:

@@ -21,7 +21,6 @@ from cjm_analytics.sql_steps import query_sql, quote_ident, run_sql
 # Segments with their own definition; any other `by` is an event property (campaign, device, plan, ...).
 CHANNEL_SEGMENTS = ("first_touch_channel", "last_touch_channel")
 COHORT_SEGMENTS = ("cohort_week", "cohort_month")
-NO_SEGMENT = "(none)"
 SEGMENT_COLUMNS = ["segment", "segment_size", "too_small"]
 ALPHA = 0.05  # the false discovery rate `differs` is read at
 # What stage_funnel_by_segment (the analysis and the mart) adds to the stage funnel's columns: a Wilson interval
@@ -31,10 +30,13 @@ SIGNIFICANCE_COLUMNS = ["dropoff_ci_low", "dropoff_ci_high", "conversion_to_next
                         "p_value", "test", "q_value", "differs"]
 COMPARISON_COLUMNS = ["rate", "ci_low", "ci_high", "rest_reached", "rest_converted", "rest_rate", "p_value", "test",
                       "q_value", "differs", "too_small"]
+# Each customer's segment, for the queries that take it as their $segments (a temp table: the breakdown is
+# computed once per answer, and a property's values are read from raw_events only once).
+SEGMENT_TABLE = "cjm_customer_segment"
 
 
-def build_segment_table(con: duckdb.DuckDBPyConnection, by: str | None) -> None:
-    """Fill the temp table cjm_customer_segment(customer_key, segment) for `by` (empty when None)."""
+def segment_table(con: duckdb.DuckDBPyConnection, by: str | None) -> str:
+    """The name of a table of (customer_key, segment) for `by` (empty when None), for a query's $segments."""
     if by is None:
         run_sql(con, "analysis/segments_none")
     elif by in CHANNEL_SEGMENTS:
@@ -46,23 +48,24 @@ def build_segment_table(con: duckdb.DuckDBPyConnection, by: str | None) -> None:
     else:
         # json.dumps quotes the name as a JSON path key, whatever characters it holds.
         run_sql(con, "analysis/segments_property", path="$." + json.dumps(by))
-        if query_sql(con, "analysis/segment_values").customers_with_value[0] == 0:
+        if query_sql(con, "analysis/segment_values", segments=SEGMENT_TABLE).customers_with_value[0] == 0:
             known = ", ".join((*CHANNEL_SEGMENTS, *COHORT_SEGMENTS))
             raise AnalysisError(f"segment: no event has a value for property {by!r} (or use one of {known})")
+    return SEGMENT_TABLE
 
 
 def customer_segments(con: duckdb.DuckDBPyConnection, by: str, cfg: Config | None = None) -> pd.DataFrame:
     """Each customer's segment: DataFrame(customer_key, segment); segment is None where it has no value."""
     # cfg is not needed (segments depend only on the warehouse); it keeps the toolkit's (con, by, cfg) shape.
-    build_segment_table(con, by)
-    return query_sql(con, "analysis/customer_segment")
+    return query_sql(con, "analysis/customer_segment", segments=segment_table(con, by))
 
 
 def stage_funnel_by_segment(con: duckdb.DuckDBPyConnection, by: str, cfg: Config) -> pd.DataFrame:
     """The stage funnel of each segment, with segment_size and too_small (columns: docs/analysis/segments.md)."""
-    build_segment_table(con, by)
-    run_sql(con, "marts/stage_ladder")
-    funnel = query_sql(con, "analysis/stage_funnel_by_segment", min_segment_size=cfg.analysis.min_segment_size)
+    segments = segment_table(con, by)
+    run_sql(con, "marts/stage_ladder")  # defines the cjm_stage_ladder macro
+    funnel = query_sql(con, "analysis/stage_funnel_by_segment", segments=segments,
+                       min_segment_size=cfg.analysis.min_segment_size)
     return with_segment_significance(funnel, cfg.analysis.min_segment_size)
 
 

@@ -12,7 +12,7 @@ from itertools import pairwise
 import duckdb
 import pandas as pd
 
-from cjm_analytics.analysis.segments import build_segment_table
+from cjm_analytics.analysis.segments import segment_table
 from cjm_analytics.config import Config
 from cjm_analytics.errors import AnalysisError
 from cjm_analytics.sql_steps import query_sql
@@ -23,8 +23,8 @@ DEFAULT_BINS: tuple[float, ...] = (0, 1, 6, 24, 72, 168, 336, math.inf)
 
 def _query(con: duckdb.DuckDBPyConnection, step: str, segment: str | None, cfg: Config, **params: object
            ) -> pd.DataFrame:
-    build_segment_table(con, segment)
-    return query_sql(con, step, min_segment_size=cfg.analysis.min_segment_size, **params)
+    return query_sql(con, step, segments=segment_table(con, segment), min_segment_size=cfg.analysis.min_segment_size,
+                     **params)
 
 
 def _segmented(table: pd.DataFrame, segment: str | None) -> pd.DataFrame:

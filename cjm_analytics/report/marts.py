@@ -9,94 +9,23 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from cjm_analytics.catalog import columns
 from cjm_analytics.errors import MartMissingError
 from cjm_analytics.report.formatting import count, missing
 
-RUN_SUMMARY_COLUMNS = (
-    "run_id",
-    "run_started_at",
-    "events_read",
-    "events_loaded",
-    "events_rejected",
-    "events_duplicate",
-    "customers",
-    "journey_customers",
-    "sessions",
-    "converted",
-    "conversion_rate",
-    "worst_dropoff_stage",
-    "worst_dropoff_rate",
-)
-STAGE_FUNNEL_COLUMNS = (
-    "stage",
-    "stage_order",
-    "reached",
-    "exited",
-    "dropoff_rate",
-    "conversion_to_next",
-    "conversion_from_first",
-)
-STAGE_TRANSITIONS_COLUMNS = (
-    "from_stage",
-    "to_stage",
-    "from_order",
-    "to_order",
-    "transitions",
-    "customers",
-    "probability",
-    "median_hours",
-)
-SANKEY_LINKS_COLUMNS = ("from_step", "from_node", "to_step", "to_node", "customers")
-SANKEY_SEGMENT_LINKS_COLUMNS = ("segment_type", "segment", *SANKEY_LINKS_COLUMNS)
-SEGMENT_SIZE_COLUMNS = ("segment_type", "segment", "segment_size")
-STAGE_CONVERSION_DAILY_COLUMNS = ("cohort_date", "stage", "stage_order", "reached", "exited", "dropoff_rate")
-LEAKS_COLUMNS = (
-    "rank",
-    "stage",
-    "customers_lost",
-    "share_of_reached",
-    "top_last_touchpoint",
-    "top_lift_touchpoint",
-    "support_share",
-    "low_score_share",
-    "loopers",
-    "median_hours_since_last_event",
-)
-CHANNEL_ATTRIBUTION_COLUMNS = ("channel", "first_touch", "last_touch", "linear", "markov", "removal_effect")
-EMOTION_CURVE_COLUMNS = (
-    "stage",
-    "stage_order",
-    "responses",
-    "mean_score",
-    "ci_low",
-    "ci_high",
-    "nps",
-    "nps_responses",
-    "csat_mean",
-    "csat_responses",
-    "invalid_responses",
-)
-JOURNEY_MAP_COLUMNS = (
-    "persona_type",
-    "persona",
-    "persona_size",
-    "too_small",
-    "stage",
-    "stage_order",
-    "measure",
-    "rank",
-    "label",
-    "value",
-    "ci_low",
-    "ci_high",
-    "customers",
-    "hits",
-    "rate_with",
-    "rate_without",
-    "p_value",
-    "q_value",
-    "significant",
-)
+# The columns the pages read, as the catalog states them; the pages show no files_refused (refused files are a
+# health check's business, docs/checks.md).
+RUN_SUMMARY_COLUMNS = tuple(c for c in columns("run_summary") if c != "files_refused")
+STAGE_FUNNEL_COLUMNS = columns("stage_funnel")
+STAGE_TRANSITIONS_COLUMNS = columns("stage_transitions")
+SANKEY_LINKS_COLUMNS = columns("sankey_links")
+SANKEY_SEGMENT_LINKS_COLUMNS = columns("sankey_segment_links")
+SEGMENT_SIZE_COLUMNS = ("segment_type", "segment", "segment_size")  # of stage_funnel_by_segment, one row a segment
+STAGE_CONVERSION_DAILY_COLUMNS = columns("stage_conversion_daily")
+LEAKS_COLUMNS = columns("leaks")
+CHANNEL_ATTRIBUTION_COLUMNS = columns("channel_attribution")
+EMOTION_CURVE_COLUMNS = columns("emotion_curve")
+JOURNEY_MAP_COLUMNS = columns("journey_map")
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,13 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+# Re-exported for the charts, which colour and place these nodes (cjm_analytics.names spells them).
+from cjm_analytics.names import CONTINUES as CONTINUES
+from cjm_analytics.names import DROP_OFF as DROP_OFF
+from cjm_analytics.names import END as END
+from cjm_analytics.names import OTHER as OTHER
+from cjm_analytics.names import START as START
+
 # Okabe & Ito (2008), "Color Universal Design": distinguishable with every common colour-vision deficiency.
 BLUE = "#0072B2"
 ORANGE = "#E69F00"
@@ -27,12 +34,6 @@ LIGHT_GREY = "#C4C4C4"
 # Chart text; the pages use the same colours (--muted and --fg in site.css).
 MUTED_TEXT = "#5F6B7A"
 INK = "#1F2933"
-
-DROP_OFF = "(drop-off)"
-CONTINUES = "(continues)"
-OTHER = "other"
-START = "(start)"
-END = "(end)"
 
 # Stages take these in journey order: vermillion is kept for losses, orange (close to it) comes late and yellow
 # (faint on white) last.

@@ -5,13 +5,13 @@ WITH touches AS (
 
 moves AS (
     SELECT
-        coalesce(prev_channel, '(start)') AS from_state,
+        coalesce(prev_channel, $start_stage) AS from_state,
         channel AS to_state
     FROM touches
 
     UNION ALL
 
-    SELECT channel AS from_state, CASE WHEN converted THEN '(conversion)' ELSE '(null)' END AS to_state
+    SELECT channel AS from_state, CASE WHEN converted THEN $conversion ELSE $null_state END AS to_state
     FROM touches
     WHERE touch = n_touches
 )

@@ -1,4 +1,4 @@
--- The temp table cjm_customer_segment built by one of analysis/segments_*.
+-- Each customer's segment: $segments names a table of analysis/segments_*.
 SELECT customer_key, segment
-FROM cjm_customer_segment
+FROM query_table($segments)
 ORDER BY customer_key;

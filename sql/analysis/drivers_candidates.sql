@@ -5,7 +5,7 @@ CREATE OR REPLACE TEMP TABLE cjm_driver_flags AS
 -- Customers repeat the same events: deduplicated once, the three kinds below read far fewer rows.
 WITH combinations AS (
     SELECT DISTINCT customer_key, converted, event_name, touchpoint, channel
-    FROM cjm_driver_history
+    FROM query_table($history)
 ),
 
 named AS (
@@ -25,7 +25,7 @@ named AS (
 -- events is narrow: the properties stay in raw_events (docs/adr/0004-properties-only-in-raw-events.md).
 counted_properties AS (
     SELECT h.customer_key, h.converted, h.event_number, CAST(r.properties AS VARCHAR) AS properties
-    FROM cjm_driver_history AS h
+    FROM query_table($history) AS h
     INNER JOIN raw_events AS r ON h.source = r.source AND h.event_id = r.event_id
     WHERE list_contains($kinds, 'property')
 ),

@@ -2,12 +2,12 @@
 -- many of them converted, against the rest of cjm_driver_population. Reads cjm_driver_flags.
 WITH totals AS (
     SELECT count(*) AS population, count(*) FILTER (WHERE converted) AS population_converted
-    FROM cjm_driver_population
+    FROM query_table($population)
 ),
 
 counted AS (
     SELECT kind, property, value, count(*) AS customers_with, count(*) FILTER (WHERE converted) AS converted_with
-    FROM cjm_driver_flags
+    FROM query_table($flags)
     GROUP BY kind, property, value
 ),
 
@@ -21,7 +21,7 @@ same_as_event AS (
             value,
             bool_or(kind = 'touchpoint') AS has_touchpoint,
             bool_or(kind = 'event') AS has_event
-        FROM cjm_driver_flags
+        FROM query_table($flags)
         WHERE kind IN ('touchpoint', 'event')
         GROUP BY customer_key, value
     )

@@ -1,11 +1,47 @@
 -- Ordered funnel with a conversion window, one row per segment and step (docs/analysis/funnels.md).
--- Reads the temp tables cjm_funnel_hits (analysis/funnel_hits) and cjm_customer_segment (analysis/segments_*).
-WITH RECURSIVE step_hits AS (
-    SELECT customer_key, spec_id AS step, pos, ts_us FROM cjm_funnel_hits WHERE spec_id > 0
+-- Its inputs are its arguments: the specs ($spec_ids, $spec_kinds, $spec_values: the cjm_funnel_* macros of
+-- sql/analysis/funnel_specs.sql) and the customers' segments ($segments: a table of analysis/segments_*).
+WITH RECURSIVE matched AS (
+    SELECT * FROM cjm_funnel_matches($spec_ids, $spec_kinds, $spec_values)
+),
+
+-- Strict order needs every event of the customer (the next event must be the next step); the other
+-- orders only need the events that match something.
+relevant AS (
+    SELECT
+        *,
+        -- Events at the same ts are taken in funnel order: an event of an earlier step first, then
+        -- exclusions, then every other event (so equal timestamps never break a conversion).
+        coalesce(
+            list_min(list_filter(spec_ids, lambda i: i > 0)),
+            CASE WHEN len(spec_ids) > 0 THEN $n_steps + 1 ELSE $n_steps + 2 END
+        ) AS tie_rank
+    FROM matched
+    WHERE len(spec_ids) > 0 OR $order = 'strict'
+),
+
+sequenced AS (
+    SELECT
+        customer_key,
+        spec_ids,
+        epoch_us(ts) AS ts_us,
+        row_number() OVER (PARTITION BY customer_key ORDER BY ts, tie_rank, event_number) AS pos
+    FROM relevant
+),
+
+-- Events that complete a step (spec_id > 0) or are exclusions (< 0), at their position in the customer's order.
+hits AS MATERIALIZED (
+    SELECT customer_key, unnest(spec_ids) AS spec_id, pos, ts_us
+    FROM sequenced
+    WHERE len(spec_ids) > 0
+),
+
+step_hits AS (
+    SELECT customer_key, spec_id AS step, pos, ts_us FROM hits WHERE spec_id > 0
 ),
 
 exclusion_hits AS (
-    SELECT customer_key, pos FROM cjm_funnel_hits WHERE spec_id < 0
+    SELECT customer_key, pos FROM hits WHERE spec_id < 0
 ),
 
 step_names AS (
@@ -119,12 +155,12 @@ chosen AS (
 
 customer_steps AS (
     SELECT
-        coalesce(g.segment, '(none)') AS segment,
+        coalesce(g.segment, $no_segment) AS segment,
         s.step,
         (s.ts_us - s.start_us) / 3.6e9 AS hours
     FROM attempt_steps AS s
     INNER JOIN chosen AS c ON s.customer_key = c.customer_key AND s.start_pos = c.start_pos
-    LEFT JOIN cjm_customer_segment AS g ON s.customer_key = g.customer_key
+    LEFT JOIN query_table($segments) AS g ON s.customer_key = g.customer_key
 ),
 
 segment_sizes AS (
@@ -135,7 +171,7 @@ segment_sizes AS (
 segments AS (
     SELECT * FROM segment_sizes
     UNION ALL
-    SELECT '(none)', 0 WHERE NOT EXISTS (SELECT 1 FROM segment_sizes)
+    SELECT $no_segment, 0 WHERE NOT EXISTS (SELECT 1 FROM segment_sizes)
 ),
 
 step_stats AS (

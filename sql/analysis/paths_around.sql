@@ -8,9 +8,9 @@ WITH anchored AS (
 -- (start) / (end) mark a window that reaches past the path's first / last step: "nothing before" is an answer.
 shown AS (
     SELECT
-        CASE WHEN anchor_step - $before < 1 THEN '(start) > ' ELSE '' END
+        CASE WHEN anchor_step - $before < 1 THEN $start_stage || ' > ' ELSE '' END
         || array_to_string(items[greatest(anchor_step - $before, 1):anchor_step + $after], ' > ')
-        || CASE WHEN anchor_step + $after > len(items) THEN ' > (end)' ELSE '' END AS path
+        || CASE WHEN anchor_step + $after > len(items) THEN ' > ' || $end_stage ELSE '' END AS path
     FROM anchored
 ),
 

@@ -1,5 +1,6 @@
 -- Each customer's cohort: the UTC ISO week (its Monday, 'YYYY-MM-DD') or month ('YYYY-MM') of the
--- journey's first mapped event, as the temp table cjm_customer_segment. Customers without a journey have none.
+-- journey's first mapped event, as the temp table cjm_customer_segment (analysis.segments.segment_table).
+-- Customers without a journey have none.
 CREATE OR REPLACE TEMP TABLE cjm_customer_segment AS
 SELECT
     c.customer_key,

@@ -1,5 +1,6 @@
 -- Each customer's first non-empty value of one event property (campaign, device, a CRM attribute such as
--- plan), as the temp table cjm_customer_segment. $path is the JSON path of the property, e.g. '$."plan"'.
+-- plan), as the temp table cjm_customer_segment (analysis.segments.segment_table). $path is the JSON path of
+-- the property, e.g. '$."plan"'.
 CREATE OR REPLACE TEMP TABLE cjm_customer_segment AS
 WITH property_values AS (
     -- events is narrow: the properties stay in raw_events.

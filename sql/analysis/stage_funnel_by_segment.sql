@@ -1,10 +1,11 @@
 -- The stage funnel of each segment, by the stage funnel's definitions (docs/definitions.md); the counts of
--- all segments add up to the stage_funnel mart. Reads the temp table cjm_customer_segment; the ladder is
--- sql/marts/stage_ladder.sql.
-CREATE OR REPLACE TEMP VIEW cjm_journeys_by_segment AS
-SELECT coalesce(g.segment, '(none)') AS grp, j.furthest_stage_order
-FROM journeys AS j
-LEFT JOIN cjm_customer_segment AS g ON j.customer_key = g.customer_key;
+-- all segments add up to the stage_funnel mart. $segments names the customers' segments (a table of
+-- analysis/segments_*); the ladder is sql/marts/stage_ladder.sql.
+WITH journeys_by_segment AS (
+    SELECT coalesce(g.segment, $no_segment) AS grp, j.furthest_stage_order
+    FROM journeys AS j
+    LEFT JOIN query_table($segments) AS g ON j.customer_key = g.customer_key
+)
 
 SELECT
     grp AS segment,
@@ -17,5 +18,5 @@ SELECT
     dropoff_rate,
     conversion_to_next,
     conversion_from_first
-FROM cjm_stage_ladder('cjm_journeys_by_segment')
+FROM cjm_stage_ladder('journeys_by_segment')
 ORDER BY segment, stage_order;

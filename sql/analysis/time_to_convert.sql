@@ -1,9 +1,10 @@
 -- Time to convert (journeys.hours_to_convert) per segment: converted customers, median and p90
--- (quantile_cont: linear interpolation, as numpy's default). Reads the temp table cjm_customer_segment.
+-- (quantile_cont: linear interpolation, as numpy's default). $segments names the
+-- customers' segments (a table of analysis/segments_*).
 WITH segmented AS (
-    SELECT coalesce(g.segment, '(none)') AS segment, j.converted, j.hours_to_convert
+    SELECT coalesce(g.segment, $no_segment) AS segment, j.converted, j.hours_to_convert
     FROM journeys AS j
-    LEFT JOIN cjm_customer_segment AS g ON j.customer_key = g.customer_key
+    LEFT JOIN query_table($segments) AS g ON j.customer_key = g.customer_key
 )
 
 SELECT

@@ -1,14 +1,15 @@
 -- Converted customers per time-to-convert bin [lower, upper) hours, per segment. $edges are the bin edges
--- in increasing order (the last may be inf). Reads the temp table cjm_customer_segment.
+-- in increasing order (the last may be inf). $segments names the
+-- customers' segments (a table of analysis/segments_*).
 WITH bins AS (
     SELECT i AS bin, $edges[i] AS lower_hours, $edges[i + 1] AS upper_hours
     FROM range(1, len($edges)) AS r(i)
 ),
 
 converted AS (
-    SELECT coalesce(g.segment, '(none)') AS segment, j.hours_to_convert AS hours
+    SELECT coalesce(g.segment, $no_segment) AS segment, j.hours_to_convert AS hours
     FROM journeys AS j
-    LEFT JOIN cjm_customer_segment AS g ON j.customer_key = g.customer_key
+    LEFT JOIN query_table($segments) AS g ON j.customer_key = g.customer_key
     WHERE j.converted
 ),
 

@@ -96,7 +96,7 @@ stay AS (
 
 lost AS (
     SELECT persona_type, persona, furthest_stage_order AS stage_order, customer_key,
-           coalesce(last_touchpoint, '(none)') AS last_touchpoint
+           coalesce(last_touchpoint, $no_segment) AS last_touchpoint
     FROM jm_customers
     WHERE furthest_stage_order < $goal_order
 ),

@@ -4,7 +4,7 @@
 -- Reads cjm_driver_flags (analysis/drivers_candidates.sql, kinds: touchpoint) and jm_customers.
 WITH population AS (
     SELECT c.persona_type, c.persona, p.customer_key, p.converted
-    FROM cjm_driver_population AS p
+    FROM query_table($population) AS p
     INNER JOIN jm_customers AS c ON p.customer_key = c.customer_key
 ),
 
@@ -23,7 +23,7 @@ counted AS (
         f.value,
         count(*) AS customers_with,
         count(*) FILTER (WHERE p.converted) AS converted_with
-    FROM cjm_driver_flags AS f
+    FROM query_table($flags) AS f
     INNER JOIN population AS p ON f.customer_key = p.customer_key
     WHERE f.kind = 'touchpoint' AND list_contains(CAST($touchpoints AS VARCHAR[]), f.value)
     GROUP BY ALL

@@ -1,4 +1,4 @@
--- One persona type's personas (the temp table cjm_customer_segment of analysis/segments_*) appended to jm_personas:
+-- One persona type's personas (the segment table $segments of analysis/segments_*) appended to jm_personas:
 -- the $max_personas largest values among journey customers keep their name, the rest are one persona "(other)",
 -- customers without a value are "(none)".
 CREATE TEMP TABLE IF NOT EXISTS jm_personas (persona_type VARCHAR, persona VARCHAR, customer_key VARCHAR);
@@ -7,7 +7,7 @@ INSERT INTO jm_personas
 WITH valued AS (
     SELECT j.customer_key, s.segment
     FROM journeys AS j
-    LEFT JOIN cjm_customer_segment AS s ON j.customer_key = s.customer_key
+    LEFT JOIN query_table($segments) AS s ON j.customer_key = s.customer_key
 ),
 
 kept AS (
@@ -22,7 +22,7 @@ kept AS (
 SELECT
     $persona_type,
     CASE
-        WHEN v.segment IS NULL THEN '(none)'
+        WHEN v.segment IS NULL THEN $no_segment
         WHEN v.segment IN (SELECT segment FROM kept) THEN v.segment
         ELSE '(other)'
     END,

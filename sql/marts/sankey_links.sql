@@ -5,7 +5,7 @@ CREATE OR REPLACE TABLE sankey_segment_links AS
 -- journeys are counted per channel and path prefix first, so everything after works on distinct prefixes.
 WITH prefixes AS (
     SELECT
-        coalesce(first_channel, '(none)') AS channel,
+        coalesce(first_channel, $no_segment) AS channel,
         stage_path[1:$max_steps + 1] AS prefix,
         count(*) AS journeys
     FROM journeys
@@ -67,7 +67,7 @@ folded_nodes AS (
         n.segment,
         n.step,
         n.stage,
-        CASE WHEN n.customers < $min_share * z.journeys THEN 'other' ELSE n.stage END AS node
+        CASE WHEN n.customers < $min_share * z.journeys THEN $other_node ELSE n.stage END AS node
     FROM node_sizes AS n
     INNER JOIN segment_sizes AS z USING (segment_type, segment)
 ),
@@ -81,8 +81,8 @@ links AS (
         a.node AS from_node,
         s.step + 1 AS to_step,
         CASE
-            WHEN s.path_length = s.step THEN '(drop-off)'
-            WHEN s.step = $max_steps THEN '(continues)'
+            WHEN s.path_length = s.step THEN $drop_off
+            WHEN s.step = $max_steps THEN $continues
             ELSE b.node
         END AS to_node,
         s.journeys

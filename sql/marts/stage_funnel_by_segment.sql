@@ -1,12 +1,15 @@
 -- The stage funnel per segment of journeys: first-touch channel and cohort month (for dashboards).
-CREATE OR REPLACE TEMP VIEW journeys_by_segment AS
-SELECT {'segment_type': 'first_channel', 'segment': coalesce(first_channel, '(none)')} AS grp, furthest_stage_order
-FROM journeys
-UNION ALL
-SELECT {'segment_type': 'cohort_month', 'segment': strftime(cohort_date, '%Y-%m')}, furthest_stage_order
-FROM journeys;
-
 CREATE OR REPLACE TABLE stage_funnel_by_segment AS
+WITH journeys_by_segment AS (
+    SELECT
+        {'segment_type': 'first_channel', 'segment': coalesce(first_channel, $no_segment)} AS grp,
+        furthest_stage_order
+    FROM journeys
+    UNION ALL
+    SELECT {'segment_type': 'cohort_month', 'segment': strftime(cohort_date, '%Y-%m')}, furthest_stage_order
+    FROM journeys
+)
+
 SELECT
     grp.segment_type AS segment_type,
     grp.segment AS segment,

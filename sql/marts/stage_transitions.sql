@@ -3,7 +3,7 @@ CREATE OR REPLACE TABLE stage_transitions AS
 WITH edges AS (
     SELECT
         customer_key,
-        coalesce(prev_stage, '(start)') AS from_stage,
+        coalesce(prev_stage, $start_stage) AS from_stage,
         coalesce(prev_stage_order, 0) AS from_order,
         stage AS to_stage,
         stage_order AS to_order,
@@ -16,7 +16,7 @@ WITH edges AS (
         customer_key,
         stage AS from_stage,
         stage_order AS from_order,
-        '(end)' AS to_stage,
+        $end_stage AS to_stage,
         (SELECT max(stage_order) + 1 FROM stage_list) AS to_order,
         NULL AS hours
     FROM journey_steps
