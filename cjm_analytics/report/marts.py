@@ -35,6 +35,8 @@ STAGE_FUNNEL_COLUMNS = (
     "dropoff_rate",
     "conversion_to_next",
     "conversion_from_first",
+    "before_goal",
+    "is_goal",
 )
 STAGE_TRANSITIONS_COLUMNS = (
     "from_stage",
@@ -45,11 +47,14 @@ STAGE_TRANSITIONS_COLUMNS = (
     "customers",
     "probability",
     "median_hours",
+    "converted_transitions",
 )
 SANKEY_LINKS_COLUMNS = ("from_step", "from_node", "to_step", "to_node", "customers")
 SANKEY_SEGMENT_LINKS_COLUMNS = ("segment_type", "segment", *SANKEY_LINKS_COLUMNS)
 SEGMENT_SIZE_COLUMNS = ("segment_type", "segment", "segment_size")
-STAGE_CONVERSION_DAILY_COLUMNS = ("cohort_date", "stage", "stage_order", "reached", "exited", "dropoff_rate")
+STAGE_CONVERSION_DAILY_COLUMNS = (
+    "cohort_date", "stage", "stage_order", "reached", "exited", "dropoff_rate", "matured", "p90_hours_to_convert",
+)
 LEAKS_COLUMNS = (
     "rank",
     "stage",
@@ -111,6 +116,12 @@ class Marts:
         return frozenset() if self.emotion_curve is not None else frozenset({"emotion_curve"})
 
     @property
+    def goal(self) -> str | None:
+        """The goal stage (stage_funnel.is_goal): stopping at or after it is completing, not dropping off."""
+        hit = self.stage_funnel[self.stage_funnel["is_goal"].fillna(False).astype(bool)]["stage"]
+        return None if hit.empty else str(hit.iloc[0])
+
+    @property
     def stage_order(self) -> list[str]:
         """The configured stages in journey order."""
         return [str(s) for s in self.stage_funnel["stage"]]
@@ -140,6 +151,12 @@ def _select(
 ) -> pd.DataFrame:
     if table not in present:
         raise MartMissingError(f"the warehouse has no mart {table}: run `cjm run` to build the marts first")
+    have = {str(r[0]) for r in con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE table_name = $t", {"t": table}).fetchall()}
+    lacking = [c for c in columns if c not in have]
+    if lacking:  # marts built by an earlier release: the next run rebuilds them
+        raise MartMissingError(f"mart {table} has no column(s) {', '.join(lacking)}: run `cjm run` to rebuild the "
+                               "marts with this version")
     quoted = ", ".join(f'"{c}"' for c in columns)
     return con.execute(f"SELECT {quoted} FROM {table} {tail}").fetchdf()
 
