@@ -42,7 +42,7 @@ from cjm_analytics.report.pages.charts import sankey_segments
 from cjm_analytics.report.sankey import segment_sankey_figure
 from cjm_analytics.report.theme import GREEN, VERMILLION
 from cjm_analytics.warehouse import connect
-from tests.fixtures import WEB_COLUMNS, built_warehouse, rows
+from tests.fixtures import RUN_STARTED, WEB_COLUMNS, built_warehouse, make_config, rows, run_steps
 
 EVENTS = """
     event_id,anonymous_id,user_id,event,ts,channel
@@ -225,3 +225,37 @@ def test_the_cli_leaves_out_what_is_not_configured(cfg: Config, tmp_path: Path,
     assert "support_share" not in printed and "0.0" not in printed.split("table:")[0].split("loopers")[1]
     page = (cfg.reports / "analysis-pain-points.html").read_text(encoding="utf-8")
     assert "not configured, so left out (unknown, not 0): support_share" in page.lower()
+
+
+# ---- a real process log: road traffic fines (../shared/datasets, never copied) ----------------------------
+
+FINES_CSV = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "road_traffic_fines_100" / \
+    "road_traffic_fines_100.csv"
+
+
+@pytest.mark.skipif(not FINES_CSV.is_file(), reason=f"real dataset absent: {FINES_CSV}")
+def test_fines_paid_cases_complete_and_only_the_unpaid_are_lost(tmp_path: Path) -> None:
+    # Cases that end paid are completed, cases sent for credit collection are lost (datasets README); every
+    # expected figure is counted with pandas from the CSV.
+    csv = pd.read_csv(FINES_CSV, dtype=str)
+    paid = set(csv.loc[csv["concept:name"] == "Payment", "case:concept:name"])
+    collected = set(csv.loc[csv["concept:name"] == "Send for Credit Collection", "case:concept:name"])
+    assert (len(paid), len(collected), len(paid & collected)) == (48, 36, 0)
+    (tmp_path / "fines").mkdir()
+    (tmp_path / "fines" / "fines.csv").write_bytes(FINES_CSV.read_bytes())
+    cfg = make_config(
+        tmp_path, sources=[{"name": "fines", "kind": "crm", "path": "fines/*", "columns": {
+            "customer_id": "case:concept:name", "event_name": "concept:name", "timestamp": "time:timestamp"}}],
+        stages=[{"name": "created", "events": ["Create Fine"]},
+                {"name": "notified", "events": ["Send Fine", "Insert Fine Notification"]},
+                {"name": "penalty", "events": ["Add penalty"]},
+                {"name": "collection", "events": ["Send for Credit Collection"]},
+                {"name": "paid", "events": ["Payment"]}],
+        goal="paid")
+    run_steps(cfg, run_started=RUN_STARTED)
+    sinks = dict(rows(cfg, "SELECT to_node, sum(customers) FROM sankey_links WHERE to_node LIKE '(%' GROUP BY 1"))
+    assert sinks == {"(completed)": len(paid), "(drop-off)": csv["case:concept:name"].nunique() - len(paid)}
+    assert rows(cfg, "SELECT stage, customers_lost FROM leaks WHERE stage = 'collection'") == [
+        ("collection", len(collected))]
+    assert "paid" not in {s for (s,) in rows(cfg, "SELECT stage FROM leaks")}
+    assert rows(cfg, "SELECT worst_dropoff_stage FROM run_summary") == [("collection",)]
