@@ -657,6 +657,19 @@ def test_trend_grain_fits_the_span_and_size(days: int, per_day: int, grain: str,
         assert f"the whole history ({history} " in binned.window_text()
 
 
+@pytest.mark.parametrize(("hours", "text"), [(0.3, "18 minutes"), (18, "18 hours"), (84, "3.5 days"),
+                                             (343 * 24, "343 days")])
+def test_the_maturity_horizon_reads_in_minutes_hours_or_days(hours: float, text: str) -> None:
+    from cjm_analytics.report.pages.charts import _duration
+
+    assert _duration(hours) == text
+
+
+def test_one_day_of_history_is_one_day() -> None:
+    binned = trend_bins(_daily(date(2019, 10, 1), 1, 4_000))
+    assert binned is not None and binned.window_text() == "by days, the whole history (1 day)"
+
+
 def test_a_bin_matures_only_when_all_its_days_have() -> None:
     # 2 weeks of 3 a day are weeks: Mon 2 – Sun 8 and Mon 9 – Sun 15 Nov 2026; from the 12th on the days are still
     # maturing, so the second week is, although 9–11 Nov have matured.

@@ -233,7 +233,7 @@ class TrendBins:
         if shown < self.bins_in_history:
             return (f"by {unit}, the last {shown} of {self.bins_in_history} {unit.split()[0]} of history"
                     f" ({fmt_int(self.journeys_left_out)} journeys of earlier cohorts are in the mart, not drawn)")
-        return f"by {unit}, the whole history ({shown} {unit.split()[0]})"
+        return f"by {unit}, the whole history ({shown} {self.grain if shown == 1 else unit.split()[0]})"
 
 
 def _bin_start(day: date, grain: str) -> date:

@@ -182,7 +182,9 @@ first stage). Small cohorts jump about.</p>
 
 
 def _duration(hours: float) -> str:
-    """Hours as a reader counts them: `18 hours`, `3.5 days`, `41 days`."""
+    """Hours as a reader counts them: `25 minutes`, `18 hours`, `3.5 days`, `41 days`."""
+    if hours < 1:
+        return f"{fmt_num(hours * 60, 0)} minutes"
     if hours < 48:
         return f"{fmt_num(hours, 0)} hours"
     days = hours / 24
