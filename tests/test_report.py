@@ -610,6 +610,8 @@ def test_trends_bin_the_whole_history_and_mark_the_cohorts_still_maturing() -> N
     assert all(t.line.dash == "dot" and t.marker.color == "#ffffff" and not t.showlegend for t in dotted)
     assert "7 of 9 journeys reached it (77.8%)" in dotted[1].customdata[1]
     assert "still maturing" in dotted[1].customdata[1] and "still maturing" not in solid[1].customdata[0]
+    (key,) = [t for t in lines if t.meta == "legend"]  # the legend says what dotted and hollow mean
+    assert key.name == "still maturing" and key.line.dash == "dot" and key.showlegend is not False
     assert fig.layout.title.subtitle.text.endswith("by months, the whole history (5 months): 20 Nov 2023 – 3 Mar 2024")
     assert fig.layout.xaxis2.title.text == "cohort month" and fig.layout.yaxis2.tickformat == ".0%"
 

@@ -376,6 +376,21 @@ def trends_figure(daily: pd.DataFrame) -> go.Figure:
                 row=2,
                 col=1,
             )
+    if maturing:  # one legend entry says what the dotted, hollow parts are (an exported picture has no page note)
+        fig.add_trace(
+            go.Scatter(
+                name="still maturing",
+                x=[None],
+                y=[None],
+                mode="lines+markers",
+                line={"color": MUTED_TEXT, "width": 2, "dash": "dot"},
+                marker={"size": 7, "color": "#ffffff", "line": {"color": MUTED_TEXT, "width": 1.5}},
+                hoverinfo="skip",
+                meta="legend",
+            ),
+            row=2,
+            col=1,
+        )
     fig.update_yaxes(title={"text": "new journeys"}, rangemode="tozero", row=1, col=1)
     fig.update_yaxes(title={"text": "share of the cohort"}, tickformat=".0%", rangemode="tozero", row=2, col=1)
     fig.update_xaxes(type="date", tickformat=ticks, hoverformat="%-d %b %Y", row=1, col=1)

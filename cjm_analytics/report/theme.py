@@ -40,7 +40,8 @@ END = "(end)"
 # (close to vermillion) comes late and yellow (faint on white) last.
 STAGE_COLOURS = (BLUE, PURPLE, SKY, ORANGE, BLACK, YELLOW)
 SPECIAL_COLOURS = {
-    DROP_OFF: VERMILLION, COMPLETED: GREEN, CONTINUES: GREY, OTHER: LIGHT_GREY, START: GREY, END: VERMILLION,
+    # (end) takes completed and lost exits alike (the network colours each arc): grey, like (start).
+    DROP_OFF: VERMILLION, COMPLETED: GREEN, CONTINUES: GREY, OTHER: LIGHT_GREY, START: GREY, END: GREY,
 }
 
 FONT_FAMILY = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif'
