@@ -91,7 +91,8 @@ def funnel_figure(funnel: pd.DataFrame, when: str = "") -> go.Figure:
         vertical_spacing=0.42 / max(n, 1) if n < 6 else 0.07,
         subplot_titles=(
             "reached · share of the first stage",
-            "stopped here / reached: before the goal a drop-off (red), from the goal on completed (green)",
+            # Short enough for a phone: the page's note and the hover say more.
+            "stopped here / reached · red: lost · green: completed",
         ),
     )
     fig.add_trace(
@@ -120,9 +121,8 @@ def funnel_figure(funnel: pd.DataFrame, when: str = "") -> go.Figure:
             y=stages,
             x=[number(v) for v in funnel["dropoff_rate"]],
             text=[
-                (fmt_pct(v) if lost else f"{fmt_pct(v)} completed") if not missing(v)
-                else "(last stage)" if i == len(funnel) - 1 else "—"
-                for i, (v, lost) in enumerate(zip(funnel["dropoff_rate"], before_goal, strict=True))
+                fmt_pct(v) if not missing(v) else "(last stage)" if i == len(funnel) - 1 else "—"
+                for i, v in enumerate(funnel["dropoff_rate"])
             ],
             textposition="outside",
             cliponaxis=False,
