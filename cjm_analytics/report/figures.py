@@ -407,12 +407,20 @@ def trends_figure(daily: pd.DataFrame) -> go.Figure:
     return with_title(fig, heading, when)
 
 
-def leaks_figure(leaks: pd.DataFrame, when: str = "", support: bool = True, surveys: bool = True) -> go.Figure:
+def configured(leaks: pd.DataFrame, column: str) -> bool:
+    """Whether a leak mark's input (support events, surveys) is configured: without it the mart holds NULL in every
+    row. A share of no customers lost is NULL too, so only the rows that lost someone tell."""
+    lost = leaks["customers_lost"].fillna(0) > 0
+    return bool(leaks.loc[lost, column].notna().any()) or not bool(lost.any())
+
+
+def leaks_figure(leaks: pd.DataFrame, when: str = "") -> go.Figure:
     """Customers lost at each stage before the goal (leaks.customers_lost), biggest leak on top, with its share of
-    reached; support and surveys False: their shares are not configured (said so, never 0)."""
+    reached; a mark whose input is not configured says so, never 0."""
     heading = "Pain points: customers lost at each stage before the goal"
     if leaks.empty:
         return no_data_figure("No stage before the goal: nothing to lose.", heading=heading, when=when)
+    support, surveys = configured(leaks, "support_share"), configured(leaks, "low_score_share")
     ranked = leaks.sort_values("rank", kind="stable")
     stages = [plotly_text(s) for s in ranked["stage"]]
     hover = [

@@ -5,11 +5,10 @@ Names from the data are escaped by html's components (HTML) or by the figure fun
 
 from __future__ import annotations
 
-import pandas as pd
-
 from cjm_analytics.report.figures import (
     MIN_BIN_JOURNEYS,
     attribution_figure,
+    configured,
     emotion_figure,
     funnel_figure,
     leaks_figure,
@@ -207,12 +206,6 @@ _LEAK_DEFINITIONS = (
 )
 
 
-def configured(values: pd.Series, lost: pd.Series) -> bool:
-    """Whether a leak mark's input is configured: the mart holds NULL in every row without it (a share of no
-    customers lost is NULL too, so only rows that lost someone tell)."""
-    return bool(values[lost.fillna(0) > 0].notna().any()) or not bool((lost.fillna(0) > 0).any())
-
-
 NOT_CONFIGURED = "not configured"
 
 
@@ -220,8 +213,7 @@ def pain_points_body(marts: Marts) -> str:
     """The ranked leak table (stages before the goal) with a bar chart of customers lost, and what happens after
     the goal (retention, never a leak)."""
     leaks = marts.leaks.sort_values("rank", kind="stable")
-    support = configured(leaks["support_share"], leaks["customers_lost"])
-    surveys = configured(leaks["low_score_share"], leaks["customers_lost"])
+    support, surveys = configured(leaks, "support_share"), configured(leaks, "low_score_share")
     table = table_html(
         [
             ("rank", True),
@@ -261,7 +253,7 @@ def pain_points_body(marts: Marts) -> str:
 customers whose journey got no further, with what they did last and what sets them apart. The bars are labelled
 customers lost · share of those who reached the stage. A customer who stops at or after the goal has completed:
 that is retention, shown below, never a leak.</p>
-{chart_html(leaks_figure(leaks, data_when(marts), support=support, surveys=surveys), "leaks-chart")}
+{chart_html(leaks_figure(leaks, data_when(marts)), "leaks-chart")}
 <h2>Leak table</h2>
 {table}
 <dl class="defs">{defs}</dl>
