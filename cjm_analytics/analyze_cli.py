@@ -112,7 +112,8 @@ def _funnel(con: duckdb.DuckDBPyConnection, cfg: Config, args: argparse.Namespac
         "who completed the previous step; conversion_from_previous = completed / entered; times to convert are "
         "from step 1 to the step, median and p90 (linear interpolation) among completers."
         " The report's Stage funnel page (funnel.html) counts differently: every journey customer at every stage "
-        "up to their furthest one, in any order and with no window, so its numbers are higher."
+        "up to their furthest one, in any order and with no window, so for the same stages its counts are higher "
+        "or equal."
     )
     if exclusions:
         intro += (f" An attempt with {' or '.join(exclusions)} after step 1 and before its last completed step "

@@ -259,3 +259,24 @@ def test_fines_paid_cases_complete_and_only_the_unpaid_are_lost(tmp_path: Path) 
         ("collection", len(collected))]
     assert "paid" not in {s for (s,) in rows(cfg, "SELECT stage FROM leaks")}
     assert rows(cfg, "SELECT worst_dropoff_stage FROM run_summary") == [("collection",)]
+
+
+def test_the_two_funnels_state_their_rule_and_point_to_each_other(cfg: Config, site: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # The ladder: browse 9, cart 7, buy 5 (everyone up to their furthest stage). The ordered funnel browse → cart →
+    # buy: 8 with a browse event (not e), then cart after browse 5 (b, c, d, g, h), then buy after cart 3 (c, d, h;
+    # f bought without a cart, e without a browse). Different numbers for the same stages, each page says why.
+    funnel_page = (site / "funnel.html").read_text(encoding="utf-8")
+    assert "<b>Who and how:</b> all 9\njourney customers" in funnel_page
+    assert 'href="analysis-funnel.html"' in funnel_page
+    assert _cells(funnel_page, 0)[1][:3] == ["cart", "2", "7"]
+    monkeypatch.setattr(analyze_cli, "ANALYSIS_MODULES", ("funnels",))
+    parser = argparse.ArgumentParser()
+    analyze_cli.register_all(parser.add_subparsers(dest="command", required=True))
+    out = tmp_path / "funnel.csv"
+    args = parser.parse_args(["analyze", "funnel", "--config", str(cfg.warehouse.parents[1] / "cjm.yaml"),
+                              "--steps", "browse,cart,buy", "--out", str(out)])
+    assert args.func(args) == 0
+    assert pd.read_csv(out)["completed"].tolist() == [8, 5, 3]
+    page = (cfg.reports / "analysis-funnel.html").read_text(encoding="utf-8")
+    assert "Stage funnel page (funnel.html) counts differently" in page
