@@ -959,6 +959,14 @@ def test_a_missing_mart_is_named() -> None:
         read_marts(con)
 
 
+def test_marts_from_an_earlier_release_ask_for_a_run() -> None:
+    # A warehouse whose marts predate before_goal: one line that says what to do, not a binder error.
+    con = make_warehouse()
+    con.execute("ALTER TABLE stage_funnel DROP COLUMN before_goal")
+    with pytest.raises(MartMissingError, match="mart stage_funnel has no column.s. before_goal: run `cjm run`"):
+        read_marts(con)
+
+
 def test_analysis_pages_keep_the_nav_and_escape_cells() -> None:
     text = table_page(
         site_title="S", page_title="Paths", summary=RUN_SUMMARY, intro="Top <paths>",
