@@ -114,6 +114,9 @@ def _funnel(con: duckdb.DuckDBPyConnection, cfg: Config, args: argparse.Namespac
         "Each customer counts once, by the attempt that gets furthest (the earliest such). entered = customers "
         "who completed the previous step; conversion_from_previous = completed / entered; times to convert are "
         "from step 1 to the step, median and p90 (linear interpolation) among completers."
+        " The report's Stage funnel page (funnel.html) counts differently: every journey customer at every stage "
+        "up to their furthest one, in any order and with no window, so for the same stages its counts are higher "
+        "or equal."
     )
     if exclusions:
         intro += (f" An attempt with {' or '.join(exclusions)} after step 1 and before its last completed step "
@@ -273,15 +276,25 @@ def _add_paths(add_analysis: AddAnalysis) -> None:
 
 def _pain_points(con: duckdb.DuckDBPyConnection, cfg: Config, args: argparse.Namespace) -> Answer:
     df = leaks(con, cfg, loop_threshold=args.loop_threshold, min_customers=args.min_customers)
+    # A mark whose input is not configured is unknown, not 0: its column is left out here and said so.
+    unset = {"support_share": "analysis.support_events", "low_score_share": "analysis.surveys"}
+    unset = {c: key for c, key in unset.items()
+             if not (cfg.analysis.support_events if c == "support_share" else cfg.analysis.surveys)}
+    df = df.drop(columns=list(unset))
     if len(df):
         top = df.iloc[0]
         intro = (f"The biggest leak is {top['stage']}: {int(top['customers_lost']):,} customers "
-                 f"({float(top['share_of_reached']):.1%} of those who reached it) went no further. Per stage: the "
+                 f"({float(top['share_of_reached']):.1%} of those who reached it) went no further. Stages before "
+                 f"the goal ({cfg.goal}) only: a customer who stops at or after it has completed (retention, see "
+                 f"the stage funnel). Per stage: the "
                  f"touchpoint droppers most often ended on, the one most over-represented against customers who "
                  f"went on (lift), and the shares who contacted support, gave a low survey score or looped "
                  f"between two stages more than {args.loop_threshold} times.")
     else:
-        intro = "There is only one stage, so nobody can drop out before the last one."
+        intro = f"The goal ({cfg.goal}) is the first stage, so nobody can drop out before it."
+    if unset:
+        intro += " Not configured, so left out (unknown, not 0): " + "; ".join(
+            f"{c} (no {key} in the config)" for c, key in unset.items()) + "."
     return Answer(df, "Pain points: the biggest leaks", intro, pain_points_figure(df))
 
 

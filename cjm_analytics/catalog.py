@@ -33,7 +33,8 @@ class Table:
     columns: tuple[str, ...] = ()
 
 
-_FUNNEL = ("stage", "stage_order", "reached", "exited", "dropoff_rate", "conversion_to_next", "conversion_from_first")
+_FUNNEL = ("stage", "stage_order", "reached", "exited", "dropoff_rate", "conversion_to_next", "conversion_from_first",
+           "before_goal", "is_goal")
 _LINKS = ("from_step", "from_node", "to_step", "to_node", "customers")
 _RUN_SUMMARY = (
     "run_id", "run_started_at", "events_read", "events_loaded", "events_rejected", "events_duplicate",
@@ -68,7 +69,8 @@ _TABLES = (
     # marts (sql/marts/), in the order the aggregate step counts them
     Table("stage_conversion_daily", "mart", "The stage funnel of the journeys that started on each cohort date.",
           published=True, partition="cohort_month",
-          columns=("cohort_date", "stage", "stage_order", "reached", "exited", "dropoff_rate")),
+          columns=("cohort_date", "stage", "stage_order", "reached", "exited", "dropoff_rate", "before_goal", "is_goal",
+                   "matured", "p90_hours_to_convert")),
     Table("stage_funnel", "mart", "The stage funnel: journeys reaching and leaving each configured stage.",
           published=True, columns=_FUNNEL),
     Table("stage_funnel_by_segment", "mart", "The stage funnel per first-touch channel and per cohort month.",
@@ -80,7 +82,7 @@ _TABLES = (
                    "p_value", "test", "q_value", "differs")),
     Table("stage_transitions", "mart", "The stage graph's edges, (start) and (end) included, with probabilities.",
           published=True, columns=("from_stage", "to_stage", "from_order", "to_order", "transitions", "customers",
-                                   "probability", "median_hours")),
+                                   "probability", "median_hours", "converted_transitions")),
     Table("sankey_links", "mart", "The step Sankey's links over all journeys.", published=True, columns=_LINKS),
     Table("sankey_segment_links", "mart", "The step Sankey's links for all journeys and the largest first channels.",
           columns=("segment_type", "segment", *_LINKS)),

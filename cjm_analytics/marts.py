@@ -47,9 +47,9 @@ def build_marts(
     """Rebuild every mart from the core tables; returns the row count of each."""
     report = config.report
     run_sql(con, "marts/stage_ladder")
-    run_sql(con, "marts/stage_conversion_daily")
-    run_sql(con, "marts/stage_funnel")
-    run_sql(con, "marts/stage_funnel_by_segment")
+    run_sql(con, "marts/stage_conversion_daily", goal_order=config.goal_order)
+    run_sql(con, "marts/stage_funnel", goal_order=config.goal_order)
+    run_sql(con, "marts/stage_funnel_by_segment", goal_order=config.goal_order)
     add_significance_to_mart(con, config.analysis.min_segment_size)  # Wilson intervals and tests: numpy, not SQL
     run_sql(con, "marts/stage_transitions")
     run_sql(con, "marts/sankey_links", max_steps=report.sankey_steps, min_share=report.sankey_min_share,

@@ -63,6 +63,7 @@ START = "(start)"
 END = "(end)"
 OTHER = "other"
 DROP_OFF = "(drop-off)"
+COMPLETED = "(completed)"
 CONTINUES = "(continues)"
 
 EVENT_COLUMNS = [
@@ -713,7 +714,8 @@ def reference_figures(events: pd.DataFrame, cfg: Config) -> dict[str, pd.DataFra
         for s in range(1, min(len(path), steps) + 1):
             from_node = node(s, path[s - 1])
             if len(path) == s:
-                to_node = DROP_OFF
+                # A journey that ends after reaching the goal is completed, whatever came after the goal.
+                to_node = COMPLETED if j["converted"] else DROP_OFF
             elif s == steps:
                 to_node = CONTINUES
             else:
@@ -732,7 +734,8 @@ def reference_figures(events: pd.DataFrame, cfg: Config) -> dict[str, pd.DataFra
     converted_n = sum(1 for j in journey_rows if j["converted"])
     worst_stage: str | None = None
     worst_rate = float("nan")
-    for r in _funnel_rows(furthest_all, cfg)[:-1]:
+    # Only the stages before the goal: stopping at or after it is completing, not dropping off.
+    for r in _funnel_rows(furthest_all, cfg)[: cfg.goal_order - 1]:
         rate = r["dropoff_rate"]
         if rate == rate and (worst_stage is None or rate > worst_rate):
             worst_stage, worst_rate = r["stage"], rate

@@ -134,6 +134,18 @@ def test_no_surveys_gives_the_stages_with_no_answers(con: duckdb.DuckDBPyConnect
     assert df.responses.tolist() == [0, 0, 0] and df.mean_score.isna().all()
 
 
+def test_a_kind_not_configured_is_null_not_zero(con: duckdb.DuckDBPyConnection, cfg: Config) -> None:
+    # Only the CSAT survey: NPS is unknown (null) at every stage, not "0 answers"; CSAT is as before.
+    csat_only = cfg.model_copy(update={"analysis": Analysis.model_validate({"surveys": SURVEYS[1:]})})
+    df = emotion_curve(con, csat_only).set_index("stage")
+    assert df.nps_responses.isna().all() and df.nps.isna().all()
+    assert df.csat_responses.tolist() == [1, 2, 1]  # browse, cart, buy
+    nps_only = cfg.model_copy(update={"analysis": Analysis.model_validate({"surveys": SURVEYS[:1]})})
+    df = emotion_curve(con, nps_only).set_index("stage")
+    assert df.csat_responses.isna().all() and df.csat_mean.isna().all()
+    assert df.nps_responses.tolist() == [1, 2, 1, 1]  # (before first stage), browse, cart, buy
+
+
 # ---- the sample ---------------------------------------------------------------------------------------------
 
 @pytest.mark.slow

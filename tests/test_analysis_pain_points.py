@@ -103,8 +103,9 @@ LAST_TOUCHPOINTS = [
 
 
 @pytest.mark.parametrize(("min_customers", "expected"), LAST_TOUCHPOINTS)
-def test_last_touchpoints(con: duckdb.DuckDBPyConnection, min_customers: int, expected: list[tuple[Any, ...]]) -> None:
-    df = last_touchpoints(con, min_customers=min_customers)
+def test_last_touchpoints(con: duckdb.DuckDBPyConnection, cfg: Config, min_customers: int,
+                          expected: list[tuple[Any, ...]]) -> None:
+    df = last_touchpoints(con, cfg.goal_order, min_customers=min_customers)
     assert list(df.columns) == ["stage", "stage_order", "touchpoint", "droppers", "dropper_share", "continuers",
                                 "continuer_share", "lift", "rank_by_count", "rank_by_lift"]
     assert _rows(df.drop(columns="stage_order")) == [pytest.approx(row) for row in expected]
@@ -182,10 +183,18 @@ def test_leaks_take_the_minimum_from_the_config(con: duckdb.DuckDBPyConnection, 
     assert leaks(con, cfg).top_lift_touchpoint.tolist() == ["csat", "support_chat"]  # min_segment_size 1
 
 
-def test_without_surveys_or_support_events_the_shares_are_zero(con: duckdb.DuckDBPyConnection, cfg: Config) -> None:
+def test_without_surveys_or_support_events_the_shares_are_not_configured(con: duckdb.DuckDBPyConnection,
+                                                                          cfg: Config) -> None:
+    # Not configured is unknown, not 0 (issue 13): the shares are null, and each is null only without its input.
     bare = cfg.model_copy(update={"analysis": cfg.analysis.model_copy(update={"surveys": [], "support_events": []})})
     df = leaks(con, bare)
-    assert df.support_share.tolist() == [0, 0] and df.low_score_share.tolist() == [0, 0]
+    assert df.support_share.isna().all() and df.low_score_share.isna().all()
+    no_support = cfg.model_copy(update={"analysis": cfg.analysis.model_copy(update={"support_events": []})})
+    df = leaks(con, no_support)
+    assert df.support_share.isna().all() and df.low_score_share.tolist() == pytest.approx([1 / 3, 0.0])
+    # Configured but nobody matched is a real 0.
+    unmatched = cfg.model_copy(update={"analysis": cfg.analysis.model_copy(update={"support_events": ["nothing_*"]})})
+    assert leaks(con, unmatched).support_share.tolist() == [0.0, 0.0]
 
 
 # ---- the sample ---------------------------------------------------------------------------------------------
@@ -197,14 +206,16 @@ def test_leaks_on_the_sample_lose_what_the_stage_funnel_loses(sample: Config) ->
         df = leaks(c, sample)
         funnel = c.execute("SELECT * FROM stage_funnel ORDER BY stage_order").fetchdf()
         journeys = c.execute("SELECT furthest_stage, furthest_stage_order FROM journeys").fetchdf()
-        touch = last_touchpoints(c, min_customers=1)
+        touch = last_touchpoints(c, sample.goal_order, min_customers=1)
     finally:
         c.close()
-    before_last = funnel.iloc[:-1]
+    # Only the stages before the goal leak: the sample's purchase, retention and advocacy are completions.
+    before_last = funnel[funnel.stage_order < sample.goal_order]
+    assert before_last.stage.tolist() == ["awareness", "consideration", "intent"]
     assert dict(zip(df.stage, df.customers_lost, strict=True)) == dict(
         zip(before_last.stage, before_last.exited, strict=True))
     # And the same number once more, from the journeys themselves.
-    lost = journeys[journeys.furthest_stage_order < len(funnel)].furthest_stage.value_counts()
+    lost = journeys[journeys.furthest_stage_order < sample.goal_order].furthest_stage.value_counts()
     assert dict(zip(df.stage, df.customers_lost, strict=True)) == lost.to_dict()
     assert df.customers_lost.is_monotonic_decreasing and df["rank"].tolist() == list(range(1, len(df) + 1))
     assert df.share_of_reached.tolist() == pytest.approx(

@@ -146,7 +146,7 @@ def test_sankey_links_fold_small_nodes_and_balance(cfg) -> None:  # type: ignore
     assert got == [
         (1, "browse", 2, "(drop-off)", 1),
         (1, "browse", 2, "cart", 2),
-        (1, "other", 2, "(drop-off)", 1),
+        (1, "other", 2, "(completed)", 1),  # u2's path is buy alone: the goal reached, completed, not lost
         (2, "cart", 3, "(drop-off)", 1),
         (2, "cart", 3, "other", 1),
         (3, "other", 4, "(continues)", 1),
@@ -223,7 +223,8 @@ def test_sankey_per_segment_balances_and_all_is_the_sankey(cfg) -> None:  # type
     # Within a segment every step's outflow equals its inflow.
     unbalanced = rows(cfg, """
         WITH inflow AS (SELECT segment_type, segment, to_step AS step, sum(customers) AS n
-                        FROM sankey_segment_links WHERE to_node NOT IN ('(drop-off)', '(continues)') GROUP BY ALL),
+                        FROM sankey_segment_links
+                        WHERE to_node NOT IN ('(drop-off)', '(completed)', '(continues)') GROUP BY ALL),
              outflow AS (SELECT segment_type, segment, from_step AS step, sum(customers) AS n
                          FROM sankey_segment_links GROUP BY ALL)
         SELECT * FROM inflow i JOIN outflow o USING (segment_type, segment, step) WHERE i.n <> o.n""")

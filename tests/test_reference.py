@@ -492,6 +492,17 @@ def test_worst_dropoff_tie_goes_to_the_earlier_stage(tmp_path: Path) -> None:
     assert (s["worst_dropoff_stage"], s["worst_dropoff_rate"]) == ("browse", 0.5)
 
 
+def test_worst_dropoff_is_a_stage_before_the_goal(tmp_path: Path) -> None:
+    # The same five journeys with cart as the goal: cart's 2 of 4 stop after the goal (completed), so the worst
+    # drop-off is browse's 1 of 5, never cart's 0.5; and B and E, who stopped at cart, end in (completed).
+    f = figures(tmp_path, FUNNEL_ROWS, goal="cart")
+    s = f["run_summary"].iloc[0]
+    assert (s["worst_dropoff_stage"], s["worst_dropoff_rate"]) == ("browse", 1 / 5)
+    assert s["converted"] == 4
+    sinks = f["sankey_links"].groupby("to_node")["customers"].sum()
+    assert sinks.get("(drop-off)") == 1 and sinks.get("(completed)") == 4  # only A is lost
+
+
 def test_stage_conversion_daily(tmp_path: Path) -> None:
     # 2026-01-01: A (browse), B (cart), C (buy); 2026-01-02: D (buy), E (cart)
     f = figures(tmp_path, FUNNEL_ROWS)
@@ -600,7 +611,7 @@ def test_sankey_links_with_folding(tmp_path: Path) -> None:
     assert links == {
         (1, "browse", 2, "(drop-off)"): 1,  # A
         (1, "browse", 2, "cart"): 2,  # B, C
-        (1, "other", 2, "(drop-off)"): 1,  # D (buy folded)
+        (1, "other", 2, "(completed)"): 1,  # D (buy folded): bought, so completed, not lost
         (1, "other", 2, "other"): 1,  # E (cart -> browse, both folded)
         (2, "cart", 3, "(drop-off)"): 1,  # B
         (2, "cart", 3, "(continues)"): 1,  # C, longer than 2 steps
@@ -608,7 +619,7 @@ def test_sankey_links_with_folding(tmp_path: Path) -> None:
     }
     # step 2's outflow equals its inflow without the paths that dropped off at step 2
     sl = f["sankey_links"]
-    into_2 = sl[(sl["to_step"] == 2) & (sl["to_node"] != "(drop-off)")]["customers"].sum()
+    into_2 = sl[(sl["to_step"] == 2) & ~sl["to_node"].isin(["(drop-off)", "(completed)"])]["customers"].sum()
     assert into_2 == sl[sl["from_step"] == 2]["customers"].sum() == 3
 
 
@@ -621,12 +632,12 @@ def test_sankey_without_folding(tmp_path: Path) -> None:
     assert links == {
         (1, "browse", 2, "(drop-off)"): 1,
         (1, "browse", 2, "cart"): 2,
-        (1, "buy", 2, "(drop-off)"): 1,
+        (1, "buy", 2, "(completed)"): 1,  # D bought
         (1, "cart", 2, "browse"): 1,
         (2, "cart", 3, "(drop-off)"): 1,
         (2, "cart", 3, "buy"): 1,
         (2, "browse", 3, "(drop-off)"): 1,
-        (3, "buy", 4, "(drop-off)"): 1,  # C's path ends exactly at the last step
+        (3, "buy", 4, "(completed)"): 1,  # C's path ends exactly at the last step, at the goal
     }
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import html
 import re
 from collections import Counter
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,8 +61,9 @@ from cjm_analytics.report import (
     transitions_figure,
     trends_figure,
 )
+from cjm_analytics.report.figures import trend_bins
 from cjm_analytics.report.formatting import fmt_date_range
-from cjm_analytics.report.theme import BLUE, INK, MUTED_TEXT, PURPLE, VERMILLION
+from cjm_analytics.report.theme import BLUE, GREEN, INK, MUTED_TEXT, PURPLE, VERMILLION
 from tests.browser import Visit
 
 if TYPE_CHECKING:
@@ -76,7 +77,9 @@ BUY = "purchase"
 ADS = "<b>ads</b>"  # a channel name that is markup
 IMG = "<img src=x onerror=alert(2)>"  # a touchpoint that is markup
 START, END = "(start)", "(end)"
-DROP, CONT, OTHER = "(drop-off)", "(continues)", "other"
+DROP, DONE, CONT, OTHER = "(drop-off)", "(completed)", "(continues)", "other"
+# Under every Sankey: what the two sinks mean (colour is never the only cue).
+SINKS_NOTE = "(drop-off) (red): ended before the goal, lost · (completed) (green): reached the goal and ended"
 TEXTS = "els => els.map(e => e.textContent)"
 PAGE_NAMES = tuple(p.name for p in PAGES)
 CHART_PAGES = tuple(name for name in PAGE_NAMES if name != "index.html")
@@ -121,27 +124,29 @@ RUN_HISTORY = [
     dict(RUN_SUMMARY),
 ]
 
-# stage, stage_order, reached, exited, dropoff_rate, conversion_to_next, conversion_from_first
+# stage, stage_order, reached, exited, dropoff_rate, conversion_to_next, conversion_from_first, before_goal, is_goal
+# (the goal is purchase, the last stage)
 STAGE_FUNNEL = [
-    (BROWSE, 1, 10, 1, 1 / 10, 9 / 10, 1.0),
-    (XSS, 2, 9, 2, 2 / 9, 7 / 9, 0.9),
-    (CART, 3, 7, 2, 2 / 7, 5 / 7, 0.7),
-    (BUY, 4, 5, 5, None, None, 0.5),
+    (BROWSE, 1, 10, 1, 1 / 10, 9 / 10, 1.0, True, False),
+    (XSS, 2, 9, 2, 2 / 9, 7 / 9, 0.9, True, False),
+    (CART, 3, 7, 2, 2 / 7, 5 / 7, 0.7, True, False),
+    (BUY, 4, 5, 5, None, None, 0.5, False, True),
 ]
-# from_stage, to_stage, from_order, to_order, transitions, customers, probability, median_hours
+# from_stage, to_stage, from_order, to_order, transitions, customers, probability, median_hours,
+# converted_transitions (the 5 buyers: 4 end at purchase, one goes back to browse and ends there)
 STAGE_TRANSITIONS = [
-    (START, BROWSE, 0, 1, 9, 9, 9 / 10, None),
-    (START, XSS, 0, 2, 1, 1, 1 / 10, None),
-    (BROWSE, XSS, 1, 2, 6, 6, 6 / 11, 1.5),
-    (BROWSE, CART, 1, 3, 2, 2, 2 / 11, 3.25),
-    (BROWSE, END, 1, 5, 3, 3, 3 / 11, None),
-    (XSS, CART, 2, 3, 5, 5, 5 / 7, 0.5),
-    (XSS, END, 2, 5, 2, 2, 2 / 7, None),
-    (CART, BUY, 3, 4, 5, 5, 5 / 7, 26.0),
-    (CART, BROWSE, 3, 1, 1, 1, 1 / 7, 2.0),
-    (CART, END, 3, 5, 1, 1, 1 / 7, None),
-    (BUY, END, 4, 5, 4, 4, 4 / 5, None),
-    (BUY, BROWSE, 4, 1, 1, 1, 1 / 5, 120.5),
+    (START, BROWSE, 0, 1, 9, 9, 9 / 10, None, 5),
+    (START, XSS, 0, 2, 1, 1, 1 / 10, None, 0),
+    (BROWSE, XSS, 1, 2, 6, 6, 6 / 11, 1.5, 3),
+    (BROWSE, CART, 1, 3, 2, 2, 2 / 11, 3.25, 2),
+    (BROWSE, END, 1, 5, 3, 3, 3 / 11, None, 1),
+    (XSS, CART, 2, 3, 5, 5, 5 / 7, 0.5, 3),
+    (XSS, END, 2, 5, 2, 2, 2 / 7, None, 0),
+    (CART, BUY, 3, 4, 5, 5, 5 / 7, 26.0, 5),
+    (CART, BROWSE, 3, 1, 1, 1, 1 / 7, 2.0, 0),
+    (CART, END, 3, 5, 1, 1, 1 / 7, None, 0),
+    (BUY, END, 4, 5, 4, 4, 4 / 5, None, 4),
+    (BUY, BROWSE, 4, 1, 1, 1, 1 / 5, 120.5, 1),
 ]
 # from_step, from_node, to_step, to_node, customers
 SANKEY_LINKS = [
@@ -167,25 +172,26 @@ SANKEY_SEGMENT_LINKS = (
 )
 # segment_type, segment, segment_size, then the stage_funnel columns (the first stage's row is enough here).
 STAGE_FUNNEL_BY_SEGMENT = [
-    ("first_channel", "email", 4, BROWSE, 1, 4, 1, 0.25, 0.75, 1.0),
-    ("first_channel", ADS, 3, BROWSE, 1, 3, 0, 0.0, 1.0, 1.0),
-    ("cohort_month", "2024-03", 9, BROWSE, 1, 9, 1, 1 / 9, 8 / 9, 1.0),
+    ("first_channel", "email", 4, BROWSE, 1, 4, 1, 0.25, 0.75, 1.0, True, False),
+    ("first_channel", ADS, 3, BROWSE, 1, 3, 0, 0.0, 1.0, 1.0, True, False),
+    ("cohort_month", "2024-03", 9, BROWSE, 1, 9, 1, 1 / 9, 8 / 9, 1.0, True, False),
 ]
-# cohort_date, stage, stage_order, reached, exited, dropoff_rate: 1 + 4 + 5 journeys add up to stage_funnel.
+# cohort_date, stage, stage_order, reached, exited, dropoff_rate, matured, p90_hours_to_convert: 1 + 4 + 5 journeys
+# add up to stage_funnel; the cohort of 3 Mar has not yet had the p90 time to convert (48 h).
 OLD_COHORT, COHORT_1, COHORT_3 = date(2023, 11, 20), date(2024, 3, 1), date(2024, 3, 3)
 STAGE_CONVERSION_DAILY = [
-    (OLD_COHORT, BROWSE, 1, 1, 1, 1.0),
-    (OLD_COHORT, XSS, 2, 0, 0, None),
-    (OLD_COHORT, CART, 3, 0, 0, None),
-    (OLD_COHORT, BUY, 4, 0, 0, None),
-    (COHORT_1, BROWSE, 1, 4, 0, 0.0),
-    (COHORT_1, XSS, 2, 4, 1, 0.25),
-    (COHORT_1, CART, 3, 3, 1, 1 / 3),
-    (COHORT_1, BUY, 4, 2, 2, None),
-    (COHORT_3, BROWSE, 1, 5, 0, 0.0),
-    (COHORT_3, XSS, 2, 5, 1, 0.2),
-    (COHORT_3, CART, 3, 4, 1, 0.25),
-    (COHORT_3, BUY, 4, 3, 3, None),
+    (OLD_COHORT, BROWSE, 1, 1, 1, 1.0, True, 48.0),
+    (OLD_COHORT, XSS, 2, 0, 0, None, True, 48.0),
+    (OLD_COHORT, CART, 3, 0, 0, None, True, 48.0),
+    (OLD_COHORT, BUY, 4, 0, 0, None, True, 48.0),
+    (COHORT_1, BROWSE, 1, 4, 0, 0.0, True, 48.0),
+    (COHORT_1, XSS, 2, 4, 1, 0.25, True, 48.0),
+    (COHORT_1, CART, 3, 3, 1, 1 / 3, True, 48.0),
+    (COHORT_1, BUY, 4, 2, 2, None, True, 48.0),
+    (COHORT_3, BROWSE, 1, 5, 0, 0.0, False, 48.0),
+    (COHORT_3, XSS, 2, 5, 1, 0.2, False, 48.0),
+    (COHORT_3, CART, 3, 4, 1, 0.25, False, 48.0),
+    (COHORT_3, BUY, 4, 3, 3, None, False, 48.0),
 ]
 # rank, stage, customers_lost, share_of_reached, top_last_touchpoint, top_lift_touchpoint, support_share,
 # low_score_share, loopers, median_hours_since_last_event (ties on customers lost: journey order).
@@ -251,7 +257,7 @@ _RUN_COLUMNS = """run_id VARCHAR, run_started_at TIMESTAMP, events_read BIGINT, 
         sessions BIGINT, converted BIGINT, conversion_rate DOUBLE, worst_dropoff_stage VARCHAR,
         worst_dropoff_rate DOUBLE"""
 _FUNNEL_COLUMNS = """stage VARCHAR, stage_order INTEGER, reached BIGINT, exited BIGINT, dropoff_rate DOUBLE,
-        conversion_to_next DOUBLE, conversion_from_first DOUBLE"""
+        conversion_to_next DOUBLE, conversion_from_first DOUBLE, before_goal BOOLEAN, is_goal BOOLEAN"""
 _LINK_COLUMNS = "from_step INTEGER, from_node VARCHAR, to_step INTEGER, to_node VARCHAR, customers BIGINT"
 DDL = {
     "run_summary": _RUN_COLUMNS,
@@ -259,11 +265,12 @@ DDL = {
     "stage_funnel": _FUNNEL_COLUMNS,
     "stage_funnel_by_segment": f"segment_type VARCHAR, segment VARCHAR, segment_size BIGINT, {_FUNNEL_COLUMNS}",
     "stage_transitions": """from_stage VARCHAR, to_stage VARCHAR, from_order INTEGER, to_order INTEGER,
-        transitions BIGINT, customers BIGINT, probability DOUBLE, median_hours DOUBLE""",
+        transitions BIGINT, customers BIGINT, probability DOUBLE, median_hours DOUBLE,
+        converted_transitions BIGINT""",
     "sankey_links": _LINK_COLUMNS,
     "sankey_segment_links": f"segment_type VARCHAR, segment VARCHAR, {_LINK_COLUMNS}",
     "stage_conversion_daily": """cohort_date DATE, stage VARCHAR, stage_order INTEGER, reached BIGINT,
-        exited BIGINT, dropoff_rate DOUBLE""",
+        exited BIGINT, dropoff_rate DOUBLE, matured BOOLEAN, p90_hours_to_convert DOUBLE""",
     "leaks": """rank BIGINT, stage VARCHAR, customers_lost BIGINT, share_of_reached DOUBLE,
         top_last_touchpoint VARCHAR, top_lift_touchpoint VARCHAR, support_share DOUBLE, low_score_share DOUBLE,
         loopers BIGINT, median_hours_since_last_event DOUBLE""",
@@ -481,7 +488,7 @@ def test_sankey_nodes_and_links_are_the_mart_rows() -> None:
     assert drawn == Counter((plotly_text(f), plotly_text(t), c) for _, f, _, t, c in SANKEY_LINKS)
     assert sum(trace.link.value) == sum(c for *_, c in SANKEY_LINKS)
     assert trace.arrangement == "fixed" and trace.node.align == "left"
-    assert [a.text for a in fig.layout.annotations] == ["step 1", "step 2", "step 3", "after step 3"]
+    assert [a.text for a in fig.layout.annotations] == ["step 1", "step 2", "step 3", "after step 3", SINKS_NOTE]
     assert fig.layout.updatemenus == ()  # one segment: no selector
 
 
@@ -534,7 +541,7 @@ def test_segment_selector_switches_between_pre_drawn_sankeys() -> None:
         assert button.method == "update" and visible == {"visible": [j == i for j in range(3)]}
         steps = sorted({s for link in (SANKEY_LINKS, EMAIL_LINKS, ADS_LINKS)[i] for s in (link[0], link[2])})
         assert [a["text"] for a in layout["annotations"]] == [
-            *(f"step {s}" for s in steps[:-1]), f"after step {steps[-1] - 1}"
+            *(f"step {s}" for s in steps[:-1]), f"after step {steps[-1] - 1}", SINKS_NOTE
         ]
     # Shares are of the segment's journeys; a stage keeps its colour in every segment.
     ads = fig.data[2]
@@ -564,7 +571,8 @@ def test_funnel_figure_values_are_the_mart_rows() -> None:
     assert list(funnel.text) == ["10 · 100.0%", "9 · 90.0%", "7 · 70.0%", "5 · 50.0%"]
     assert list(dropoff.x) == [s[4] for s in STAGE_FUNNEL]
     assert list(dropoff.text) == ["10.0%", "22.2%", "28.6%", "(last stage)"]
-    assert dropoff.marker.color == VERMILLION
+    # Red only before the goal: purchase is the goal, and stopping there is completing.
+    assert list(dropoff.marker.color) == [VERMILLION, VERMILLION, VERMILLION, GREEN]
 
 
 def test_transitions_figure_places_each_probability() -> None:
@@ -572,7 +580,7 @@ def test_transitions_figure_places_each_probability() -> None:
     rows, cols = list(heat.y), list(heat.x)
     assert rows == [plotly_text(s) for s in (START, BROWSE, XSS, CART, BUY)]
     assert cols == [plotly_text(s) for s in (BROWSE, XSS, CART, BUY, END)]
-    for f, t, *_, p, _ in STAGE_TRANSITIONS:
+    for f, t, _, _, _, _, p, *_ in STAGE_TRANSITIONS:
         assert heat.z[rows.index(plotly_text(f))][cols.index(plotly_text(t))] == p
     assert sum(v is not None for row in heat.z for v in row) == len(STAGE_TRANSITIONS)
 
@@ -587,17 +595,20 @@ def test_network_nodes_in_stage_order_edges_as_wide_as_their_transitions() -> No
     labels = [a.text for a in fig.layout.annotations if a.xref != "paper"]
     assert labels == [
         "<b>(start)</b>",
-        "<b>browse &amp; search</b><br>exit 27%",
-        f"<b>{plotly_text(XSS)}</b><br>exit 29%",
-        f"<b>{CART}</b><br>exit 14%",
-        "<b>purchase</b><br>exit 80%",
+        # The exit probability split: browse's 3 exits of 11 are 2 lost and 1 completed (a buyer who went back).
+        "<b>browse &amp; search</b><br>lost 18%<br>completed 9%",
+        f"<b>{plotly_text(XSS)}</b><br>lost 29%",
+        f"<b>{CART}</b><br>lost 14%",
+        "<b>purchase</b><br>completed 80%",  # every exit after the goal is a completion
         "<b>(end)</b>",
     ]
-    # One arc per edge, the widest first; width ∝ transitions (the busiest edge, 9, is 18 px).
+    # One arc per edge and two for browse's exit (lost, completed), the widest first; width ∝ transitions (the
+    # busiest edge, 9, is 18 px).
     shapes = fig.layout.shapes
-    assert len(shapes) == len(STAGE_TRANSITIONS)
+    arcs = [t[4] for t in STAGE_TRANSITIONS if t[0] != BROWSE or t[1] != END] + [2, 1]
+    assert len(shapes) == len(STAGE_TRANSITIONS) + 1
     widths = sorted((s.line.width for s in shapes), reverse=True)
-    expected = sorted((max(0.75, 18 * t[4] / 9) for t in STAGE_TRANSITIONS), reverse=True)
+    expected = sorted((max(0.75, 18 * n / 9) for n in arcs), reverse=True)
     assert widths == pytest.approx(expected) and widths[0] == 18
     # Forward arcs above the line (blue, or red into (end)); arcs back to an earlier stage below (purple).
     edges = next(t for t in fig.data if t.name == "edges")
@@ -606,7 +617,14 @@ def test_network_nodes_in_stage_order_edges_as_wide_as_their_transitions() -> No
     y, symbol, colour = by_hover[f"<b>{CART}</b> → <b>browse &amp; search</b>"]
     assert y < 0 and symbol == "triangle-left" and colour == PURPLE
     y, symbol, colour = by_hover["<b>purchase</b> → <b>(end)</b>"]
-    assert y > 0 and symbol == "triangle-right" and colour == VERMILLION
+    assert y > 0 and symbol == "triangle-right" and colour == GREEN  # completed, never red
+    y, symbol, colour = by_hover[f"<b>{CART}</b> → <b>(end)</b>"]
+    assert y > 0 and symbol == "triangle-right" and colour == VERMILLION  # lost before the goal
+    browse_exits = [(c, h) for h, c in zip(edges.customdata, edges.marker.color, strict=True)
+                    if h.startswith("<b>browse &amp; search</b> → <b>(end)</b>")]
+    assert sorted(c for c, _ in browse_exits) == sorted([VERMILLION, GREEN])
+    assert all("probability: 27.3%" in h for _, h in browse_exits)  # the edge's own, unchanged
+    assert any("2 of the exits, 18.2% of the transitions" in h for c, h in browse_exits if c == VERMILLION)
     y, symbol, colour = by_hover["<b>(start)</b> → <b>browse &amp; search</b>"]
     assert y > 0 and symbol == "triangle-right" and colour == BLUE
 
@@ -618,16 +636,90 @@ def test_network_edge_hover_has_the_mart_values() -> None:
     assert "transitions: 1 (1 customers)" in hover and "probability: 20.0%" in hover and "120.5" in hover
 
 
-def test_trends_are_the_last_90_days_of_cohorts_as_shares_of_the_first_stage() -> None:
+def test_trends_bin_the_whole_history_and_mark_the_cohorts_still_maturing() -> None:
     fig = trends_figure(frame(STAGE_CONVERSION_DAILY, STAGE_CONVERSION_DAILY_COLUMNS))
     bars, *lines = fig.data
-    # 20 Nov 2023 is more than 90 days before 3 Mar 2024: left out.
-    assert [pd.Timestamp(d).date() for d in bars.x] == [COHORT_1, COHORT_3] and list(bars.y) == [4, 5]
-    assert [t.name for t in lines] == [plotly_text(XSS), plotly_text(CART), BUY]
-    assert [list(t.y) for t in lines] == [[1.0, 1.0], [0.75, 0.8], [0.5, 0.6]]
-    assert "3 of 4 journeys reached it (75.0%)" in lines[1].customdata[0]
-    assert fig.layout.title.subtitle.text.endswith("1–3 Mar 2024")
-    assert fig.layout.xaxis2.title.text == "cohort date" and fig.layout.yaxis2.tickformat == ".0%"
+    # 20 Nov 2023 – 3 Mar 2024 is 105 days (too long for days); its weeks hold a median of 5 journeys (too few):
+    # months, and the old cohort is drawn, not cut off. March holds 3 Mar, which has not had 48 h: still maturing.
+    assert [pd.Timestamp(d).date() for d in bars.x] == [date(2023, 11, 1), date(2024, 3, 1)] and list(bars.y) == [1, 9]
+    assert list(bars.marker.color) == ["#9AA5B1", "#ffffff"]  # the maturing bar is hollow
+    solid = [t for t in lines if t.meta == "matured"]
+    dotted = [t for t in lines if t.meta == "maturing"]
+    assert [t.name for t in solid] == [plotly_text(XSS), plotly_text(CART), BUY]
+    assert [list(t.y) for t in solid] == [[0.0], [0.0], [0.0]]  # only the matured November cohort
+    # The dotted part continues from the last matured bin to the maturing one: 9 of 9, 7 of 9, 5 of 9.
+    assert [list(t.y) for t in dotted] == [[0.0, 1.0], [0.0, 7 / 9], [0.0, 5 / 9]]
+    assert all(t.line.dash == "dot" and t.marker.color == "#ffffff" and not t.showlegend for t in dotted)
+    assert "7 of 9 journeys reached it (77.8%)" in dotted[1].customdata[1]
+    assert "still maturing" in dotted[1].customdata[1] and "still maturing" not in solid[1].customdata[0]
+    (key,) = [t for t in lines if t.meta == "legend"]  # the legend says what dotted and hollow mean
+    assert key.name == "still maturing" and key.line.dash == "dot" and key.showlegend is not False
+    assert fig.layout.title.subtitle.text.endswith("by months, the whole history (5 months): 20 Nov 2023 – 3 Mar 2024")
+    assert fig.layout.xaxis2.title.text == "cohort month" and fig.layout.yaxis2.tickformat == ".0%"
+
+
+def _daily(first: date, days: int, per_day: int, matured_days: int | None = None) -> pd.DataFrame:
+    """stage_conversion_daily of `days` cohort dates from `first`, per_day journeys each, half reaching stage 2; the
+    last days from matured_days on still maturing."""
+    rows = []
+    for i in range(days):
+        d = first + timedelta(days=i)
+        matured = matured_days is None or i < matured_days
+        rows += [(d, "a", 1, per_day, per_day - per_day // 2, None, matured, 24.0),
+                 (d, "b", 2, per_day // 2, per_day // 2, None, matured, 24.0)]
+    return frame(rows, STAGE_CONVERSION_DAILY_COLUMNS)
+
+
+@pytest.mark.parametrize(
+    ("days", "per_day", "grain", "bins", "history", "left_out"),
+    [
+        (14, 40, "day", 14, 14, 0),  # 2 weeks, 40 a day: days
+        (14, 3, "week", 2, 2, 0),  # 2 weeks, 3 a day: too few a day; 2026-11-02 is a Monday, so 2 weeks
+        (731, 3, "week", 106, 106, 0),  # 2 years (Sat 1 Jan 2000 – Mon 31 Dec 2001), 21 a week: weeks
+        (731, 1, "month", 24, 24, 0),  # 2 years, 7 a week: months
+        (1461, 40, "month", 48, 48, 0),  # 4 years: months, the whole history
+        (13 * 365, 1, "month", 120, 156, None),  # 13 years: the latest 120 months, the rest left out and said
+    ],
+)
+def test_trend_grain_fits_the_span_and_size(days: int, per_day: int, grain: str, bins: int, history: int,
+                                            left_out: int | None) -> None:
+    first = date(2026, 11, 2) if days == 14 else date(2000, 1, 1)
+    binned = trend_bins(_daily(first, days, per_day))
+    assert binned is not None
+    assert (binned.grain, binned.bins_in_window, binned.bins_in_history) == (grain, bins, history)
+    last = first + timedelta(days=days - 1)
+    assert binned.last_day == last and len(binned.bins) == bins  # every bin of the window has cohorts here
+    # Each bin's journeys are the exact sum of its days; nothing drawn is lost, what is not drawn is counted.
+    journeys = binned.rows[binned.rows["stage_order"] == 1]["reached"].sum()
+    assert journeys + binned.journeys_left_out == days * per_day
+    if left_out is None:  # 13 years: Jan 2000 .. Dec 2012, the window starts 120 months before Dec 2012
+        assert binned.bins[0] == date(2003, 1, 1) and binned.first_day == date(2003, 1, 1)
+        assert binned.journeys_left_out == (date(2003, 1, 1) - first).days * per_day
+        assert "the last 120 of 156 months of history" in binned.window_text()
+    else:
+        assert binned.journeys_left_out == left_out and binned.first_day == first
+        assert f"the whole history ({history} " in binned.window_text()
+
+
+@pytest.mark.parametrize(("hours", "text"), [(0.3, "18 minutes"), (18, "18 hours"), (84, "3.5 days"),
+                                             (343 * 24, "343 days")])
+def test_the_maturity_horizon_reads_in_minutes_hours_or_days(hours: float, text: str) -> None:
+    from cjm_analytics.report.pages.charts import _duration
+
+    assert _duration(hours) == text
+
+
+def test_one_day_of_history_is_one_day() -> None:
+    binned = trend_bins(_daily(date(2019, 10, 1), 1, 4_000))
+    assert binned is not None and binned.window_text() == "by days, the whole history (1 day)"
+
+
+def test_a_bin_matures_only_when_all_its_days_have() -> None:
+    # 2 weeks of 3 a day are weeks: Mon 2 – Sun 8 and Mon 9 – Sun 15 Nov 2026; from the 12th on the days are still
+    # maturing, so the second week is, although 9–11 Nov have matured.
+    binned = trend_bins(_daily(date(2026, 11, 2), 14, 3, matured_days=10))
+    assert binned is not None and binned.grain == "week"
+    assert binned.maturing == [date(2026, 11, 9)] and binned.bins == [date(2026, 11, 2), date(2026, 11, 9)]
 
 
 @pytest.mark.parametrize(
@@ -814,7 +906,7 @@ def test_index_lists_every_other_page_of_the_nav(site: Path) -> None:
     listed = page(site, "index.html").split('<ul class="pages">')[1].split("</ul>")[0]
     links = re.findall(r'<li><a href="([^"]+)">([^<]+)</a>: ', listed)
     assert links == [(p.name, html.escape(p.label)) for p in PAGES[1:]]
-    assert all(p.description in listed for p in PAGES[1:]) and "stage, last 90 days." in listed
+    assert all(p.description in listed for p in PAGES[1:]) and "the cohorts still maturing marked." in listed
 
 
 def test_funnel_table_rows(site: Path) -> None:
@@ -822,7 +914,7 @@ def test_funnel_table_rows(site: Path) -> None:
         [BROWSE, "1", "10", "1", "10.0%", "90.0%", "100.0%"],
         [XSS, "2", "9", "2", "22.2%", "77.8%", "90.0%"],
         [CART, "3", "7", "2", "28.6%", "71.4%", "70.0%"],
-        [BUY, "4", "5", "5", "—", "—", "50.0%"],
+        [BUY, "4", "5", "5 completed", "—", "—", "50.0%"],  # the goal: stopping there is completing
     ]
 
 
@@ -859,11 +951,15 @@ def test_attribution_table_rows(site: Path) -> None:
     ]
 
 
-def test_trends_table_newest_first_within_90_days(site: Path) -> None:
-    assert table_cells(page(site, "trends.html")) == [
-        ["3 Mar 2024", "5", "5 (100.0%)", "4 (80.0%)", "3 (60.0%)"],
-        ["1 Mar 2024", "4", "4 (100.0%)", "3 (75.0%)", "2 (50.0%)"],
+def test_trends_table_newest_first_whole_history(site: Path) -> None:
+    text = page(site, "trends.html")
+    assert table_cells(text) == [
+        ["Mar 2024 (still maturing)", "9", "9 (100.0%)", "7 (77.8%)", "5 (55.6%)"],
+        ["Nov 2023", "1", "0 (0.0%)", "0 (0.0%)", "0 (0.0%)"],
     ]
+    # The rule and the maturity horizon are stated on the page.
+    assert "by months, the whole history (5 months)" in text and "p90 time to convert" in text
+    assert "is 2.0 days" in text and "(1 shown) are <b>still maturing</b>" in text
 
 
 def test_without_surveys_the_emotion_page_says_so(tmp_path: Path) -> None:
@@ -885,7 +981,7 @@ def test_empty_marts_still_build(tmp_path: Path) -> None:
     written = build_report(con, tmp_path)
     assert len(written) == 2 + len(PAGES)  # plotly.min.js, run_status.js
     index = page(tmp_path, "index.html")
-    assert "conversion rate —" in index and "no stage before the last" in index and "no journeys" in index
+    assert "conversion rate —" in index and "no stage before the goal" in index and "no journeys" in index
     assert "No journeys in this run." in page(tmp_path, "sankey.html")
     assert "No transitions in this run." in page(tmp_path, "transitions.html")
 
@@ -902,6 +998,15 @@ def test_a_missing_mart_is_named() -> None:
     con = make_warehouse()
     con.execute("DROP TABLE leaks")
     with pytest.raises(MartMissingError, match="no mart leaks: run `cjm run`"):
+        read_marts(con)
+
+
+def test_marts_from_an_earlier_release_ask_for_a_run() -> None:
+    # A warehouse whose marts predate before_goal: one line that says what to do, not a binder error.
+    con = make_warehouse()
+    con.execute("ALTER TABLE stage_funnel DROP COLUMN before_goal")
+    message = "mart stage_funnel has no column(s) before_goal: run `cjm run`"
+    with pytest.raises(MartMissingError, match=re.escape(message)):
         read_marts(con)
 
 

@@ -29,6 +29,7 @@ from tests.test_report import (
     EMAIL_LINKS,
     LEAKS,
     SANKEY_LINKS,
+    SINKS_NOTE,
     STAGE_TRANSITIONS,
     STAGES,
     TEXTS,
@@ -83,7 +84,7 @@ def test_segment_selector_switches_the_sankey(browser: Browser, site: Path) -> N
     assert page.locator(".sankey-link").count() == len(ADS_LINKS)
     assert page.eval_on_selector_all(".updatemenu-header-group", TEXTS) == [f"first touch: {ADS} (3)▼"]
     steps = page.eval_on_selector_all(".annotation-text", TEXTS)
-    assert steps == ["step 1", "step 2", "after step 2"]
+    assert steps == ["step 1", "step 2", "after step 2", SINKS_NOTE]  # the sinks' meaning stays under it
 
     choose_segment(page, "email", 5)
     assert Counter(nodes_of(page)) == link_nodes(EMAIL_LINKS)
@@ -104,15 +105,19 @@ def test_network_draws_every_stage_and_edge(browser: Browser, site: Path) -> Non
     visit = Visit(browser, (site / "transitions.html").as_uri())
     page = visit.page
     page.wait_for_selector("#network-chart .shapelayer path")
-    assert page.locator("#network-chart .shapelayer path").count() == len(STAGE_TRANSITIONS)
+    # One arc per edge, and browse's exit split into lost and completed (a buyer went back and left there).
+    assert page.locator("#network-chart .shapelayer path").count() == len(STAGE_TRANSITIONS) + 1
     traces = page.evaluate(
         "() => document.getElementById('network-chart')._fullData.map(t => [t.name, t.x.length])"
     )
-    assert ["edges", len(STAGE_TRANSITIONS)] in traces and ["stages", 6] in traces
+    assert ["edges", len(STAGE_TRANSITIONS) + 1] in traces and ["stages", 6] in traces
     labels = page.eval_on_selector_all("#network-chart .annotation-text", TEXTS)
     assert labels[:6] == [
-        "(start)", f"{BROWSE}exit 27%", f"{XSS}exit 29%", f"{CART}exit 14%", f"{BUY}exit 80%", "(end)",
+        "(start)", f"{BROWSE}lost 18%completed 9%", f"{XSS}lost 29%", f"{CART}lost 14%", f"{BUY}completed 80%",
+        "(end)",
     ]  # fmt: skip
+    legend = page.eval_on_selector_all("#network-chart .legendtext", TEXTS)
+    assert "exit after the goal: completed" in legend and "exit before the goal: lost" in legend
     # Thicker arcs carry more transitions.
     widths = page.eval_on_selector_all(
         "#network-chart .shapelayer path", "els => els.map(e => parseFloat(getComputedStyle(e).strokeWidth))"
@@ -128,10 +133,15 @@ def test_trends_draw_two_cohorts_and_a_line_per_later_stage(browser: Browser, si
     visit = Visit(browser, (site / "trends.html").as_uri())
     page = visit.page
     page.wait_for_selector("#trends-chart .scatterlayer .trace")
-    assert page.locator("#trends-chart .barlayer .point").count() == 2
-    assert page.locator("#trends-chart .scatterlayer .trace").count() == len(STAGES) - 1
+    assert page.locator("#trends-chart .barlayer .point").count() == 2  # Nov 2023 and Mar 2024, by month
+    # Per later stage a solid line over the matured cohorts and a dotted one on to March, still maturing.
+    # (and one empty trace: the legend's key for them)
+    assert page.locator("#trends-chart .scatterlayer .trace").count() == 2 * (len(STAGES) - 1) + 1
+    dashes = page.eval_on_selector_all("#trends-chart .scatterlayer .js-line",
+                                       "els => els.map(e => e.style.strokeDasharray || '')")
+    assert sum(d != "" for d in dashes) == len(STAGES) - 1
     legend = page.eval_on_selector_all("#trends-chart .legendtext", TEXTS)
-    assert legend == [XSS, CART, BUY]
+    assert legend == [XSS, CART, BUY, "still maturing"]
     visit.assert_clean()
     page.close()
 

@@ -26,6 +26,9 @@ def survey_params(cfg: Config) -> list[dict[str, Any]]:
 
 def emotion_curve(con: duckdb.DuckDBPyConnection, cfg: Config) -> pd.DataFrame:
     """Per stage in journey order: DataFrame(stage, stage_order, responses, mean_score, ci_low, ci_high, nps,
-    nps_responses, csat_mean, csat_responses, invalid_responses)."""
+    nps_responses, csat_mean, csat_responses, invalid_responses); nps_responses (csat_responses) is null
+    without an NPS (CSAT) survey configured."""
     run_sql(con, "analysis/emotion_survey_responses")  # defines the cjm_survey_responses macro
-    return query_sql(con, "analysis/emotion_curve", surveys=survey_params(cfg))
+    kinds = {s.kind for s in cfg.analysis.surveys}
+    return query_sql(con, "analysis/emotion_curve", surveys=survey_params(cfg), nps_configured="nps" in kinds,
+                     csat_configured="csat" in kinds)

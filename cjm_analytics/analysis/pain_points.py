@@ -1,4 +1,4 @@
-"""Pain points: where customers drop out of the stage funnel, what they did last, and what marks them.
+"""Pain points: where customers drop out of the stage funnel before the goal, what they did last, and what marks them.
 
 Definitions and worked examples: docs/analysis/pain-points.md. The SQL is sql/analysis/pain_*.sql.
 """
@@ -18,13 +18,14 @@ LOOP_THRESHOLD = 3  # more than this many moves between two stages is a loop (br
 LEAK_COLUMNS = list(columns("leaks"))
 
 
-def last_touchpoints(con: duckdb.DuckDBPyConnection, min_customers: int = 30) -> pd.DataFrame:
-    """Droppers' last touchpoints per stage, by count and by lift against the customers who went on.
+def last_touchpoints(con: duckdb.DuckDBPyConnection, goal_order: int, min_customers: int = 30) -> pd.DataFrame:
+    """Droppers' last touchpoints per stage before the goal (`Config.goal_order`), by count and by lift against
+    the customers who went on.
 
     DataFrame(stage, stage_order, touchpoint, droppers, dropper_share, continuers, continuer_share, lift,
     rank_by_count, rank_by_lift); rank_by_lift is null for touchpoints with fewer than min_customers droppers.
     """
-    return query_sql(con, "analysis/pain_last_touchpoints", min_customers=min_customers)
+    return query_sql(con, "analysis/pain_last_touchpoints", min_customers=min_customers, goal_order=goal_order)
 
 
 def exit_rates(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
@@ -41,19 +42,26 @@ def stage_loops(con: duckdb.DuckDBPyConnection, loop_threshold: int = LOOP_THRES
 
 
 def leak_profile(con: duckdb.DuckDBPyConnection, cfg: Config, loop_threshold: int = LOOP_THRESHOLD) -> pd.DataFrame:
-    """Per stage before the last: DataFrame(stage, stage_order, reached, customers_lost, share_of_reached,
-    support_share, low_score_share, loopers, median_hours_since_last_event)."""
+    """Per stage before the goal: DataFrame(stage, stage_order, reached, customers_lost, share_of_reached,
+    support_share, low_score_share, loopers, median_hours_since_last_event). support_share is null without
+    analysis.support_events, low_score_share without analysis.surveys: not configured is not 0."""
     run_sql(con, "analysis/emotion_survey_responses")  # defines the cjm_survey_responses macro
     run_sql(con, "analysis/stage_pair_moves")  # defines the cjm_stage_pair_moves macro
     return query_sql(con, "analysis/pain_leak_profile", surveys=survey_params(cfg), loop_threshold=loop_threshold,
-                     support_events=list(cfg.analysis.support_events))
+                     support_events=list(cfg.analysis.support_events), goal_order=cfg.goal_order,
+                     support_configured=bool(cfg.analysis.support_events),
+                     surveys_configured=bool(cfg.analysis.surveys))
 
 
 def leaks(con: duckdb.DuckDBPyConnection, cfg: Config, loop_threshold: int = LOOP_THRESHOLD,
           min_customers: int | None = None) -> pd.DataFrame:
-    """The stages ranked by customers lost, with what marks the customers lost there (LEAK_COLUMNS)."""
+    """The stages before the goal ranked by customers lost, with what marks the customers lost there (LEAK_COLUMNS).
+
+    Stages at and after the goal are not leaks: a customer who stops there has completed (retention, see
+    stage_funnel's before_goal)."""
     profile = leak_profile(con, cfg, loop_threshold)
-    touch = last_touchpoints(con, cfg.analysis.min_segment_size if min_customers is None else min_customers)
+    touch = last_touchpoints(con, cfg.goal_order,
+                             cfg.analysis.min_segment_size if min_customers is None else min_customers)
     top_count = touch[touch["rank_by_count"] == 1].set_index("stage_order")["touchpoint"]
     top_lift = touch[touch["rank_by_lift"] == 1].set_index("stage_order")["touchpoint"]
     out = profile.assign(top_last_touchpoint=profile["stage_order"].map(top_count),

@@ -64,6 +64,12 @@ class Marts:
                                                  ("journey_map", self.journey_map)) if mart is None)
 
     @property
+    def goal(self) -> str | None:
+        """The goal stage (stage_funnel.is_goal): stopping at or after it is completing, not dropping off."""
+        hit = self.stage_funnel[self.stage_funnel["is_goal"].fillna(False).astype(bool)]["stage"]
+        return None if hit.empty else str(hit.iloc[0])
+
+    @property
     def stage_order(self) -> list[str]:
         """The configured stages in journey order."""
         return [str(s) for s in self.stage_funnel["stage"]]
@@ -93,6 +99,12 @@ def _select(
 ) -> pd.DataFrame:
     if table not in present:
         raise MartMissingError(f"the warehouse has no mart {table}: run `cjm run` to build the marts first")
+    have = {str(r[0]) for r in con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE table_name = $t", {"t": table}).fetchall()}
+    lacking = [c for c in columns if c not in have]
+    if lacking:  # marts built by an earlier release: the next run rebuilds them
+        raise MartMissingError(f"mart {table} has no column(s) {', '.join(lacking)}: run `cjm run` to rebuild the "
+                               "marts with this version")
     quoted = ", ".join(f'"{c}"' for c in columns)
     return con.execute(f"SELECT {quoted} FROM {table} {tail}").fetchdf()
 

@@ -3,8 +3,10 @@
 Stages sit on one line in journey order, from (start) on the left to (end) on the right. Each edge is an
 arc whose width is proportional to its transitions: arcs above the line go forward (to a later stage or to
 (end)), arcs below go back to an earlier stage. A triangle at the middle of each arc points the way and
-carries the edge's figures on hover. Exits (edges to (end)) are red, and each stage is labelled with its
-exit probability (the probability of its edge to (end)).
+carries the edge's figures on hover. An exit (an edge to (end)) is drawn as two arcs: the exits of customers
+who never reached the goal are red (lost), those of customers who had reached it bluish green (completed: an
+exit after the goal is not a loss). Each stage is labelled with its exit probability (the probability of its
+edge to (end)), split into lost and completed; the split adds up to it.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from cjm_analytics.report.figures import no_data_figure
-from cjm_analytics.report.formatting import count, fmt_hours, fmt_int, fmt_pct, plotly_text
+from cjm_analytics.report.formatting import count, fmt_hours, fmt_int, fmt_pct, number, plotly_text
 from cjm_analytics.report.theme import (
     BLUE,
     END,
+    GREEN,
     GREY,
     INK,
     MUTED_TEXT,
@@ -35,7 +38,8 @@ MAX_WIDTH = 18.0  # px, the busiest edge
 MIN_WIDTH = 0.75  # px, so that the smallest edge is still drawn
 EDGE_ALPHA = 0.55
 PX_PER_UNIT = 210  # vertical pixels per unit of arc height
-FORWARD, BACK, EXIT = BLUE, PURPLE, VERMILLION
+FORWARD, BACK, EXIT, COMPLETED_EXIT = BLUE, PURPLE, VERMILLION, GREEN
+COMPLETED_APEX = 0.8  # a completed exit's arc is lower than the lost exits' arc of the same stage
 
 
 def _apex(span: int) -> float:
@@ -46,6 +50,21 @@ def _apex(span: int) -> float:
 def edge_width(transitions: int, busiest: int) -> float:
     """Line width of an edge, proportional to its transitions (the busiest edge is MAX_WIDTH)."""
     return max(MIN_WIDTH, MAX_WIDTH * transitions / busiest) if busiest > 0 else MIN_WIDTH
+
+
+def _exit_split(exit_edge: Any) -> tuple[float, float]:
+    """A stage's exit probability split into its lost and completed parts (they add up to it)."""
+    probability = number(exit_edge.probability) or 0.0
+    transitions = count(exit_edge.transitions)
+    completed = count(exit_edge.converted_transitions) / transitions if transitions else 0.0
+    return probability * (1 - completed), probability * completed
+
+
+def _exit_line(kind: str, n: int, transitions: int, probability: Any) -> str:
+    part = (number(probability) or 0.0) * n / transitions if transitions else 0.0
+    what = ("lost: these customers never reached the goal" if kind == "lost"
+            else "completed: these customers had reached the goal (not a loss)")
+    return f"{what}<br>{fmt_int(n)} of the exits, {fmt_pct(part)} of the transitions out of the stage"
 
 
 def transition_network_figure(
@@ -74,20 +93,36 @@ def transition_network_figure(
     mid_colours: list[str] = []
     hovers: list[str] = []
     top = bottom = 0.0
-    # Widest first, so that thin edges are drawn on top of thick ones.
-    for r in sorted(transitions.itertuples(index=False), key=lambda r: -count(r.transitions)):
+    # One arc per edge, two per exit (lost, completed); widest first, so that thin arcs are drawn on top.
+    arcs: list[tuple[str, str, int, str, str]] = []  # from, to, transitions, kind (move, lost, completed), hover
+    for r in transitions.itertuples(index=False):
         a, b = str(r.from_stage), str(r.to_stage)
+        header = (
+            f"<b>{plotly_text(a)}</b> → <b>{plotly_text(b)}</b><br>"
+            f"transitions: {fmt_int(r.transitions)} ({fmt_int(r.customers)} customers)<br>"
+            f"probability: {fmt_pct(r.probability)} of the transitions out of {plotly_text(a)}<br>"
+        )
+        if b != END:
+            arcs.append((a, b, count(r.transitions), "move", header + f"median hours: {fmt_hours(r.median_hours)}"))
+            continue
+        done = count(r.converted_transitions)
+        for n, kind in ((count(r.transitions) - done, "lost"), (done, "completed")):
+            if n:
+                arcs.append((a, b, n, kind, header + _exit_line(kind, n, count(r.transitions), r.probability)))
+    for a, b, n, kind, hover in sorted(arcs, key=lambda arc: -arc[2]):
         x0, x1 = x[a], x[b]
         forward = x1 > x0
         span = max(1, round(abs(x1 - x0)))
         apex = _apex(span) if forward else -_apex(span)
+        if kind == "completed":
+            apex *= COMPLETED_APEX
         top, bottom = max(top, apex), min(bottom, apex)
-        colour = EXIT if b == END else FORWARD if forward else BACK
+        colour = COMPLETED_EXIT if kind == "completed" else EXIT if kind == "lost" else FORWARD if forward else BACK
         shapes.append(
             {
                 "type": "path",
                 "path": f"M {x0},0 Q {(x0 + x1) / 2},{2 * apex} {x1},0",
-                "line": {"color": rgba(colour, EDGE_ALPHA), "width": edge_width(count(r.transitions), busiest)},
+                "line": {"color": rgba(colour, EDGE_ALPHA), "width": edge_width(n, busiest)},
                 "layer": "below",
             }
         )
@@ -95,12 +130,7 @@ def transition_network_figure(
         mid_y.append(apex)
         symbols.append("triangle-right" if forward else "triangle-left")
         mid_colours.append(colour)
-        hovers.append(
-            f"<b>{plotly_text(a)}</b> → <b>{plotly_text(b)}</b><br>"
-            f"transitions: {fmt_int(r.transitions)} ({fmt_int(r.customers)} customers)<br>"
-            f"probability: {fmt_pct(r.probability)} of the transitions out of {plotly_text(a)}<br>"
-            f"median hours: {fmt_hours(r.median_hours)}"
-        )
+        hovers.append(hover)
 
     def node_hover(name: str) -> str:
         lines = [f"<b>{plotly_text(name)}</b>"]
@@ -109,10 +139,17 @@ def transition_network_figure(
         if name in exits:
             e = exits[name]
             lines.append(f"exit probability: {fmt_pct(e.probability)} ({fmt_int(e.transitions)} exits)")
+            lost, completed = _exit_split(e)
+            lines.append(f"lost (before the goal): {fmt_pct(lost)} · completed (after it): {fmt_pct(completed)}")
         return "<br>".join(lines)
 
     fig = go.Figure()
-    for label, colour in (("forward", FORWARD), ("back to an earlier stage", BACK), ("exit to (end)", EXIT)):
+    for label, colour in (
+        ("forward", FORWARD),
+        ("back to an earlier stage", BACK),
+        ("exit before the goal: lost", EXIT),
+        ("exit after the goal: completed", COMPLETED_EXIT),
+    ):
         fig.add_trace(
             go.Scatter(
                 name=plotly_text(label),
@@ -154,7 +191,11 @@ def transition_network_figure(
     for name in nodes:
         lines = [f"<b>{plotly_text(name)}</b>"]
         if name in exits:
-            lines.append(f"exit {fmt_pct(exits[name].probability, 0)}")
+            lost_part, completed_part = _exit_split(exits[name])
+            if lost_part:
+                lines.append(f"lost {fmt_pct(lost_part, 0)}")
+            if completed_part:
+                lines.append(f"completed {fmt_pct(completed_part, 0)}")
         fig.add_annotation(
             x=x[name],
             y=0,

@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 from cjm_analytics.report.figures import no_data_figure
 from cjm_analytics.report.formatting import count, fmt_int, fmt_pct, plotly_text, share
 from cjm_analytics.report.theme import (
+    COMPLETED,
     CONTINUES,
     DROP_OFF,
     MUTED_TEXT,
@@ -23,6 +24,12 @@ from cjm_analytics.report.theme import (
 )
 
 LINK_ALPHA = 0.45
+SINKS = (DROP_OFF, COMPLETED, CONTINUES)
+# Said on hover too, so that colour is never the only cue.
+SINK_MEANING = {
+    DROP_OFF: "journeys that ended before reaching the goal: customers lost<br>",
+    COMPLETED: "journeys that reached the goal and ended: completed, not lost<br>",
+}
 
 Node = tuple[int, str]
 
@@ -48,7 +55,7 @@ def _sankey_trace(segment: SankeySegment, stage_order: Sequence[str], colours: d
     """One segment's nodes (one per step and node) and links, and the step headings above the columns.
 
     Every link joins step s to step s+1, so with left alignment a node's column is its step; plotly.js
-    places the nodes within a column (given in stage order, then other, (continues), (drop-off)) so that
+    places the nodes within a column (given in stage order, then other, (continues), (completed), (drop-off)) so that
     links cross as little as possible. Fixed x/y positions would keep plotly.js's own link order and
     make links cross at their source.
     """
@@ -65,7 +72,7 @@ def _sankey_trace(segment: SankeySegment, stage_order: Sequence[str], colours: d
         outflow.setdefault((to_step, to_node), 0)
 
     rank = {stage: i for i, stage in enumerate(stage_order)}
-    tail = {OTHER: len(rank), CONTINUES: len(rank) + 1, DROP_OFF: len(rank) + 2}
+    tail = {OTHER: len(rank), CONTINUES: len(rank) + 1, COMPLETED: len(rank) + 2, DROP_OFF: len(rank) + 3}
     # Stages missing from stage_order sort after the known ones, by name, before the catch-all nodes.
     nodes = sorted(inflow, key=lambda n: (n[0], tail.get(n[1], rank.get(n[1], len(rank) - 0.5)), n[1]))
     index = {node: i for i, node in enumerate(nodes)}
@@ -75,10 +82,11 @@ def _sankey_trace(segment: SankeySegment, stage_order: Sequence[str], colours: d
 
     def node_hover(n: Node) -> str:
         step, name = n
-        where = f"after step {step - 1}" if name in (DROP_OFF, CONTINUES) else f"step {step}"
+        where = f"after step {step - 1}" if name in SINKS else f"step {step}"
         return (
             f"<b>{plotly_text(name)}</b> · {where}<br>"
-            f"{fmt_int(node_customers[n])} customers<br>"
+            + SINK_MEANING.get(name, "")
+            + f"{fmt_int(node_customers[n])} customers<br>"
             f"{fmt_pct(share(node_customers[n], journeys))} of {plotly_text(segment.share_of)}"
         )
 
@@ -121,7 +129,7 @@ def _sankey_trace(segment: SankeySegment, stage_order: Sequence[str], colours: d
     span = max(last - first, 1)
     annotations = []
     for step in steps:
-        only_sinks = all(name in (DROP_OFF, CONTINUES) for s, name in nodes if s == step)
+        only_sinks = all(name in SINKS for s, name in nodes if s == step)
         annotations.append(
             {
                 "text": f"after step {step - 1}" if only_sinks else f"step {step}",
@@ -145,7 +153,8 @@ def segment_sankey_figure(
     """The step Sankey of each segment, the first shown; with more than one, a dropdown switches between them.
 
     Every segment is drawn in full beforehand (one trace each) and the dropdown only toggles which one is
-    visible, so the page runs no code on the data. Stages keep one colour across segments; (drop-off) is red.
+    visible, so the page runs no code on the data. Stages keep one colour across segments; (drop-off) is red,
+    (completed) bluish green.
     """
     drawable = [s for s in segments if not s.links.empty]
     if not drawable:
@@ -157,12 +166,21 @@ def segment_sankey_figure(
         d.trace.visible = i == 0
     selector = len(drawn) > 1
     top = 68 if selector else 30  # the dropdown, then the step headings
+    # The sinks' meaning under the chart, so that an exported picture says it too (the page's note says more);
+    # in every segment's annotations, which the selector swaps.
+    sinks_note = {
+        "text": f"{DROP_OFF} (red): ended before the goal, lost · {COMPLETED} (green): reached the goal and ended",
+        "xref": "paper", "yref": "paper", "x": 0, "y": 0, "yshift": -30, "xanchor": "left", "yanchor": "bottom",
+        "showarrow": False, "font": {"size": 11, "color": MUTED_TEXT},
+    }
+    for d in drawn:
+        d.annotations.append(sinks_note)
     fig = go.Figure([d.trace for d in drawn])
     fig.update_layout(
         template=TEMPLATE,
         annotations=drawn[0].annotations,
-        height=max(480, top + 70 + 44 * max(d.columns for d in drawn)),
-        margin={"l": 10, "r": 10, "t": top, "b": 10},
+        height=max(480, top + 96 + 44 * max(d.columns for d in drawn)),
+        margin={"l": 10, "r": 10, "t": top, "b": 36},
     )
     if selector:
         fig.update_layout(

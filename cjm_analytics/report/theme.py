@@ -1,7 +1,8 @@
 """One look for every chart: the Okabe–Ito colour-blind-safe palette, a lean plotly template and the plotly config.
 
-Red (vermillion) means customers lost everywhere: drop-off sinks, exits, the leak bars. Colour is never the
-only cue: sinks are labelled, arrows carry a sign and a word.
+Red (vermillion) means customers lost everywhere: drop-off sinks, exits before the goal, the leak bars. Bluish
+green means completed: journeys that reached the goal and ended, which are never drawn as a loss. Colour is never
+the only cue: sinks are labelled, arrows carry a sign and a word.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 # Re-exported for the charts, which colour and place these nodes (cjm_analytics.names spells them).
+from cjm_analytics.names import COMPLETED as COMPLETED
 from cjm_analytics.names import CONTINUES as CONTINUES
 from cjm_analytics.names import DROP_OFF as DROP_OFF
 from cjm_analytics.names import END as END
@@ -35,10 +37,13 @@ LIGHT_GREY = "#C4C4C4"
 MUTED_TEXT = "#5F6B7A"
 INK = "#1F2933"
 
-# Stages take these in journey order: vermillion is kept for losses, orange (close to it) comes late and yellow
-# (faint on white) last.
-STAGE_COLOURS = (BLUE, GREEN, PURPLE, SKY, ORANGE, BLACK, YELLOW)
-SPECIAL_COLOURS = {DROP_OFF: VERMILLION, CONTINUES: GREY, OTHER: LIGHT_GREY, START: GREY, END: VERMILLION}
+# Stages take these in journey order: vermillion is kept for losses and bluish green for completions, orange
+# (close to vermillion) comes late and yellow (faint on white) last.
+STAGE_COLOURS = (BLUE, PURPLE, SKY, ORANGE, BLACK, YELLOW)
+SPECIAL_COLOURS = {
+    # (end) takes completed and lost exits alike (the network colours each arc): grey, like (start).
+    DROP_OFF: VERMILLION, COMPLETED: GREEN, CONTINUES: GREY, OTHER: LIGHT_GREY, START: GREY, END: GREY,
+}
 
 FONT_FAMILY = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif'
 

@@ -58,9 +58,10 @@ SELECT
     CASE WHEN w.half_width IS NOT NULL THEN greatest(w.mean_score - w.half_width, 0) END AS ci_low,
     CASE WHEN w.half_width IS NOT NULL THEN least(w.mean_score + w.half_width, 1) END AS ci_high,
     100 * (w.promoters - w.detractors) / nullif(w.nps_responses, 0) AS nps,
-    coalesce(w.nps_responses, 0) AS nps_responses,
+    -- Without an NPS (CSAT) survey in the config the count is unknown, not 0: NULL.
+    CASE WHEN $nps_configured THEN coalesce(w.nps_responses, 0) END AS nps_responses,
     w.csat_mean,
-    coalesce(w.csat_responses, 0) AS csat_responses,
+    CASE WHEN $csat_configured THEN coalesce(w.csat_responses, 0) END AS csat_responses,
     coalesce(w.invalid_responses, 0) AS invalid_responses
 FROM stages AS s
 LEFT JOIN with_interval AS w ON s.stage_order = w.stage_order

@@ -1,12 +1,13 @@
 -- Droppers' last touchpoints, ranked by count and by lift against the customers who went on from the stage.
--- Droppers at k: furthest stage k, before the last stage. Their touchpoint: that of their last event.
+-- Droppers at k: furthest stage k, before the goal (a stop at or after the goal is a completion, not a drop-out).
+-- Their touchpoint: that of their last event.
 -- Continuers at k: furthest stage above k. Their touchpoint at the same position: that of the event just
 -- before their first event above stage k (the last thing they did before moving on).
 -- Per customer, both come from the core layer: journeys.last_touchpoint and stage_entries.
 WITH dropped AS (
     SELECT furthest_stage_order AS stage_order, last_touchpoint AS touchpoint
     FROM journeys
-    WHERE furthest_stage_order < (SELECT max(stage_order) FROM stage_list)
+    WHERE furthest_stage_order < $goal_order
 ),
 
 -- Stages are a ladder: a customer moves beyond k at their earliest first event at any stage above k

@@ -1,4 +1,6 @@
--- Per stage before the last: the customers lost there (the stage funnel's exited) and what marks them.
+-- Per stage before the goal: the customers lost there (the stage funnel's exited) and what marks them. A customer
+-- who stops at or after the goal has completed: that is retention, not a leak (docs/definitions.md).
+-- A mark whose input is not configured (no support events, no surveys) is NULL, never 0.
 WITH data_end AS (
     SELECT max(ts) AS ts FROM events
 ),
@@ -6,7 +8,7 @@ WITH data_end AS (
 droppers AS (
     SELECT customer_key, furthest_stage_order AS stage_order
     FROM journeys
-    WHERE furthest_stage_order < (SELECT max(stage_order) FROM stage_list)
+    WHERE furthest_stage_order < $goal_order
 ),
 
 -- Globs are matched once per distinct event name, not once per event.
@@ -66,11 +68,11 @@ SELECT
     f.reached,
     f.exited AS customers_lost,
     f.dropoff_rate AS share_of_reached,
-    p.contacted_support / nullif(f.exited, 0) AS support_share,
-    p.low_score / nullif(f.exited, 0) AS low_score_share,
+    CASE WHEN $support_configured THEN p.contacted_support / nullif(f.exited, 0) END AS support_share,
+    CASE WHEN $surveys_configured THEN p.low_score / nullif(f.exited, 0) END AS low_score_share,
     coalesce(p.loopers, 0) AS loopers,
     p.median_hours_since_last_event
 FROM stage_funnel AS f
 LEFT JOIN per_stage AS p ON f.stage_order = p.stage_order
-WHERE f.stage_order < (SELECT max(stage_order) FROM stage_list)
+WHERE f.stage_order < $goal_order
 ORDER BY f.stage_order;

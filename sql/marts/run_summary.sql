@@ -14,13 +14,14 @@ journey_counts AS (
     FROM journeys
 ),
 
--- The stage (before the last) losing the largest share of those who reach it; ties go to the earlier stage.
+-- The stage before the goal losing the largest share of those who reach it; ties go to the earlier stage.
+-- After the goal, customers who stop have completed: that is retention, never the worst drop-off.
 worst AS (
     SELECT
         arg_max(stage, (dropoff_rate, -stage_order)) AS worst_dropoff_stage,
         max(dropoff_rate) AS worst_dropoff_rate
     FROM stage_funnel
-    WHERE dropoff_rate IS NOT NULL
+    WHERE dropoff_rate IS NOT NULL AND before_goal
 )
 
 SELECT

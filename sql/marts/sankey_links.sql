@@ -3,10 +3,12 @@
 CREATE OR REPLACE TABLE sankey_segment_links AS
 -- A journey's links depend only on its first max_steps + 1 stages (the last of those only says "continues"):
 -- journeys are counted per channel and path prefix first, so everything after works on distinct prefixes.
+-- converted decides the sink of a path that ends: (completed) once the goal was reached, else (drop-off).
 WITH prefixes AS (
     SELECT
         coalesce(first_channel, $no_segment) AS channel,
         stage_path[1:$max_steps + 1] AS prefix,
+        converted,
         count(*) AS journeys
     FROM journeys
     GROUP BY ALL
@@ -19,9 +21,9 @@ channel_sizes AS (
 ),
 
 segments AS (
-    SELECT 'all' AS segment_type, 'all' AS segment, prefix, journeys FROM prefixes
+    SELECT 'all' AS segment_type, 'all' AS segment, prefix, converted, journeys FROM prefixes
     UNION ALL
-    SELECT 'first_channel', channel, prefix, journeys
+    SELECT 'first_channel', channel, prefix, converted, journeys
     FROM prefixes
     WHERE channel IN (SELECT segment FROM channel_sizes ORDER BY journeys DESC, segment LIMIT $top_segments)
 ),
@@ -37,6 +39,7 @@ prefix_steps AS (
         segment_type,
         segment,
         prefix,
+        converted,
         journeys,
         len(prefix) AS path_length,
         unnest(range(1, least(len(prefix), $max_steps) + 1)) AS step
@@ -47,6 +50,7 @@ steps AS (
     SELECT
         segment_type,
         segment,
+        converted,
         journeys,
         path_length,
         step,
@@ -72,7 +76,8 @@ folded_nodes AS (
     INNER JOIN segment_sizes AS z USING (segment_type, segment)
 ),
 
--- Every customer at step s flows on: to their next node, to (drop-off), or past the last step.
+-- Every customer at step s flows on: to their next node, out of the journey, or past the last step. A journey
+-- that ends after reaching the goal is completed, whatever came after the goal; only the others drop off.
 links AS (
     SELECT
         s.segment_type,
@@ -81,6 +86,7 @@ links AS (
         a.node AS from_node,
         s.step + 1 AS to_step,
         CASE
+            WHEN s.path_length = s.step AND s.converted THEN $completed
             WHEN s.path_length = s.step THEN $drop_off
             WHEN s.step = $max_steps THEN $continues
             ELSE b.node

@@ -1,4 +1,6 @@
 -- The stage funnel: counts are exact sums of the daily cohorts, rates follow DEFINITIONS.md.
+-- before_goal / is_goal tell a drop-off (a stage before the goal: customers lost) from a stop after the goal
+-- (customers who completed and went no further: retention, never a drop-off).
 CREATE OR REPLACE TABLE stage_funnel AS
 WITH counts AS (
     SELECT
@@ -19,7 +21,9 @@ SELECT
     CASE WHEN stage_order < (SELECT max(stage_order) FROM stage_list) THEN exited / nullif(reached, 0) END
         AS dropoff_rate,
     lead(reached) OVER by_order / nullif(reached, 0) AS conversion_to_next,
-    reached / nullif(first_value(reached) OVER by_order, 0) AS conversion_from_first
+    reached / nullif(first_value(reached) OVER by_order, 0) AS conversion_from_first,
+    stage_order < $goal_order AS before_goal,
+    stage_order = $goal_order AS is_goal
 FROM counts
 WINDOW by_order AS (ORDER BY stage_order)
 ORDER BY stage_order;

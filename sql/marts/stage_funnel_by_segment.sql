@@ -20,6 +20,8 @@ SELECT
     exited,
     dropoff_rate,
     conversion_to_next,
-    conversion_from_first
+    conversion_from_first,
+    stage_order < $goal_order AS before_goal,
+    stage_order = $goal_order AS is_goal
 FROM cjm_stage_ladder('journeys_by_segment')
 ORDER BY segment_type, segment, stage_order;

@@ -23,6 +23,12 @@ WITH edges AS (
     WHERE step = path_length
 ),
 
+converted_edges AS (
+    SELECT e.*, j.converted
+    FROM edges AS e
+    INNER JOIN journeys AS j ON e.customer_key = j.customer_key
+),
+
 counted AS (
     SELECT
         from_stage,
@@ -31,8 +37,10 @@ counted AS (
         any_value(to_order) AS to_order,
         count(*) AS transitions,
         count(DISTINCT customer_key) AS customers,
-        median(hours) AS median_hours
-    FROM edges
+        median(hours) AS median_hours,
+        -- By customers who reached the goal: on an edge to (end), these exits are completions, not losses.
+        count(*) FILTER (WHERE converted) AS converted_transitions
+    FROM converted_edges
     GROUP BY from_stage, to_stage
 )
 
@@ -45,6 +53,7 @@ SELECT
     customers,
     -- Out-edges of a node sum to 1; X -> (end) is the exit probability of X.
     transitions / sum(transitions) OVER (PARTITION BY from_stage) AS probability,
-    median_hours
+    median_hours,
+    converted_transitions
 FROM counted
 ORDER BY from_order, to_order;

@@ -10,7 +10,6 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
-from cjm_analytics.report.figures import TREND_DAYS
 from cjm_analytics.report.formatting import esc, missing
 from cjm_analytics.report.html import Page, chart_html, page_html, table_html
 from cjm_analytics.report.marts import Marts
@@ -45,12 +44,13 @@ PAGES = (
          sankey_body, ("sankey_links", "sankey_segment_links", "stage_funnel_by_segment", "run_summary")),
     Page("funnel.html", "Stage funnel", "customers reaching each stage and the drop-off rate of each stage.",
          funnel_body, ("stage_funnel",)),
-    Page("trends.html", "Daily trends",
-         f"new journeys per day and the share of each day's cohort reaching each\nstage, last {TREND_DAYS} days.",
+    Page("trends.html", "Trends",
+         "new journeys per cohort (day, week or month, over the whole history) and the\nshare of each cohort "
+         "reaching each stage, with the cohorts still maturing marked.",
          trends_body, ("stage_conversion_daily",)),
     Page("pain-points.html", "Pain points",
-         "the ranked leak table: where customers are lost and what they did\nlast.",
-         pain_points_body, ("leaks",)),
+         "the ranked leak table: where customers are lost before the goal and what\nthey did last.",
+         pain_points_body, ("leaks", "stage_funnel")),
     Page("emotion.html", "Emotion curve", "survey scores (NPS, CSAT) at each stage of the journey.",
          emotion_body, ("emotion_curve",)),
     Page("attribution.html", "Channel attribution",

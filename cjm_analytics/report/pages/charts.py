@@ -6,17 +6,17 @@ Names from the data are escaped by html's components (HTML) or by the figure fun
 from __future__ import annotations
 
 from cjm_analytics.report.figures import (
-    TREND_DAYS,
+    MIN_BIN_JOURNEYS,
     attribution_figure,
+    configured,
     emotion_figure,
     funnel_figure,
     leaks_figure,
     transitions_figure,
-    trend_window,
+    trend_bins,
     trends_figure,
 )
 from cjm_analytics.report.formatting import (
-    as_date,
     count,
     esc,
     fmt_date,
@@ -75,6 +75,7 @@ def sankey_segments(marts: Marts) -> list[SankeySegment]:
 def sankey_body(marts: Marts) -> str:
     """The step Sankey of journeys, with a selector of the top first-touch segments."""
     journey_customers = marts.run_summary.get("journey_customers")
+    goal = marts.goal or "the goal stage"
     segments = sankey_segments(marts)
     fig = segment_sankey_figure(segments, marts.stage_order, data_when(marts))
     selector = (
@@ -85,9 +86,10 @@ def sankey_body(marts: Marts) -> str:
     )
     return f"""<p class="note">Each column is one step of the customers' collapsed stage paths (step 1 is
 their first stage). Loops are shown, not hidden: a customer who goes back to an earlier stage appears at
-it again in the next column. <b>(drop-off)</b> (red) holds the paths that ended at the previous step,
-<b>(continues)</b> the paths longer than the last step shown, and <b>other</b> the stages too small to
-draw on their own. Hover a node or a link for its customers, as a share of the
+it again in the next column. A path that ends goes to one of two sinks: <b>(completed)</b> (green) when the
+customer had reached the goal ({esc(goal)}), whatever came after it, and <b>(drop-off)</b> (red) when they had
+not: only those are customers lost. <b>(continues)</b> holds the paths longer than the last step shown, and
+<b>other</b> the stages too small to draw on their own. Hover a node or a link for its customers, as a share of the
 {esc(fmt_int(journey_customers))} journey customers (or of the segment's) and of the node it leaves.
 {selector}</p>
 {chart_html(fig, "sankey-chart", wide=True)}"""
@@ -111,50 +113,81 @@ def funnel_body(marts: Marts) -> str:
                 str(r.stage),
                 fmt_int(r.stage_order),
                 fmt_int(r.reached),
-                fmt_int(r.exited),
-                fmt_pct(r.dropoff_rate),
+                fmt_int(r.exited) if r.before_goal else f"{fmt_int(r.exited)} completed",
+                fmt_pct(r.dropoff_rate) if r.before_goal or missing(r.dropoff_rate) else "— (after the goal)",
                 fmt_pct(r.conversion_to_next),
                 fmt_pct(r.conversion_from_first),
             ]
             for r in f.itertuples(index=False)
         ),
     )
-    return f"""<p class="note">A customer has reached a stage when their furthest stage is that stage or
+    goal = marts.goal or "the goal stage"
+    return f"""<p class="note"><b>Who and how:</b> all {esc(fmt_int(marts.run_summary.get("journey_customers")))}
+journey customers, each counted at every stage up to their furthest one (a ladder: no order, no time limit).
+The ordered funnel of <code>cjm analyze funnel</code> counts differently (steps done in order within a
+conversion window, 14 days by default), so for the same stages its counts are lower or equal; its page,
+<a href="analysis-funnel.html">analysis-funnel.html</a>, is written beside this one when you run it.</p>
+<p class="note">A customer has reached a stage when their furthest stage is that stage or
 a later one (stages are a ladder), and stopped there when it is their furthest stage. Drop-off rate =
-stopped here / reached. The funnel's labels are customers reached · share of the first stage.</p>
+stopped here / reached, for the stages before the goal ({esc(goal)}): those customers are lost. From the goal on,
+stopping is not a drop-off: those customers completed and went no further (retention, in green). The funnel's
+labels are customers reached · share of the first stage.</p>
 {chart_html(funnel_figure(f, data_when(marts)), "funnel-chart")}
 <h2>Stage funnel table</h2>
 {table}"""
 
 
 def trends_body(marts: Marts) -> str:
-    """New journeys per cohort date and the share of each cohort reaching each stage, last TREND_DAYS days."""
-    window = trend_window(marts.stage_conversion_daily)
-    table = ""
-    if not window.empty:
-        days = window.assign(day=window["cohort_date"].map(as_date))
-        stages = list(dict.fromkeys(days.sort_values("stage_order")["stage"].map(str)))
-        reached = days.pivot_table(index="day", columns="stage", values="reached", aggfunc="first")
+    """New journeys per cohort bin and the share of each cohort reaching each stage, binned by trend_bins."""
+    binned = trend_bins(marts.stage_conversion_daily)
+    table = rule = ""
+    if binned is not None:
+        rows_ = binned.rows
+        stages = list(dict.fromkeys(rows_.sort_values("stage_order")["stage"].map(str)))
+        reached = rows_.pivot_table(index="bin", columns="stage", values="reached", aggfunc="first")
+        maturing = set(binned.maturing)
         rows = []
         later = stages[1:]
-        for day in sorted(reached.index, reverse=True):
-            first = reached.at[day, stages[0]]
+        for b in sorted(reached.index, reverse=True):
+            first = reached.at[b, stages[0]]
             rows.append(
-                [fmt_date(day)]
+                [binned.label(b) + (" (still maturing)" if b in maturing else "")]
                 + [fmt_int(first)]
-                + [f"{fmt_int(reached.at[day, st])} ({fmt_pct(share(reached.at[day, st], first))})" for st in later]
+                + [f"{fmt_int(reached.at[b, st])} ({fmt_pct(share(reached.at[b, st], first))})" for st in later]
             )
         table = f"""<details>
-<summary>The numbers: reached per stage for each cohort date (newest first)</summary>
-{table_html([("cohort date", False), ("new journeys", True), *((f"reached {st}", True) for st in stages[1:])], rows)}
+<summary>The numbers: reached per stage for each cohort (newest first)</summary>
+{table_html([("cohort", False), ("new journeys", True), *((f"reached {st}", True) for st in stages[1:])], rows)}
 </details>"""
-    return f"""<p class="note">A cohort is the customers whose first stage event fell on that day (UTC). The bars
-are each day's new journeys; the lines the share of that day's cohort that has reached each later stage by
-this run (stage_conversion_daily: reached at the stage / reached at the first stage). Recent cohorts have
-had less time to get far, so their shares are still growing; small cohorts jump about. Last {TREND_DAYS} days
-up to the latest cohort date.</p>
+        p90 = binned.p90_hours_to_convert
+        horizon = (
+            "no journey has converted yet, so no cohort is marked"
+            if p90 is None
+            else f"the p90 time to convert of converted journeys is {esc(_duration(p90))}; cohorts that have not yet "
+            f"had that long by the end of the data ({len(maturing)} shown) are <b>still maturing</b>: hollow bars "
+            "and dotted lines with hollow markers, left out of the solid line, because their shares are still growing"
+        )
+        rule = f"""<p class="note"><b>Shown:</b> {esc(binned.window_text())}. The grain is the finest of day,
+week and month that fits the history in at most 92 days or 106 weeks and gives a median of at least
+{MIN_BIN_JOURNEYS} new journeys per cohort; longer histories show their latest 120 months. <b>Maturity:</b>
+{horizon}.</p>"""
+    return f"""<p class="note">A cohort is the customers whose first stage event fell in that day, week or month
+(UTC). The bars are each cohort's new journeys; the lines the share of that cohort that has reached each later
+stage by this run (stage_conversion_daily summed over the cohort's days: reached at the stage / reached at the
+first stage). Small cohorts jump about.</p>
+{rule}
 {chart_html(trends_figure(marts.stage_conversion_daily), "trends-chart")}
 {table}"""
+
+
+def _duration(hours: float) -> str:
+    """Hours as a reader counts them: `25 minutes`, `18 hours`, `3.5 days`, `41 days`."""
+    if hours < 1:
+        return f"{fmt_num(hours * 60, 0)} minutes"
+    if hours < 48:
+        return f"{fmt_num(hours, 0)} hours"
+    days = hours / 24
+    return f"{fmt_num(days, 1 if days < 10 else 0)} days"
 
 
 _LEAK_DEFINITIONS = (
@@ -173,9 +206,14 @@ _LEAK_DEFINITIONS = (
 )
 
 
+NOT_CONFIGURED = "not configured"
+
+
 def pain_points_body(marts: Marts) -> str:
-    """The ranked leak table with a bar chart of customers lost."""
+    """The ranked leak table (stages before the goal) with a bar chart of customers lost, and what happens after
+    the goal (retention, never a leak)."""
     leaks = marts.leaks.sort_values("rank", kind="stable")
+    support, surveys = configured(leaks, "support_share"), configured(leaks, "low_score_share")
     table = table_html(
         [
             ("rank", True),
@@ -197,22 +235,49 @@ def pain_points_body(marts: Marts) -> str:
                 fmt_pct(r.share_of_reached),
                 "—" if missing(r.top_last_touchpoint) else str(r.top_last_touchpoint),
                 "—" if missing(r.top_lift_touchpoint) else str(r.top_lift_touchpoint),
-                fmt_pct(r.support_share),
-                fmt_pct(r.low_score_share),
+                fmt_pct(r.support_share) if support else NOT_CONFIGURED,
+                fmt_pct(r.low_score_share) if surveys else NOT_CONFIGURED,
                 fmt_int(r.loopers),
                 fmt_hours(r.median_hours_since_last_event),
             ]
             for r in leaks.itertuples(index=False)
         ),
     )
-    defs = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in _LEAK_DEFINITIONS)
-    return f"""<p class="note">Where customers are lost: every stage before the last, ranked by the customers
-whose journey got no further, with what they did last and what sets them apart. The bars are labelled
-customers lost · share of those who reached the stage.</p>
+    unset = {"contacted support": "" if support else " Not configured: the config names no support events "
+             "(analysis.support_events), so this is unknown, not 0.",
+             "low survey score": "" if surveys else " Not configured: the config names no surveys "
+             "(analysis.surveys), so this is unknown, not 0."}
+    defs = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v + unset.get(k, ''))}</dd>" for k, v in _LEAK_DEFINITIONS)
+    goal = marts.goal or "the goal stage"
+    return f"""<p class="note">Where customers are lost: every stage before the goal ({esc(goal)}), ranked by the
+customers whose journey got no further, with what they did last and what sets them apart. The bars are labelled
+customers lost · share of those who reached the stage. A customer who stops at or after the goal has completed:
+that is retention, shown below, never a leak.</p>
 {chart_html(leaks_figure(leaks, data_when(marts)), "leaks-chart")}
 <h2>Leak table</h2>
 {table}
-<dl class="defs">{defs}</dl>"""
+<dl class="defs">{defs}</dl>
+{_after_goal_html(marts, goal)}"""
+
+
+def _after_goal_html(marts: Marts, goal: str) -> str:
+    """The stages from the goal on: customers who completed and stopped there (retention), from stage_funnel."""
+    after = marts.stage_funnel[~marts.stage_funnel["before_goal"].fillna(True).astype(bool)]
+    if len(after) < 2:  # the goal is the last stage: everyone who reached it completed, nothing more to say
+        return ""
+    table = table_html(
+        [("stage", False), ("reached", True), ("completed and went no further", True), ("share of reached", True),
+         ("went on to the next stage", True)],
+        (
+            [str(r.stage), fmt_int(r.reached), fmt_int(r.exited), fmt_pct(r.dropoff_rate),
+             fmt_pct(r.conversion_to_next)]
+            for r in after.itertuples(index=False)
+        ),
+    )
+    return f"""<h2>After the goal: retention, not drop-off</h2>
+<p class="note">Every customer here reached {esc(goal)} and is counted as converted. Stopping at a stage after it
+means the customer did not go on to the next stage (churn or not yet), not that a purchase was lost.</p>
+{table}"""
 
 
 def emotion_body(marts: Marts) -> str:
@@ -240,10 +305,10 @@ under <code>analysis.surveys</code> in the config (see docs/analysis/emotion.md)
                 fmt_int(r.responses),
                 fmt_num(r.mean_score, 2),
                 "—" if missing(r.ci_low) else f"{fmt_num(r.ci_low, 2)}–{fmt_num(r.ci_high, 2)}",
-                fmt_num(r.nps, 0),
-                fmt_int(r.nps_responses),
-                fmt_num(r.csat_mean, 2),
-                fmt_int(r.csat_responses),
+                NOT_CONFIGURED if missing(r.nps_responses) else fmt_num(r.nps, 0),
+                NOT_CONFIGURED if missing(r.nps_responses) else fmt_int(r.nps_responses),
+                NOT_CONFIGURED if missing(r.csat_responses) else fmt_num(r.csat_mean, 2),
+                NOT_CONFIGURED if missing(r.csat_responses) else fmt_int(r.csat_responses),
                 fmt_int(r.invalid_responses),
             ]
             for r in rows.itertuples(index=False)
@@ -323,8 +388,10 @@ def transitions_body(marts: Marts) -> str:
     when = data_when(marts)
     return f"""<p class="note">Every customer's collapsed stage path runs from (start) through its stages
 to (end). In the network, stages sit in journey order; arcs above the line go forward, arcs below go back
-to an earlier stage, red arcs leave the journey to (end); an arc's width is proportional to its transitions
-and the triangle on it points the way (hover it for the figures). Under each stage: its exit probability.
+to an earlier stage, and an exit to (end) is split in two: red arcs are the exits of customers who never
+reached the goal (lost), green arcs those of customers who had reached it (completed: an exit after the goal is
+not a loss). An arc's width is proportional to its transitions and the triangle on it points the way (hover it
+for the figures). Under each stage: its exit probability split into lost and completed (they add up to it).
 Probability = transitions on the edge / all transitions out of its <i>from</i> stage, so each row of the
 matrix sums to 100% and its (end) column is the exit probability. Median hours: from the last event at the
 <i>from</i> stage to the first event at the <i>to</i> stage.</p>

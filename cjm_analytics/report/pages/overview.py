@@ -101,10 +101,13 @@ def overview_body(marts: Marts, pages: Sequence[Page]) -> str:
         )
         if kpi.column == "worst_dropoff_rate":
             worst = s.get("worst_dropoff_stage")
+            goal = esc(marts.goal) if marts.goal else "the goal"
             detail = (
-                "no stage before the last"
+                f"no stage before {goal}"
                 if missing(worst)
                 else f"{esc(fmt_pct(s.get('worst_dropoff_rate')))} of the customers reaching it go no further"
+                f" (the worst of the stages before {goal}; customers who stop at or after {goal} have completed:"
+                " retention, on the pain points page)"
             )
             for label, run in (("previous night", night), ("7 days ago", week)):
                 earlier = None if run is None else run.get("worst_dropoff_stage")
