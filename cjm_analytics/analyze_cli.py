@@ -16,6 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from cjm_analytics.analysis.attribution import channel_attribution
+from cjm_analytics.analysis.drivers import KINDS, conversion_drivers
 from cjm_analytics.analysis.emotion import emotion_curve
 from cjm_analytics.analysis.funnels import ORDERS, ordered_funnel
 from cjm_analytics.analysis.pain_points import LOOP_THRESHOLD, leaks
@@ -32,6 +33,7 @@ from cjm_analytics.config import Config, load_config
 from cjm_analytics.errors import AnalysisError, ConfigError
 from cjm_analytics.report.analysis_pages import (
     channel_attribution_figure,
+    drivers_figure,
     emotion_curve_figure,
     ordered_funnel_figure,
     pain_points_figure,
@@ -149,7 +151,13 @@ def _funnel_by_segment(con: duckdb.DuckDBPyConnection, cfg: Config, args: argpar
         "exited(k) = those whose furthest stage is k, dropoff_rate = exited / reached, conversion_from_first = "
         "reached(k) / reached(1). segment_size is the segment's journey customers; segments are summed to the "
         f"stage funnel exactly. Customers without a value are in {NO_SEGMENT}. too_small marks segments of fewer "
-        f"than {cfg.analysis.min_segment_size} customers (analysis.min_segment_size): read them with care."
+        f"than {cfg.analysis.min_segment_size} customers (analysis.min_segment_size): read them with care. "
+        "Every rate has its 95% Wilson interval (<rate>_ci_low, <rate>_ci_high). At each stage, each segment's "
+        "conversion_to_next is compared with that of all other segments together (rest_conversion_to_next): the "
+        "p-value of Fisher's exact test (an expected count below 5) or the chi-square test, its Benjamini–Hochberg "
+        "q-value over every test in this table, and differs = q below 0.05. A stage a segment reached with fewer "
+        f"than {cfg.analysis.min_segment_size} customers is not tested, so a small segment is never flagged; rows "
+        "are in segment order, never ranked."
     )
     return Answer(table, f"Stage funnel by {args.by}", intro, stage_funnel_by_segment_figure(table))
 
@@ -324,6 +332,47 @@ def _add_attribution(add_analysis: AddAnalysis) -> None:
                  _attribution)
 
 
+# ---- drivers -----------------------------------------------------------------------------------------------
+
+def _drivers(con: duckdb.DuckDBPyConnection, cfg: Config, args: argparse.Namespace) -> Answer:
+    support = args.min_support if args.min_support is not None else cfg.analysis.min_segment_size
+    kinds = _split(args.kinds) or list(KINDS)
+    properties = _split(args.properties) or None
+    df = conversion_drivers(con, args.from_stage, args.to_stage, min_support=support, kinds=kinds,
+                            properties=properties)
+    population = int(df["population"].iloc[0]) if len(df) else 0
+    converted = int(df["population_converted"].iloc[0]) if len(df) else 0
+    found = int(df["significant"].sum())
+    intro = (
+        f"Of the customers who reached {args.from_stage}, which {', '.join(kinds)} go with reaching {args.to_stage}? "
+        "These are associations, not causes: a candidate can go with converting because of who has it, not because "
+        f"of what it does. Only what a customer did before reaching {args.to_stage} counts (for customers who did "
+        f"not, everything up to their last event); the events of {args.to_stage} and of later stages never count. "
+        f"Each candidate's customers are compared with the rest: conversion with and without it, the odds ratio "
+        f"with its 95% interval, the p-value of Fisher's exact test (an expected count below 5) or the chi-square "
+        f"test, and its Benjamini–Hochberg q-value over all {len(df):,} candidates; significant = q below 0.05. "
+        f"Candidates held or lacked by fewer than {support} customers are not tested."
+    )
+    if len(df):
+        intro += (f" {population:,} customers reached {args.from_stage}, {converted:,} of them {args.to_stage}; "
+                  f"{found} candidate(s) differ beyond chance.")
+    else:
+        intro += " No candidate has enough customers on both sides."
+    return Answer(df, f"Conversion drivers: {args.from_stage} → {args.to_stage}", intro, drivers_figure(df))
+
+
+def _add_drivers(add_analysis: AddAnalysis) -> None:
+    p = add_analysis("drivers", "what goes with reaching a stage: events, touchpoints, channels, properties, with "
+                     "odds ratios, Fisher/chi-square p-values and FDR correction", _drivers)
+    p.add_argument("--from", dest="from_stage", required=True, help="the stage the customers reached")
+    p.add_argument("--to", dest="to_stage", required=True, help="the later stage: reached or not")
+    p.add_argument("--min-support", type=whole_number(1), default=None,
+                   help="fewest customers with and without a candidate (default: analysis.min_segment_size)")
+    p.add_argument("--kinds", help=f"comma-separated kinds of candidate (default: {','.join(KINDS)})")
+    p.add_argument("--properties", help="comma-separated event properties to read (default: every property with "
+                                        "at most 20 values)")
+
+
 # ---- the wiring --------------------------------------------------------------------------------------------
 
 # The commands of each analysis module, in the order `cjm analyze --help` lists them.
@@ -335,6 +384,7 @@ COMMANDS: dict[str, Callable[[AddAnalysis], None]] = {
     "pain_points": _add_pain_points,
     "emotion": _add_emotion,
     "attribution": _add_attribution,
+    "drivers": _add_drivers,
 }
 ANALYSIS_MODULES: tuple[str, ...] = tuple(COMMANDS)  # tests register fewer
 

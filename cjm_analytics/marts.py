@@ -11,6 +11,7 @@ import pandas as pd
 from cjm_analytics.analysis.attribution import channel_attribution
 from cjm_analytics.analysis.emotion import emotion_curve
 from cjm_analytics.analysis.pain_points import leaks
+from cjm_analytics.analysis.segments import add_significance_to_mart
 from cjm_analytics.config import Config
 from cjm_analytics.sql_steps import run_sql
 
@@ -51,6 +52,7 @@ def build_marts(
     run_sql(con, "marts/stage_conversion_daily")
     run_sql(con, "marts/stage_funnel")
     run_sql(con, "marts/stage_funnel_by_segment")
+    add_significance_to_mart(con, config.analysis.min_segment_size)  # Wilson intervals and tests: numpy, not SQL
     run_sql(con, "marts/stage_transitions")
     run_sql(con, "marts/sankey_links", max_steps=report.sankey_steps, min_share=report.sankey_min_share,
             top_segments=SANKEY_TOP_SEGMENTS)

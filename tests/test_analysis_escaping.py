@@ -109,6 +109,7 @@ RUNS: list[tuple[str, list[str], tuple[str, ...]]] = [
     ("pain-points", ["pain-points", "--min-customers", "1"], (BOLD,)),
     ("emotion-curve", ["emotion-curve"], (BOLD,)),
     ("attribution", ["attribution"], (LINK, BOLD, SPAN, SCRIPT)),
+    ("drivers", ["drivers", "--from", "browse", "--to", "buy", "--min-support", "1"], (LINK, SCRIPT, SPAN)),
 ]
 SUBCOMMANDS = {argv[0] for _, argv, _ in RUNS}
 

@@ -25,10 +25,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pytest
 
-from cjm_analytics.analysis.segments import customer_segments, stage_funnel_by_segment
+from cjm_analytics.analysis.segments import (
+    SIGNIFICANCE_COLUMNS,
+    customer_segments,
+    stage_funnel_by_segment,
+    with_segment_significance,
+)
 from cjm_analytics.config import Config
 from cjm_analytics.warehouse import connect
 from tests.fixtures import built_warehouse
@@ -77,6 +83,8 @@ def test_a_property_nobody_has_is_refused(con: duckdb.DuckDBPyConnection) -> Non
         customer_segments(con, "persona")
 
 
+FUNNEL_COLUMNS = ["segment", "segment_size", "too_small", "stage", "stage_order", "reached", "exited", "dropoff_rate",
+                  "conversion_to_next", "conversion_from_first"]
 N = float("nan")
 # (segment, segment_size, too_small, stage, reached, exited, dropoff_rate, conversion_to_next, conversion_from_first)
 BY_FIRST_TOUCH = [
@@ -119,9 +127,8 @@ BY_WEEK = [  # week of 10-26: s1 buy, s2 cart; week of 11-02: s3 buy, s5 browse 
 def test_stage_funnel_by_segment_counted_by_hand(con: duckdb.DuckDBPyConnection, cfg: Config, by: str,
                                                  expected: list[tuple[Any, ...]]) -> None:
     f = stage_funnel_by_segment(con, by, cfg)
-    assert list(f.columns) == ["segment", "segment_size", "too_small", "stage", "stage_order", "reached", "exited",
-                               "dropoff_rate", "conversion_to_next", "conversion_from_first"]
-    got = f.drop(columns="stage_order")
+    assert list(f.columns) == [*FUNNEL_COLUMNS, *SIGNIFICANCE_COLUMNS]
+    got = f[FUNNEL_COLUMNS].drop(columns="stage_order")
     pd.testing.assert_frame_equal(got, pd.DataFrame(expected, columns=got.columns), check_dtype=False)
 
 
@@ -162,8 +169,100 @@ def test_the_dashboard_mart_agrees_with_the_analysis(sample: tuple[Config, duckd
                                                      segment_type: str) -> None:
     cfg, con = sample
     cols = ["segment", "segment_size", "stage", "reached", "exited", "dropoff_rate", "conversion_to_next",
-            "conversion_from_first"]
+            "conversion_from_first", "too_small", *SIGNIFICANCE_COLUMNS]
     analysis = stage_funnel_by_segment(con, by, cfg)[cols].sort_values(["segment", "stage"]).reset_index(drop=True)
     mart = con.execute("SELECT * FROM stage_funnel_by_segment WHERE segment_type = $t",
                        {"t": segment_type}).fetchdf()[cols].sort_values(["segment", "stage"]).reset_index(drop=True)
+    # DuckDB reads an all-NULL text column back as None objects, a column with text as str with NaN: the same NULLs.
+    mart["test"], analysis["test"] = mart["test"].astype("str"), analysis["test"].astype("str")
     pd.testing.assert_frame_equal(analysis, mart, check_dtype=False)
+
+
+# ---- intervals and differences beyond chance ----------------------------------------------------------------
+
+def significance_oracle(funnel: pd.DataFrame, min_size: int) -> pd.DataFrame:
+    """Wilson intervals (statsmodels) and each segment's conversion_to_next against the rest of its stage (scipy's
+    Fisher or chi-square by Cochran's rule, statsmodels' Benjamini–Hochberg over every test), row by row."""
+    from scipy.stats import chi2_contingency, fisher_exact
+    from statsmodels.stats.multitest import multipletests
+    from statsmodels.stats.proportion import proportion_confint
+
+    f = funnel.sort_values(["segment", "stage_order"]).copy()
+    f["next"] = f.groupby("segment").reached.shift(-1)
+    out = []
+    for r in f.itertuples():
+        row = {"segment": r.segment, "stage_order": r.stage_order, "p_value": np.nan, "test": None}
+        row["conversion_from_first_ci_low"], row["conversion_from_first_ci_high"] = (
+            proportion_confint(r.reached, r.segment_size, method="wilson") if r.segment_size else (np.nan, np.nan))
+        if pd.notna(r.next) and r.reached > 0:
+            row["conversion_to_next_ci_low"], row["conversion_to_next_ci_high"] = proportion_confint(
+                r.next, r.reached, method="wilson")
+            lo, hi = proportion_confint(r.exited, r.reached, method="wilson")
+            row["dropoff_ci_low"], row["dropoff_ci_high"] = lo, hi
+        same = f[(f.stage_order == r.stage_order) & (f.segment != r.segment)]
+        rest_n, rest_x = same.reached.sum(), same.next.sum()
+        row["rest_conversion_to_next"] = rest_x / rest_n if pd.notna(r.next) and rest_n else np.nan
+        table = np.array([[r.next, r.reached - r.next], [rest_x, rest_n - rest_x]]) if pd.notna(r.next) else None
+        if table is not None and r.reached >= min_size and (table.sum(0) > 0).all() and (table.sum(1) > 0).all():
+            expected = table.sum(1, keepdims=True) * table.sum(0, keepdims=True) / table.sum()
+            if expected.min() < 5:
+                row["p_value"], row["test"] = fisher_exact(table).pvalue, "fisher"
+            else:
+                row["p_value"], row["test"] = chi2_contingency(table, correction=False).pvalue, "chi2"
+        out.append(row)
+    o = pd.DataFrame(out)
+    tested = o.p_value.notna()
+    o["q_value"] = np.nan
+    o.loc[tested, "q_value"] = multipletests(o.p_value[tested], method="fdr_bh")[1]
+    o["differs"] = o.q_value < 0.05
+    return o
+
+
+def assert_significance_matches(got: pd.DataFrame, expected: pd.DataFrame) -> None:
+    got = got.sort_values(["segment", "stage_order"]).reset_index(drop=True)
+    expected = expected.sort_values(["segment", "stage_order"]).reset_index(drop=True)
+    for column in SIGNIFICANCE_COLUMNS:
+        if column in ("test", "differs"):
+            assert [None if pd.isna(v) else v for v in got[column]] == [
+                None if pd.isna(v) else v for v in expected[column]], column
+        else:
+            np.testing.assert_allclose(got[column].astype(float), expected[column].astype(float), rtol=1e-9,
+                                       atol=1e-12, err_msg=column)
+
+
+# Three stages; a converts far better at stage 1, b worse, c like the rest; d is too small to be tested (its 4 of 4
+# would otherwise be a "difference"). (segment, segment_size, stage_order, reached, exited)
+FUNNEL = pd.DataFrame([
+    ("a", 200, 1, 200, 40), ("a", 200, 2, 160, 100), ("a", 200, 3, 60, 60),
+    ("b", 300, 1, 300, 210), ("b", 300, 2, 90, 50), ("b", 300, 3, 40, 40),
+    ("c", 100, 1, 100, 45), ("c", 100, 2, 55, 30), ("c", 100, 3, 25, 25),
+    ("d", 4, 1, 4, 0), ("d", 4, 2, 4, 0), ("d", 4, 3, 4, 4),
+], columns=["segment", "segment_size", "stage_order", "reached", "exited"])
+
+
+def test_segment_significance_against_scipy_and_statsmodels() -> None:
+    got = with_segment_significance(FUNNEL, min_size=30)
+    expected = significance_oracle(FUNNEL, 30)
+    assert_significance_matches(got, expected)
+    flagged = got[got.differs]
+    assert set(zip(flagged.segment, flagged.stage_order, strict=True)) >= {("a", 1), ("b", 1)}
+    assert not got[got.segment == "d"].differs.any() and got[got.segment == "d"].p_value.isna().all()
+    assert got.too_small.tolist() == [False] * 9 + [True] * 3
+    assert got[got.stage_order == 3].p_value.isna().all()  # the last stage has no next to convert to
+
+
+def test_segment_significance_of_the_sample(sample: tuple[Config, duckdb.DuckDBPyConnection]) -> None:
+    cfg, con = sample
+    got = stage_funnel_by_segment(con, "first_touch_channel", cfg)
+    assert_significance_matches(got, significance_oracle(got, cfg.analysis.min_segment_size))
+    assert got.p_value.notna().sum() > 10
+
+
+def test_only_rows_with_enough_customers_are_tested(con: duckdb.DuckDBPyConnection, cfg: Config) -> None:
+    # min_segment_size 2: only social's browse row reached 2 (s1, s5); 1 of 2 went on, against 2 of 2 of the
+    # others (s2, s3): Fisher's p = 1 (both possible tables have probability 1/2).
+    f = stage_funnel_by_segment(con, "first_touch_channel", cfg)
+    tested = f[f.p_value.notna()]
+    assert list(zip(tested.segment, tested.stage, tested.test, strict=True)) == [("social", "browse", "fisher")]
+    assert tested.p_value.iloc[0] == pytest.approx(1.0) and tested.rest_conversion_to_next.iloc[0] == 1.0
+    assert not f.differs.any()

@@ -22,7 +22,7 @@ import plotly.graph_objects as go
 from cjm_analytics.report import plotly_text, table_page, write_page
 from cjm_analytics.report.figures import ATTRIBUTION_MODELS
 from cjm_analytics.report.formatting import missing
-from cjm_analytics.report.theme import TEMPLATE, VERMILLION
+from cjm_analytics.report.theme import BLUE, GREY, TEMPLATE, VERMILLION
 
 # A horizontal legend under the plot, where the top holds a second axis (paths' coverage) or nothing.
 LEGEND_BELOW = {"y": -0.1, "yanchor": "top"}
@@ -40,12 +40,17 @@ def segment_label(segment: str, size: int, too_small: bool) -> str:
 
 
 def grouped_bars(table: pd.DataFrame, x: str, y: str, y_title: str) -> go.Figure:
-    """One bar per x and segment (too-small segments faded), e.g. conversion per stage and channel."""
+    """One bar per x and segment (too-small segments faded), e.g. conversion per stage and channel, with the rate's
+    95% interval as an error bar where the table has one."""
     fig = go.Figure()
     for segment, rows in table.groupby("segment", sort=False):
         size, too_small = int(rows.segment_size.iloc[0]), bool(rows.too_small.iloc[0])
+        # The rate's Wilson interval, where the table has one (stage_funnel_by_segment's <rate>_ci_low/high).
+        error = ({"type": "data", "symmetric": False, "array": (rows[f"{y}_ci_high"] - rows[y]).tolist(),
+                  "arrayminus": (rows[y] - rows[f"{y}_ci_low"]).tolist()}
+                 if f"{y}_ci_low" in rows.columns else None)
         fig.add_bar(x=plotly_names(rows[x]), y=rows[y], name=segment_label(str(segment), size, too_small),
-                    opacity=0.4 if too_small else 1.0)
+                    opacity=0.4 if too_small else 1.0, error_y=error)
     fig.update_layout(template=TEMPLATE, barmode="group", yaxis_title=y_title, legend_title="segment",
                       margin={"t": 30})
     fig.update_yaxes(tickformat=".0%")
@@ -62,7 +67,7 @@ def ordered_funnel_figure(table: pd.DataFrame) -> go.Figure:
 
 
 def stage_funnel_by_segment_figure(table: pd.DataFrame) -> go.Figure:
-    """Grouped bars: the share of each segment reaching each stage."""
+    """Grouped bars: the share of each segment reaching each stage, with its Wilson interval."""
     return grouped_bars(table, "stage", "conversion_from_first", "share of the segment reaching the stage")
 
 
@@ -151,6 +156,31 @@ def channel_attribution_figure(df: pd.DataFrame) -> go.Figure:
                      for column, label, colour in ATTRIBUTION_MODELS])
     fig.update_layout(template=TEMPLATE, barmode="group", title="Conversions credited per channel, by model",
                       xaxis_title="channel", yaxis_title="conversions")
+    return fig
+
+
+DRIVERS_SHOWN = 25  # the candidates with the smallest p-values; the table has all
+
+
+def drivers_figure(df: pd.DataFrame) -> go.Figure:
+    """Odds ratio of conversion with a candidate against without it, on a log axis with its 95% interval; the
+    candidates significant after the FDR correction in colour (blue above 1, vermillion below), the rest grey."""
+    shown = df.head(DRIVERS_SHOWN).iloc[::-1]
+    labels = plotly_names(shown["kind"]) + ": " + plotly_names(shown["candidate"])
+    colours = [GREY if not sig else (BLUE if odds > 1 else VERMILLION)
+               for sig, odds in zip(shown["significant"], shown["odds_ratio"], strict=True)]
+    fig = go.Figure(go.Scatter(
+        x=shown["odds_ratio"], y=labels, mode="markers", marker={"color": colours, "size": 9},
+        error_x={"type": "data", "symmetric": False, "array": (shown["ci_high"] - shown["odds_ratio"]).tolist(),
+                 "arrayminus": (shown["odds_ratio"] - shown["ci_low"]).tolist()},
+        customdata=shown[["rate_with", "rate_without", "customers_with", "q_value"]].to_numpy(),
+        hovertemplate="%{y}<br>odds ratio %{x:.2f}<br>converted with: %{customdata[0]:.1%} (%{customdata[2]} "
+                      "customers), without: %{customdata[1]:.1%}<br>q = %{customdata[3]:.3g}<extra></extra>",
+    ))
+    fig.add_vline(x=1, line={"color": GREY, "dash": "dot"})
+    fig.update_layout(template=TEMPLATE, title="Odds of converting with the candidate against without it",
+                      xaxis={"type": "log", "title": "odds ratio (95% interval), log scale"},
+                      height=max(320, 26 * len(shown) + 160), margin={"l": 220})
     return fig
 
 
