@@ -9,9 +9,11 @@ import duckdb
 import pandas as pd
 
 from cjm_analytics.analysis.attribution import channel_attribution
+from cjm_analytics.analysis.audience import stalled_customers
 from cjm_analytics.analysis.emotion import emotion_curve
 from cjm_analytics.analysis.pain_points import leaks
 from cjm_analytics.analysis.segments import add_significance_to_mart
+from cjm_analytics.analysis.survival import time_to_next
 from cjm_analytics.config import Config
 from cjm_analytics.sql_steps import run_sql
 
@@ -20,7 +22,8 @@ MART_TABLES = (
     "sankey_segment_links", "run_summary", "run_history",
 )
 # The analyst's answers the report shows every night, stored so that pages and dashboards read one number.
-ANALYSIS_MARTS = ("leaks", "channel_attribution", "emotion_curve")
+ANALYSIS_MARTS = ("leaks", "channel_attribution", "emotion_curve", "stage_time_to_next", "stage_eventual_conversion",
+                  "stalled_customers")
 # The Sankey's segment selector offers this many of the largest first-touch channels.
 SANKEY_TOP_SEGMENTS = 5
 
@@ -37,10 +40,15 @@ def _store(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame | Non
 
 
 def build_analysis_marts(con: duckdb.DuckDBPyConnection, config: Config) -> None:
-    """The leak table, channel attribution and (with surveys configured) the emotion curve."""
+    """The leak table, channel attribution, (with surveys configured) the emotion curve, the time-to-next curves
+    with their projections, and the stalled customers."""
     _store(con, "leaks", leaks(con, config))
     _store(con, "channel_attribution", channel_attribution(con))
     _store(con, "emotion_curve", emotion_curve(con, config) if config.analysis.surveys else None)
+    survival = time_to_next(con, config)
+    _store(con, "stage_time_to_next", survival.curve)
+    _store(con, "stage_eventual_conversion", survival.eventual)
+    _store(con, "stalled_customers", stalled_customers(con, config))
 
 
 def build_marts(

@@ -40,6 +40,7 @@ PUBLISHED: dict[str, str | None] = {
     "sankey_links": None,
     "run_summary": None,
     "run_checks": None,  # every run's health checks (docs/checks.md), for a dashboard of the pipeline's health
+    "stage_time_to_next": None, "stage_eventual_conversion": None, "stalled_customers": None,  # docs/marts.md
 }
 # BI tools bundle DuckDB 1.x, which can't open files in DuckDB 2's default storage format.
 STORAGE_VERSION = "v1.4.0"
