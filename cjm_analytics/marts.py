@@ -10,6 +10,7 @@ import pandas as pd
 
 from cjm_analytics.analysis.attribution import channel_attribution
 from cjm_analytics.analysis.audience import stalled_customers
+from cjm_analytics.analysis.changes import COHORT_DAYS_KEPT, conversion_change, has_previous_run
 from cjm_analytics.analysis.emotion import emotion_curve
 from cjm_analytics.analysis.pain_points import leaks
 from cjm_analytics.analysis.segments import add_significance_to_mart
@@ -23,7 +24,7 @@ MART_TABLES = (
 )
 # The analyst's answers the report shows every night, stored so that pages and dashboards read one number.
 ANALYSIS_MARTS = ("leaks", "channel_attribution", "emotion_curve", "stage_time_to_next", "stage_eventual_conversion",
-                  "stalled_customers")
+                  "stalled_customers", "conversion_change")
 # The Sankey's segment selector offers this many of the largest first-touch channels.
 SANKEY_TOP_SEGMENTS = 5
 
@@ -49,6 +50,7 @@ def build_analysis_marts(con: duckdb.DuckDBPyConnection, config: Config) -> None
     _store(con, "stage_time_to_next", survival.curve)
     _store(con, "stage_eventual_conversion", survival.eventual)
     _store(con, "stalled_customers", stalled_customers(con, config))
+    _store(con, "conversion_change", conversion_change(con, config) if has_previous_run(con) else None)
 
 
 def build_marts(
@@ -65,6 +67,8 @@ def build_marts(
     run_sql(con, "marts/sankey_links", max_steps=report.sankey_steps, min_share=report.sankey_min_share,
             top_segments=SANKEY_TOP_SEGMENTS)
     run_sql(con, "marts/run_summary", run_id=run_id, run_started=run_started.replace(tzinfo=None))
+    run_sql(con, "marts/run_segment_cohorts", run_id=run_id, run_started=run_started.replace(tzinfo=None),
+            cohort_days=COHORT_DAYS_KEPT)
     build_analysis_marts(con, config)
     counts = {}
     present = {str(r[0]) for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
