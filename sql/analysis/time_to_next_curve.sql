@@ -24,26 +24,31 @@ at_risk AS (
     FROM times
 ),
 
--- S(t) = product over event times <= t of (1 - d/n), summed as logs; once d = n the curve is 0 for good.
-steps AS (
-    SELECT
-        stage_order,
-        duration_us,
-        bool_or(events = n) OVER upto AS exhausted,
-        coalesce(sum(CASE WHEN events < n THEN ln(1 - events / n) END) OVER upto, 0) AS log_s,
-        coalesce(sum(CASE WHEN events < n THEN events / (n * (n - events)) END) OVER upto, 0) AS greenwood
-    FROM at_risk
-    WINDOW upto AS (PARTITION BY stage_order ORDER BY duration_us ROWS UNBOUNDED PRECEDING)
-),
-
--- The interval (d - 1, d] in whole days; day 0 holds the spells of length exactly 0 (skipped stages).
-buckets AS (
+-- Each event time's factor of S(t) = product over event times <= t of (1 - d/n), as a log, and its Greenwood
+-- term; d = n (everyone at risk moves on) makes S 0 for good. Each time also falls in a whole-day bucket:
+-- (d - 1, d] days, day 0 holding the spells of length exactly 0 (skipped stages).
+terms AS (
     SELECT
         stage_order,
         (duration_us + 86400000000 - 1) // 86400000000 AS day,
-        count(*) FILTER (WHERE moved_on) AS events,
-        count(*) FILTER (WHERE NOT moved_on) AS censored
-    FROM cjm_stage_spells
+        events,
+        censored,
+        CASE WHEN events < n THEN ln(1 - events / n) ELSE 0 END AS log_factor,
+        CASE WHEN events < n THEN events / (n * (n - events)) ELSE 0 END AS greenwood_term,
+        events > 0 AND events = n AS exhausts
+    FROM at_risk
+),
+
+buckets AS (
+    SELECT
+        stage_order,
+        day,
+        sum(events) AS events,
+        sum(censored) AS censored,
+        sum(log_factor) AS log_factor,
+        sum(greenwood_term) AS greenwood_term,
+        bool_or(exhausts) AS exhausts
+    FROM terms
     GROUP BY ALL
 ),
 
@@ -53,44 +58,32 @@ grid AS (
     GROUP BY stage_order
 ),
 
-counted AS (
+-- The curve at t = d days takes every event time up to d: the buckets 0..d.
+per_day AS (
     SELECT
         g.stage_order,
         g.day,
         coalesce(b.events, 0) AS events,
-        coalesce(b.censored, 0) AS censored
+        coalesce(b.censored, 0) AS censored,
+        -- At risk during (d - 1, d]: spells longer than d - 1 days (all of them at day 0).
+        sum(coalesce(b.events, 0) + coalesce(b.censored, 0)) OVER later AS at_risk,
+        sum(coalesce(b.log_factor, 0)) OVER upto AS log_s,
+        sum(coalesce(b.greenwood_term, 0)) OVER upto AS greenwood,
+        coalesce(bool_or(b.exhausts) OVER upto, false) AS exhausted
     FROM grid AS g
     LEFT JOIN buckets AS b ON g.stage_order = b.stage_order AND g.day = b.day
-),
-
--- At risk during (d - 1, d]: spells longer than d - 1 days (all of them at day 0).
-per_day AS (
-    SELECT
-        *,
-        sum(events + censored) OVER (PARTITION BY stage_order ORDER BY day DESC ROWS UNBOUNDED PRECEDING)
-            AS at_risk
-    FROM counted
-),
-
--- The curve at t = d days: its last step at or before d.
-read_off AS (
-    SELECT
-        p.*,
-        s.exhausted,
-        s.log_s,
-        s.greenwood
-    FROM per_day AS p
-    ASOF LEFT JOIN steps AS s ON p.stage_order = s.stage_order AND p.day * 86400000000 >= s.duration_us
+    WINDOW
+        upto AS (PARTITION BY g.stage_order ORDER BY g.day ROWS UNBOUNDED PRECEDING),
+        later AS (PARTITION BY g.stage_order ORDER BY g.day DESC ROWS UNBOUNDED PRECEDING)
 ),
 
 with_interval AS (
     SELECT
         *,
-        CASE WHEN coalesce(exhausted, false) THEN 0.0 ELSE exp(coalesce(log_s, 0)) END AS survival,
+        CASE WHEN exhausted THEN 0.0 ELSE exp(log_s) END AS survival,
         -- z * se(log S) / log S on the log(-log S) scale; defined only for 0 < S < 1.
-        CASE WHEN NOT coalesce(exhausted, false) AND log_s < 0
-            THEN 1.959963984540054 * sqrt(greenwood) / log_s END AS shift
-    FROM read_off
+        CASE WHEN NOT exhausted AND log_s < 0 THEN 1.959963984540054 * sqrt(greenwood) / log_s END AS shift
+    FROM per_day
 )
 
 SELECT
