@@ -7,8 +7,10 @@ module holds only what the command line adds: the options, the words that introd
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -16,12 +18,14 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from cjm_analytics.analysis.attribution import channel_attribution
+from cjm_analytics.analysis.audience import dropped_at
 from cjm_analytics.analysis.drivers import KINDS, conversion_drivers
 from cjm_analytics.analysis.emotion import emotion_curve
 from cjm_analytics.analysis.funnels import ORDERS, ordered_funnel
 from cjm_analytics.analysis.pain_points import LOOP_THRESHOLD, leaks
 from cjm_analytics.analysis.paths import LEVELS, paths_around, paths_between, top_paths
 from cjm_analytics.analysis.segments import stage_funnel_by_segment
+from cjm_analytics.analysis.survival import time_to_next
 from cjm_analytics.analysis.timing import (
     DEFAULT_BINS,
     time_between_stages,
@@ -44,6 +48,7 @@ from cjm_analytics.report.analysis_pages import (
     time_to_convert_figure,
     write_analysis_page,
 )
+from cjm_analytics.report.drop_off_charts import audience_figure, time_to_next_figure
 
 
 @dataclass(frozen=True)
@@ -387,6 +392,81 @@ def _add_drivers(add_analysis: AddAnalysis) -> None:
                                         "at most 20 values)")
 
 
+# ---- time-to-next ------------------------------------------------------------------------------------------
+
+def _time_to_next(con: duckdb.DuckDBPyConnection, cfg: Config, args: argparse.Namespace) -> Answer:
+    result = time_to_next(con, cfg, args.stage)
+    intro = (
+        "How soon do customers reach the next stage? For each stage before the goal, the Kaplan–Meier share of "
+        "the customers who reached it that reached the next one within d days (stages are a ladder: reaching a "
+        f"stage is the first event at it or beyond); for the goal, {cfg.goal}, the share of journeys that reached "
+        "it within d days of their first stage. A customer who has not moved on yet is censored at the end of the "
+        "data (still within reach: watched that long, not counted as lost). Per day: at_risk = spells still "
+        "watched, events and censored in (d − 1, d]; km_conversion with its 95% interval (Greenwood, log-log)."
+    )
+    for row in result.eventual.to_dict("records"):
+        intro += (f" {row['from_stage']} → {row['to_stage']}: {_pct(row['observed_conversion'])} observed, "
+                  f"projected {_pct(row['projected_conversion'])} (95% {_pct(row['ci_low'])}–{_pct(row['ci_high'])}) "
+                  f"after {row['horizon_days']:.0f} days, {row['within_reach']:,} still within reach.")
+    return Answer(result.curve, "Time to the next stage", intro, time_to_next_figure(result.curve))
+
+
+def _pct(x: float | None) -> str:
+    # An interval is NULL where it is undefined (at 0% and 100%); pandas reads NULL as NaN.
+    return "n/a" if x is None or math.isnan(x) else f"{x:.1%}"
+
+
+def _add_survival(add_analysis: AddAnalysis) -> None:
+    p = add_analysis("time-to-next", "Kaplan–Meier time to the next stage, censoring customers still within reach",
+                     _time_to_next)
+    p.add_argument("--stage", help="one stage before the goal, or the goal (from the first stage); default all")
+
+
+# ---- audience ----------------------------------------------------------------------------------------------
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date: {text!r} (e.g. 2026-11-01)") from None
+
+
+def _segment_value(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip() or not value:
+        raise argparse.ArgumentTypeError(f"write NAME=VALUE (e.g. first_touch_channel=email), not {text!r}")
+    return name.strip(), value
+
+
+def _audience(con: duckdb.DuckDBPyConnection, cfg: Config, args: argparse.Namespace) -> Answer:
+    if args.persona is not None and args.segment is not None:
+        raise AnalysisError("give --persona or --segment, not both")
+    segment, value = ("persona", args.persona) if args.persona is not None else args.segment or (None, None)
+    table = dropped_at(con, cfg, args.dropped_at, segment, value, args.since)
+    who = f" with {segment} = {value}" if segment else ""
+    since = f", last seen on or after {args.since}" if args.since else ""
+    intro = (
+        f"{len(table):,} customers{who} whose journey stopped at {args.dropped_at}{since} (their furthest stage; "
+        f"customers who reached the goal, {cfg.goal}, completed and are never here). Per customer: whether the id "
+        "is a known customer (identified) or an anonymous visitor, when they reached the stage, when they were last "
+        "seen and how many days before the end of the data, their last touchpoint and latest channel, and whether "
+        "they contacted support or gave a low survey score (empty where support events or surveys are not "
+        "configured: unknown, not no). Most recently seen first."
+    )
+    return Answer(table, f"Audience: dropped at {args.dropped_at}", intro, audience_figure(table))
+
+
+def _add_audience(add_analysis: AddAnalysis) -> None:
+    p = add_analysis("audience", "the customers who dropped out at a stage, with what a CRM team needs to reach them",
+                     _audience)
+    p.add_argument("--dropped-at", required=True, help="a stage before the goal")
+    p.add_argument("--persona", help="only customers whose persona (the CRM property persona) is this value")
+    p.add_argument("--segment", type=_segment_value,
+                   help="only one segment: NAME=VALUE, NAME as for funnel-by-segment --by (first_touch_channel, "
+                        "cohort_week, or a property such as plan)")
+    p.add_argument("--since", type=_date, help="only customers last seen on or after this date (UTC, YYYY-MM-DD)")
+
+
 # ---- the wiring --------------------------------------------------------------------------------------------
 
 # The commands of each analysis module, in the order `cjm analyze --help` lists them.
@@ -399,6 +479,8 @@ COMMANDS: dict[str, Callable[[AddAnalysis], None]] = {
     "emotion": _add_emotion,
     "attribution": _add_attribution,
     "drivers": _add_drivers,
+    "survival": _add_survival,
+    "audience": _add_audience,
 }
 ANALYSIS_MODULES: tuple[str, ...] = tuple(COMMANDS)  # tests register fewer
 

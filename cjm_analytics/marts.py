@@ -9,10 +9,13 @@ import duckdb
 import pandas as pd
 
 from cjm_analytics.analysis.attribution import channel_attribution
+from cjm_analytics.analysis.audience import stalled_customers
+from cjm_analytics.analysis.changes import COHORT_DAYS_KEPT, conversion_change, has_previous_run
 from cjm_analytics.analysis.emotion import emotion_curve
 from cjm_analytics.analysis.journey_map import build_journey_map
 from cjm_analytics.analysis.pain_points import leaks
 from cjm_analytics.analysis.segments import add_significance_to_mart
+from cjm_analytics.analysis.survival import time_to_next
 from cjm_analytics.catalog import TABLES, layer
 from cjm_analytics.config import Config
 from cjm_analytics.sql_steps import run_sql
@@ -34,11 +37,17 @@ def _store(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame | Non
 
 def build_analysis_marts(con: duckdb.DuckDBPyConnection, config: Config) -> None:
     """The analyst's answers the report shows every night (catalog layer analysis-mart), stored so that pages and
-    dashboards read one number: the leak table, channel attribution and (with surveys configured) the emotion
-    curve."""
+    dashboards read one number: the leak table, channel attribution, (with surveys configured) the emotion
+    curve, the time-to-next curves with their projections, the stalled customers and what changed since the
+    last good run."""
     _store(con, "leaks", leaks(con, config))
     _store(con, "channel_attribution", channel_attribution(con))
     _store(con, "emotion_curve", emotion_curve(con, config) if config.analysis.surveys else None)
+    survival = time_to_next(con, config)
+    _store(con, "stage_time_to_next", survival.curve)
+    _store(con, "stage_eventual_conversion", survival.eventual)
+    _store(con, "stalled_customers", stalled_customers(con, config))
+    _store(con, "conversion_change", conversion_change(con, config) if has_previous_run(con) else None)
 
 
 def build_marts(
@@ -55,6 +64,8 @@ def build_marts(
     run_sql(con, "marts/sankey_links", max_steps=report.sankey_steps, min_share=report.sankey_min_share,
             top_segments=SANKEY_TOP_SEGMENTS)
     run_sql(con, "marts/run_summary", run_id=run_id, run_started=run_started.replace(tzinfo=None))
+    run_sql(con, "marts/run_segment_cohorts", run_id=run_id, run_started=run_started.replace(tzinfo=None),
+            cohort_days=COHORT_DAYS_KEPT)
     build_analysis_marts(con, config)
     build_journey_map(con, config)
     counts = {}

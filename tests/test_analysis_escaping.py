@@ -110,6 +110,8 @@ RUNS: list[tuple[str, list[str], tuple[str, ...]]] = [
     ("emotion-curve", ["emotion-curve"], (BOLD,)),
     ("attribution", ["attribution"], (LINK, BOLD, SPAN, SCRIPT)),
     ("drivers", ["drivers", "--from", "browse", "--to", "buy", "--min-support", "1"], (LINK, SCRIPT, SPAN)),
+    ("time-to-next", ["time-to-next"], (BOLD,)),
+    ("audience", ["audience", "--dropped-at", BOLD], (LINK,)),
 ]
 SUBCOMMANDS = {argv[0] for _, argv, _ in RUNS}
 

@@ -36,7 +36,8 @@ def test_the_catalog_lists_every_table_of_a_built_warehouse_with_its_columns(sam
             "WHERE NOT internal AND database_name = current_database() GROUP BY table_name").fetchall()}
     finally:
         con.close()
-    assert set(built) == set(TABLES)
+    # The sample has run one night: there is no earlier run for conversion_change to compare with.
+    assert set(built) == set(TABLES) - {"conversion_change"}
     for name, table in TABLES.items():
         if table.columns:
             assert list(table.columns) == built[name], name

@@ -30,6 +30,7 @@ pytest.importorskip("prefect_dask", reason="the dask extra is not installed: pip
 
 # Tables and columns that describe the run rather than the data.
 RUN_TABLES = {"run_log", "run_history", "run_metrics", "run_checks"}  # name the run that wrote them
+RUN_TABLES |= {"conversion_change"}  # names the two runs it compares (run_before, run_after)
 RUN_COLUMNS = {"run_id", "run_started_at", "loaded_at"}
 # Compared bit for bit. In the marts, a DOUBLE that sums fractions over rows (attribution credit, mean scores)
 # depends on the order rows are read in, which the import changes: those compare to 9 decimals.
