@@ -41,6 +41,7 @@ import pytest
 from cjm_analytics import analyze_cli
 from cjm_analytics.analysis.paths import paths_around, paths_between, top_paths
 from cjm_analytics.config import Config
+from cjm_analytics.errors import AnalysisError
 from cjm_analytics.warehouse import connect
 from tests.fixtures import RUN_STARTED, make_config, run_steps, write_csv
 
@@ -170,8 +171,15 @@ AROUND = [
     pytest.param(dict(anchor="browse", before=0, after=1, level="stage", n=1), [
         ("browse > cart", 6, 6 / 7),  # everyone but c7 (browse > (end))
     ], id="top-1"),
-    pytest.param(dict(anchor="checkout", before=1, after=1, level="stage"), [], id="unknown-anchor"),
 ]
+
+
+def test_an_anchor_no_stage_or_touchpoint_has_is_a_typo_not_an_empty_answer(con: duckdb.DuckDBPyConnection) -> None:
+    # Issue 15: an unknown anchor used to answer an empty table; it is a one-line error naming the closest one.
+    with pytest.raises(AnalysisError, match=r"anchor: 'checkout' is no stage \(--level touchpoint\?\)"):
+        paths_around(con, anchor="checkout", before=1, after=1, level="stage")
+    with pytest.raises(AnalysisError, match=r"anchor: 'brwse' is no stage \(did you mean 'browse'\?\)"):
+        paths_around(con, anchor="brwse", before=1, after=1, level="stage")
 
 
 @pytest.mark.parametrize(("kwargs", "expected"), AROUND)

@@ -135,7 +135,7 @@ def stage_snowplow_text(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]
     apart: a tab makes it TSV, and it is a header when it names both event_id and collector_tstamp (values a
     real event cannot hold in those places).
     """
-    first = _first_record(path).decode("utf-8-sig", errors="replace")
+    first = _head_of_first_line(path).decode("utf-8-sig", errors="replace")
     delimiter = "\t" if "\t" in first else ","
     quoting = "quote = '', escape = ''" if delimiter == "\t" else "quote = '\"', escape = '\"'"
     dialect = f"delim = {quote_literal(delimiter)}, {quoting}"
@@ -181,6 +181,14 @@ def csv_header(path: Path, delimiter: str) -> list[str]:
         taken.add(candidate.lower())
         unique.append(candidate)
     return unique
+
+
+def _head_of_first_line(path: Path, size: int = 1 << 16) -> bytes:
+    """The start of the file's first line, at most `size` bytes: enough to tell a header (short) from data (a
+    first row may hold a field of any length)."""
+    with _reading(path) as f:
+        head = f.read(size)
+    return head.split(b"\n", 1)[0]
 
 
 def _first_record(path: Path) -> bytes:
