@@ -104,8 +104,11 @@ class Reporter:
 class LineReporter(Reporter):
     """Progress as log lines on a stream: a line every LOG_EVERY_SECONDS while a step runs, one when it ends."""
 
-    def __init__(self, stream: TextIO, every: float = LOG_EVERY_SECONDS, say_finished: bool = True) -> None:
-        self.stream, self.every, self.say_finished = stream, every, say_finished
+    def __init__(self, stream: TextIO, every: float = LOG_EVERY_SECONDS, say_finished: bool = True,
+                 quiet_below: float = LOG_EVERY_SECONDS) -> None:
+        # quiet_below: a step faster than this gets no line (a log is for what a user would otherwise wait for
+        # in silence; a short run's summary follows on stdout at once).
+        self.stream, self.every, self.say_finished, self.quiet_below = stream, every, say_finished, quiet_below
         self._step: _Step | None = None
         self._lock = threading.Lock()
 
@@ -150,7 +153,7 @@ class LineReporter(Reporter):
                 self._step.bytes_done += size
 
     def finished(self, step: str, seconds: float, counts: dict[str, Any]) -> None:
-        if self.say_finished:
+        if self.say_finished and seconds >= self.quiet_below:
             self._write(finished_line(step, seconds, counts))
 
 
@@ -158,7 +161,7 @@ class LiveReporter(LineReporter):
     """On a terminal: the running step redrawn in place (rich), each finished step kept as a line."""
 
     def __init__(self, stream: TextIO, say_finished: bool = True) -> None:
-        super().__init__(stream, every=_TICK_SECONDS, say_finished=say_finished)
+        super().__init__(stream, every=_TICK_SECONDS, say_finished=say_finished, quiet_below=0)
         from rich.console import Console
         from rich.status import Status
 
@@ -196,15 +199,15 @@ def current() -> Reporter:
 
 
 @contextmanager
-def reporting(stream: TextIO | None = None, live: bool | None = None, say_finished: bool = True
-              ) -> Iterator[Reporter]:
+def reporting(stream: TextIO | None = None, live: bool | None = None, say_finished: bool = True,
+              quiet_below: float = LOG_EVERY_SECONDS) -> Iterator[Reporter]:
     """Install a reporter for the duration of a command: live when the stream is a terminal. say_finished=False
     leaves the line for a finished step to the orchestrator, which logs one itself."""
     global _current
     out = stream or sys.stderr
     is_terminal = live if live is not None else (hasattr(out, "isatty") and out.isatty())
     reporter: Reporter = (LiveReporter(out, say_finished) if is_terminal
-                          else LineReporter(out, say_finished=say_finished))
+                          else LineReporter(out, say_finished=say_finished, quiet_below=quiet_below))
     before, _current = _current, reporter
     try:
         yield reporter

@@ -127,3 +127,33 @@ def test_the_mart_holds_tonight_against_the_previous_night(cfg: Config, con: duc
 def test_unknown_run(cfg: Config, con: duckdb.DuckDBPyConnection) -> None:
     with pytest.raises(AnalysisError, match="'nope'"):
         conversion_change(con, cfg, against="nope")
+
+
+def test_the_overview_names_the_largest_contributors(cfg: Config, con: duckdb.DuckDBPyConnection) -> None:
+    """The overview's "What changed" lines, from the figures counted by hand above (in points)."""
+    from cjm_analytics.report.marts import read_marts
+    from cjm_analytics.report.pages import PAGES
+    from cjm_analytics.report.pages.overview import overview_body
+
+    page = overview_body(read_marts(con), PAGES)
+    assert "<h2>What changed since the last good run</h2>" in page
+    assert ("<li><b>browse → cart</b>: 60.0% → 83.3% (+23.3 points): mix -2.5, rate +25.8; largest: "
+            "<b>social</b> +13.3 (mix +5.8, rate +7.5), <b>email</b> +10.0 (mix -8.3, rate +18.3)</li>") in page
+    # The goal's line is conversion from the first stage: 1 of 5 -> 2 of 6.
+    assert "<li><b>browse → buy</b>: 20.0% → 33.3% (+13.3 points)" in page
+
+
+def test_a_first_night_has_nothing_to_compare(tmp_path: Path) -> None:
+    from cjm_analytics.report.marts import read_marts
+    from cjm_analytics.report.pages import PAGES
+    from cjm_analytics.report.pages.overview import overview_body
+    from cjm_analytics.warehouse import connect
+
+    write_csv(tmp_path / "web" / "night1.csv", NIGHT_1)
+    config = make_config(tmp_path)
+    run_steps(config, run_started=RUN_STARTED)
+    con = connect(config.warehouse, read_only=True)
+    try:
+        assert "What changed" not in overview_body(read_marts(con), PAGES)
+    finally:
+        con.close()

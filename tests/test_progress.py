@@ -22,7 +22,7 @@ def test_a_run_reports_each_step_with_what_it_counted(tmp_path: Path) -> None:
     write_csv(tmp_path / "web" / "b.csv", PUBLISH_EVENTS.replace("\n    1,", "\n    9,"))
     config = make_config(tmp_path)
     log = io.StringIO()
-    with progress.reporting(log, live=False):
+    with progress.reporting(log, live=False, quiet_below=0):
         run_nightly(config)
     lines = log.getvalue().splitlines()
     assert [re.sub(r"done in [0-9.]+s.*", "done", line) for line in lines] == [
@@ -83,3 +83,15 @@ def test_without_prefect_the_orchestrator_is_not_repeated() -> None:
     reporter = progress.LineReporter(log, say_finished=False)
     reporter.finished("aggregate", 1.0, {})
     assert log.getvalue() == ""
+
+
+def test_in_a_log_a_fast_step_says_nothing() -> None:
+    """A log gets lines for what a user would wait for in silence: a step faster than LOG_EVERY_SECONDS has none (a
+    short run's summary follows at once; `cjm run`'s one error line stays the only `cjm:` line)."""
+    log = io.StringIO()
+    reporter = progress.LineReporter(log)
+    with reporter.step("aggregate"):
+        pass
+    reporter.finished("aggregate", 0.4, {})
+    reporter.finished("sessionize", progress.LOG_EVERY_SECONDS + 1, {"events_recomputed": 6})
+    assert log.getvalue().splitlines() == ["progress: sessionize done in 6.0s: 6 events (1/s)"]

@@ -26,6 +26,12 @@ LEAKS_COLUMNS = columns("leaks")
 CHANNEL_ATTRIBUTION_COLUMNS = columns("channel_attribution")
 EMOTION_CURVE_COLUMNS = columns("emotion_curve")
 JOURNEY_MAP_COLUMNS = columns("journey_map")
+# What the overview reads of conversion_change (absent on a first night, so the catalog states no columns for it).
+CONVERSION_CHANGE_COLUMNS = (
+    "stage", "stage_order", "from_stage", "to_stage", "first_cohort_date", "last_cohort_date", "conversion_before",
+    "conversion_after", "conversion_change", "segment", "mix_effect", "rate_effect", "total_effect",
+    "contributor_rank",
+)
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,8 @@ class Marts:
     data_end: Any = None
     # The journey map (None for a warehouse from before it).
     journey_map: pd.DataFrame | None = None
+    # Tonight's conversion change against the last good run, mix and rate per segment (None on a first night).
+    conversion_change: pd.DataFrame | None = None
 
     def status(self) -> dict[str, Any]:
         """The run's verdict as run_status.js states it (checks.Health.as_dict's keys, without the checks)."""
@@ -182,6 +190,12 @@ def read_marts(con: duckdb.DuckDBPyConnection) -> Marts:
             _select(con, present, "journey_map", JOURNEY_MAP_COLUMNS,
                     "ORDER BY persona_type, persona, stage_order, measure, rank")
             if "journey_map" in present
+            else None
+        ),
+        conversion_change=(
+            _select(con, present, "conversion_change", CONVERSION_CHANGE_COLUMNS,
+                    "ORDER BY stage_order, contributor_rank")
+            if "conversion_change" in present
             else None
         ),
     )

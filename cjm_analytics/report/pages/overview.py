@@ -86,6 +86,42 @@ def _health_html(marts: Marts) -> str:
 (table <code>run_checks</code>)</p>{listed}</div>"""
 
 
+# Contributors named per stage in "What changed" (ranked by |mix + rate|; the mart holds them all).
+CHANGE_CONTRIBUTORS = 2
+
+
+def _points(x: Any) -> str:
+    return "—" if missing(x) else f"{100 * float(x):+.1f}"
+
+
+def _what_changed_html(change: Any) -> str:
+    """Each stage's conversion tonight against the last good run, on the same cohort days, split into mix and rate
+    per first-touch channel, with the largest contributors (analysis/what-changed.md). Empty on a first night."""
+    if change is None or change.empty:
+        return ""
+    items = []
+    for _, rows in change.groupby("stage_order", sort=True):
+        head = rows.iloc[0]
+        top = rows.sort_values("contributor_rank", kind="stable").head(CHANGE_CONTRIBUTORS)
+        named = ", ".join(
+            f"<b>{esc(r['segment'])}</b> {esc(_points(r['total_effect']))} (mix {esc(_points(r['mix_effect']))},"
+            f" rate {esc(_points(r['rate_effect']))})" for _, r in top.iterrows())
+        items.append(
+            f"<li><b>{esc(head['from_stage'])} → {esc(head['to_stage'])}</b>: {esc(fmt_pct(head['conversion_before']))}"
+            f" → {esc(fmt_pct(head['conversion_after']))} ({esc(_points(head['conversion_change']))} points): mix"
+            f" {esc(_points(rows['mix_effect'].sum()))}, rate {esc(_points(rows['rate_effect'].sum()))}; largest: "
+            f"{named}</li>")
+    first, last = change["first_cohort_date"].iloc[0], change["last_cohort_date"].iloc[0]
+    return f"""<h2>What changed since the last good run</h2>
+<p class="note">Each stage's conversion on the cohort days both runs hold whole ({esc(fmt_date_range(first, last))}:
+newer cohorts are still converting and are left out, so they never read as a drop), split into <b>mix</b> (the
+first-touch channels' shares of the customers moved) and <b>rate</b> (the channels' own conversion moved); in
+points, mix + rate = the change. The goal's line is conversion from the first stage.</p>
+<ul class="changes">
+{chr(10).join(items)}
+</ul>"""
+
+
 def overview_body(marts: Marts, pages: Sequence[Page]) -> str:
     """The headline figures of the run, each against the previous night and 7 days ago, and what each of the
     pages shows (with the biggest leak and the most credited channel)."""
@@ -151,6 +187,7 @@ are said in words too.</p>
 <dl class="cards">
 {chr(10).join(cards)}
 </dl>
+{_what_changed_html(marts.conversion_change)}
 <h2>Pages</h2>
 <ul class="pages">
 {listed}
