@@ -2,7 +2,8 @@
 
 The one list that the core layer (which tables hold rows per customer), the marts (which tables they build and
 count), publishing (which tables dashboards get) and the report (which columns it reads) take their table names
-from. The columns are the table's, in order, and only stated where code reads them by name. docs/tables.md and
+from. The columns are the table's, in order, stated where code reads them by name or the table is published
+(tests/test_catalog.py compares them with a built warehouse). docs/tables.md and
 docs/marts.md document every table listed here (tests/test_catalog.py holds both ways); the descriptions are
 one line each, for a reader of the published marts. Every column of a published table is described too
 (COLUMN_DOCS, or the table's own column_docs where a name means something else there), in the words of those docs,
