@@ -13,6 +13,7 @@ docs/marts.md ("Publishing") says what a reader can see at each moment.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import re
 import shutil
@@ -26,12 +27,13 @@ from typing import Any
 
 import duckdb
 
-from cjm_analytics.catalog import PUBLISHED, TABLES
+from cjm_analytics.catalog import COLUMN_DOCS, PUBLISHED, TABLES, column_doc
 from cjm_analytics.checks import Health
 from cjm_analytics.errors import PublishError
 from cjm_analytics.sql_steps import quote_ident, quote_literal
 
-# The published tables and their Parquet partition column: catalog.PUBLISHED (cohort_month is added on publishing).
+# The published tables and their Parquet partition column: catalog.PUBLISHED (cohort_month is added on publishing),
+# and their descriptions: catalog.TABLES, catalog.column_doc.
 # BI tools bundle DuckDB 1.x, which can't open files in DuckDB 2's default storage format.
 STORAGE_VERSION = "v1.4.0"
 KEEP_RUNS = 3  # marts: a dashboard may still be reading the run before current
@@ -185,36 +187,115 @@ def site_versions(reports_dir: Path) -> Versions:
 # --- marts -------------------------------------------------------------------------------------------------------
 
 
+# A list column also published as text, for BI tools that can't show lists: `stage_path_text`.
+LIST_SEPARATOR = " > "
+_LIST_TYPE = re.compile(r".*\[\d*\]")  # VARCHAR[], INTEGER[3]
+# The nights a dashboard could have seen: a night whose error-level checks failed published nothing, so its
+# headline is no history of the published marts (the report's overview leaves it out the same way).
+_ROWS = {"run_history": "run_id NOT IN (SELECT run_id FROM run_checks WHERE status = 'error')"}
+# The listing of the catalog's published tables, written beside them: a dashboard tells a table this night did not
+# build (an optional one not configured) from an empty one.
+LISTING = "published_tables"
+_LISTING_DOC = "The catalog's published tables: which this run published, with how many rows, and why any is absent."
+_LISTING_COLUMNS = {  # name: (type, description)
+    "table_name": ("VARCHAR", "the published table"),
+    "published": ("BOOLEAN", "the table is in this run's marts; false: absent, see reason"),
+    "row_count": ("BIGINT", "rows published (null when absent)"),
+    "partition": ("VARCHAR", "the Parquet partition column (null: one file)"),
+    "description": ("VARCHAR", "what the table holds"),
+    "reason": ("VARCHAR", "why the table is absent (null when published)"),
+    "run_id": ("VARCHAR", COLUMN_DOCS["run_id"]),
+    "run_date": ("DATE", COLUMN_DOCS["run_date"]),
+}
+_NOT_BUILT = "not built by this run: the config does not ask for it (docs/marts.md)"
+
+
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:
+    """(name, type) of a table's columns; `table` as SQL (quoted)."""
+    return [(str(r[0]), str(r[1])) for r in con.execute(f"DESCRIBE {table}").fetchall()]
+
+
 def _select(con: duckdb.DuckDBPyConnection, table: str, run_id: str, run_date: str) -> str:
-    """The mart with run_id and run_date (where it has none), and its partition column."""
-    has = {str(row[0]) for row in con.execute(f"DESCRIBE {quote_ident(table)}").fetchall()}
-    extra = "" if "run_id" in has else f", {quote_literal(run_id)} AS run_id"
+    """The mart with run_id and run_date (where it has none), its partition column and its lists as text."""
+    cols = _columns(con, quote_ident(table))
+    has = {name for name, _ in cols}
+    # The partition column last, where a Hive-partitioned Parquet reader puts it: both read alike by position.
+    extra = "".join(f", array_to_string({quote_ident(name)}, {quote_literal(LIST_SEPARATOR)}) "
+                    f"AS {quote_ident(name + '_text')}" for name, type_ in cols if _LIST_TYPE.fullmatch(type_))
+    extra += "" if "run_id" in has else f", {quote_literal(run_id)} AS run_id"
     extra += f", DATE {quote_literal(run_date)} AS run_date"
     if PUBLISHED[table] == "cohort_month":
         extra += ", strftime(cohort_date, '%Y-%m') AS cohort_month"
-    return f"SELECT *{extra} FROM {quote_ident(table)}"
+    where = f" WHERE {_ROWS[table]}" if table in _ROWS else ""
+    return f"SELECT *{extra} FROM {quote_ident(table)}{where}"
+
+
+def column_docs(table: str, columns: list[tuple[str, str]]) -> dict[str, str]:
+    """The published table's columns (name, type) that the catalog describes, with their one line each; a list's
+    text twin (added by _select) is described from the list's line."""
+    docs = {name: doc for name, _ in columns if (doc := column_doc(table, name)) is not None}
+    for name, type_ in columns:
+        if _LIST_TYPE.fullmatch(type_) and name in docs:
+            docs[f"{name}_text"] = f"{docs[name]}; as text, the elements joined by '{LIST_SEPARATOR}'"
+    return docs
+
+
+def _describe(con: duckdb.DuckDBPyConnection, folder: Path, table: str, description: str,
+              docs: dict[str, str], partition: str | None, select: str) -> None:
+    """Table and column comments in marts.duckdb, and the same as key-value metadata of every Parquet file.
+
+    A comment takes no parameter, hence the quoted literals. The Parquet keys: `description` (the table's line)
+    and `column_descriptions` (a JSON object, column -> line); pyarrow reads them with `read_schema(f).metadata`.
+    """
+    name = f"published.{quote_ident(table)}"
+    con.execute(f"COMMENT ON TABLE {name} IS {quote_literal(description)}")
+    for column, doc in docs.items():
+        con.execute(f"COMMENT ON COLUMN {name}.{quote_ident(column)} IS {quote_literal(doc)}")
+    metadata = (f"KV_METADATA {{description: {quote_literal(description)}, "
+                f"column_descriptions: {quote_literal(json.dumps(docs, ensure_ascii=False))}}}")
+    target = folder / "parquet" / table
+    if partition:
+        con.execute(f"COPY ({select}) TO {quote_literal(str(target))} (FORMAT parquet, "
+                    f"PARTITION_BY ({quote_ident(partition)}), WRITE_PARTITION_COLUMNS false, {metadata})")
+    else:
+        target.mkdir()
+        con.execute(f"COPY ({select}) TO {quote_literal(str(target / 'data.parquet'))} (FORMAT parquet, {metadata})")
 
 
 def write_marts(con: duckdb.DuckDBPyConnection, folder: Path, run_id: str, run_started: datetime) -> None:
-    """The published tables into an empty folder: a read-only-to-be `marts.duckdb` and Parquet under `parquet/`."""
+    """The published tables into an empty folder: a read-only-to-be `marts.duckdb` and Parquet under `parquet/`.
+
+    An optional table this run did not build is left out (whether or not an earlier night had it), and the
+    listing `published_tables` says why; a table that is not optional and missing is an error.
+    """
     (folder / "parquet").mkdir(parents=True)
     run_date = f"{run_started:%Y-%m-%d}"
+    present = {str(r[0]) for r in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()").fetchall()}
+    missing = [t for t in PUBLISHED if t not in present and not TABLES[t].optional]
+    if missing:
+        raise PublishError(f"the warehouse lacks the published table(s) {', '.join(missing)}: run `cjm run` first")
     con.execute(f"ATTACH {quote_literal(str(folder / 'marts.duckdb'))} AS published "
                 f"(STORAGE_VERSION {quote_literal(STORAGE_VERSION)})")
     try:
+        listing: list[tuple[Any, ...]] = []
         for table, partition in PUBLISHED.items():
+            description = TABLES[table].description
+            if table not in present:
+                listing.append((table, False, None, partition, description, _NOT_BUILT, run_id, run_date))
+                continue
             select = _select(con, table, run_id, run_date)
             con.execute(f"CREATE TABLE published.{quote_ident(table)} AS {select}")
-            # What the table holds, for whoever browses the file in a BI tool (a comment takes no parameter).
-            comment = quote_literal(TABLES[table].description)
-            con.execute(f"COMMENT ON TABLE published.{quote_ident(table)} IS {comment}")
-            target = folder / "parquet" / table
-            if partition:
-                con.execute(f"COPY ({select}) TO {quote_literal(str(target))} "
-                            f"(FORMAT parquet, PARTITION_BY ({quote_ident(partition)}), WRITE_PARTITION_COLUMNS false)")
-            else:
-                target.mkdir()
-                con.execute(f"COPY ({select}) TO {quote_literal(str(target / 'data.parquet'))} (FORMAT parquet)")
+            docs = column_docs(table, _columns(con, f"published.{quote_ident(table)}"))
+            _describe(con, folder, table, description, docs, partition, select)
+            rows = con.execute(f"SELECT count(*) FROM published.{quote_ident(table)}").fetchone()
+            listing.append((table, True, rows[0] if rows else 0, partition, description, None, run_id, run_date))
+        con.execute(f"CREATE TABLE published.{LISTING} ("
+                    + ", ".join(f"{name} {type_}" for name, (type_, _) in _LISTING_COLUMNS.items()) + ")")
+        con.executemany(f"INSERT INTO published.{LISTING} VALUES ({', '.join('?' * len(_LISTING_COLUMNS))})",
+                        listing)
+        _describe(con, folder, LISTING, _LISTING_DOC, {name: doc for name, (_, doc) in _LISTING_COLUMNS.items()},
+                  None, f"SELECT * FROM published.{LISTING}")
     finally:
         con.execute("DETACH published")
 
