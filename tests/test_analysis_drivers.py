@@ -324,3 +324,13 @@ def test_without_drivers_a_question_reports_something_at_most_alpha_of_the_time(
         counts["converted_without"] = converted.sum() - counts.converted_with
         reported += bool(driver_statistics(counts).significant.any())
     assert reported <= 32
+
+
+def test_significant_needs_an_interval_that_excludes_one() -> None:
+    """0 of 5 with the candidate converted, 60 of 100 without: Fisher's exact test rejects at 5%, but Woolf's interval
+    (with 0.5 added to every cell) still includes 1. The page draws the interval: it must not call this significant."""
+    row = driver_statistics(pd.DataFrame({"customers_with": [5], "converted_with": [0], "customers_without": [100],
+                                          "converted_without": [60]})).iloc[0]
+    assert row["test"] == "fisher" and row["q_value"] < 0.05
+    assert row["ci_low"] < 1 < row["ci_high"]
+    assert not row["significant"]

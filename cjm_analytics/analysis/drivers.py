@@ -56,7 +56,11 @@ def driver_statistics(counts: pd.DataFrame, confidence: float = 0.95, alpha: flo
     return counts.assign(
         rate_with=rate_with, rate_without=rate_without, odds_ratio=odds, ci_low=low, ci_high=high,
         risk_ratio=stats.risk_ratio(a, b, c, d, confidence)[0], p_value=p, test=test, q_value=q,
-        significant=np.nan_to_num(q, nan=1.0) < alpha,
+        # Also the drawn interval must exclude 1: the test (Fisher's exact for small counts) and Woolf's interval
+        # can disagree at the margin, and a page must never call "significant" an effect whose interval says
+        # "maybe none".
+        significant=(np.nan_to_num(q, nan=1.0) < alpha) & ((np.nan_to_num(low, nan=0.0) > 1)
+                                                          | (np.nan_to_num(high, nan=np.inf) < 1)),
     )
 
 
@@ -94,7 +98,8 @@ def conversion_drivers(
 
     Candidates are the event names, touchpoints, channels and customer property values (`properties`, default
     every event property with at most max_property_values values) seen before the cutoff, held by at least
-    min_support customers and lacked by at least as many. Ordered by p-value; `significant` is q_value < alpha.
+    min_support customers and lacked by at least as many. Ordered by p-value; `significant` is q_value < alpha with
+    an interval that excludes 1.
     """
     unknown = sorted(set(kinds) - set(KINDS))
     if unknown:
