@@ -76,10 +76,10 @@ def scope(con: duckdb.DuckDBPyConnection, full: bool) -> None:
 
 
 # What a bucket costs in memory per event, within the budget: sessionize's window sorts (the largest) and the
-# pages DuckDB keeps. Measured at 10M events: 8 buckets of ~1.25M events stay within a 700MB limit without
-# spilling (docs/performance.md).
+# pages DuckDB keeps. Measured at 10M events: 8 buckets of 1.25M events ran within a 700MB limit without
+# spilling (the process peaked at 1.01 GB); the default budget is below that (docs/performance.md).
 BYTES_PER_EVENT = 500
-DEFAULT_MEMORY_BUDGET = 700 * 10**6  # engine.memory_budget's default
+DEFAULT_MEMORY_BUDGET = 600 * 10**6  # engine.memory_budget's default
 
 
 def bucket_count(events: int, memory_budget: int) -> int:

@@ -41,7 +41,7 @@ def test_the_sample_in_several_buckets_equals_one_bucket(tmp_path: Path, monkeyp
     run_steps(one, run_started=RUN_STARTED)
     assert buckets_used(one) == [("sessionize", 1), ("build_journeys", 1)]
 
-    # The sample's ~37k events at 100 kB each: a 700MB budget takes 7,000 a bucket.
+    # The sample's ~37k events at 100 kB each: the default budget (600MB) takes 6,000 a bucket.
     monkeypatch.setattr(core, "BYTES_PER_EVENT", 100_000)
     several = load_config(copy_sample(tmp_path / "several") / SAMPLE_CONFIG.name)
     run_steps(several, run_started=RUN_STARTED)
@@ -60,7 +60,7 @@ def test_incremental_nights_in_several_buckets_equal_one_full_run(
     second = [f"l{c},a{c},u{c},login,2026-11-01T12:0{c}:00Z," for c in range(0, 6, 2)]
     second += ["late,a1,u1,add_to_cart,2026-11-01T09:15:00Z,", *(
         f"n{c},b{c},v{c},order,2026-11-02T10:0{c}:00Z,email" for c in range(4))]
-    monkeypatch.setattr(core, "BYTES_PER_EVENT", 700 * 10**6 // 3)  # three events a bucket
+    monkeypatch.setattr(core, "BYTES_PER_EVENT", core.DEFAULT_MEMORY_BUDGET // 3)  # three events a bucket
     write_csv(root / "web" / "night0.csv", "\n".join([HEADER, *first]))
     cfg = make_config(root)
     run_steps(cfg, run_started=RUN_STARTED)
