@@ -90,15 +90,14 @@ def bucket_count(events: int, memory_budget: int) -> int:
 
 def in_buckets(con: duckdb.DuckDBPyConnection, buckets: int) -> Iterator[int]:
     """Point the scope_* views at each bucket in turn (by hash of customer_key, sql/core/scope_bucket.sql);
-    after the last, at every customer in scope again."""
-    try:
-        for bucket in range(buckets):
-            # Formatted, not bound: a macro's body takes no parameter, and both are ints.
-            con.execute(f"CREATE OR REPLACE TEMP MACRO cjm_in_scope_bucket(customer_key) AS "
-                        f"cjm_local_bucket(customer_key, {int(buckets)}) = {int(bucket)}")
-            yield bucket
-    finally:
-        con.execute("CREATE OR REPLACE TEMP MACRO cjm_in_scope_bucket(customer_key) AS true")
+    after the last, at every customer in scope again. (A step that fails half-way rolls back and closes its
+    connection, and the temporary macro with it.)"""
+    for bucket in range(buckets):
+        # Formatted, not bound: a macro's body takes no parameter, and both are ints.
+        con.execute(f"CREATE OR REPLACE TEMP MACRO cjm_in_scope_bucket(customer_key) AS "
+                    f"cjm_local_bucket(customer_key, {int(buckets)}) = {int(bucket)}")
+        yield bucket
+    con.execute("CREATE OR REPLACE TEMP MACRO cjm_in_scope_bucket(customer_key) AS true")
 
 
 def clear_scope(con: duckdb.DuckDBPyConnection, table: str, full: bool) -> None:
