@@ -393,6 +393,24 @@ class Engine(_Strict):
     buckets: int = Field(default=16, ge=1, le=4096)
     # Where the bucket files go; every worker must see it at the same path. Default: beside the warehouse.
     work_dir: Path | None = None
+    # What the per-customer core steps (sessionize, build_journeys) may hold in memory, on either engine: they
+    # process the customers in scope in as many buckets as it takes to fit (core.bucket_count). Without a
+    # duckdb.memory_limit, it is also DuckDB's limit during those steps. A size such as 600MB, at least 64MB.
+    memory_budget: str = "600MB"
+
+    @field_validator("memory_budget", mode="before")
+    @classmethod
+    def _budget(cls, v: Any) -> Any:
+        size = _size_bytes(str(v))
+        if size is None:
+            raise ValueError(f"{v!r} is not a size: use a number and a unit such as 600MB or 2GB")
+        if size < MIN_MEMORY_LIMIT:
+            raise ValueError(f"{v!r} is too small: DuckDB needs at least 64MB")
+        return str(v).strip()
+
+    @property
+    def memory_budget_bytes(self) -> int:
+        return _size_bytes(self.memory_budget) or 0
 
     @field_validator("work_dir")
     @classmethod

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+from collections.abc import Iterator
 
 import duckdb
 
@@ -65,8 +67,35 @@ def decided_full(con: duckdb.DuckDBPyConnection) -> bool:
     return _state(con).get("full_refresh") == "pending"
 
 
-def _scope(con: duckdb.DuckDBPyConnection, full: bool) -> None:
+def scope(con: duckdb.DuckDBPyConnection, full: bool) -> None:
+    """The scope_* views of the customers in scope (every customer, or the dirty ones), one bucket of them."""
+    run_sql(con, "core/scope_bucket")
     run_sql(con, "core/scope_full" if full else "core/scope_dirty")
+
+
+# What a bucket costs in memory per event, within the budget: sessionize's window sorts (the largest) and the
+# pages DuckDB keeps. Measured at 10M events: 8 buckets of 1.25M events ran within a 700MB limit without
+# spilling (the process peaked at 1.01 GB); the default budget is below that (docs/performance.md).
+BYTES_PER_EVENT = 500
+DEFAULT_MEMORY_BUDGET = 600 * 10**6  # engine.memory_budget's default
+
+
+def bucket_count(events: int, memory_budget: int) -> int:
+    """How many buckets the customers in scope are split into so that a bucket's events fit the budget (bytes):
+    ceil(events * BYTES_PER_EVENT / memory_budget), at least 1. A night with few dirty customers is one bucket."""
+    return max(1, math.ceil(events * BYTES_PER_EVENT / memory_budget))
+
+
+def in_buckets(con: duckdb.DuckDBPyConnection, buckets: int) -> Iterator[int]:
+    """Point the scope_* views at each bucket in turn (by hash of customer_key, sql/core/scope_bucket.sql);
+    after the last, at every customer in scope again. (A step that fails half-way rolls back and closes its
+    connection, and the temporary macro with it.)"""
+    for bucket in range(buckets):
+        # Formatted, not bound: a macro's body takes no parameter, and both are ints.
+        con.execute(f"CREATE OR REPLACE TEMP MACRO cjm_in_scope_bucket(customer_key) AS "
+                    f"cjm_local_bucket(customer_key, {int(buckets)}) = {int(bucket)}")
+        yield bucket
+    con.execute("CREATE OR REPLACE TEMP MACRO cjm_in_scope_bucket(customer_key) AS true")
 
 
 def clear_scope(con: duckdb.DuckDBPyConnection, table: str, full: bool) -> None:
@@ -102,7 +131,7 @@ def write_rules(con: duckdb.DuckDBPyConnection, stages: list[Stage], touchpoints
 
 def stitch_identities(con: duckdb.DuckDBPyConnection, full: bool) -> dict[str, int]:
     """Re-stitch the anonymous ids with new or removed rows; mark the customers they touch as dirty."""
-    _scope(con, full)
+    scope(con, full)
     if full:
         clear_scope(con, "identities", full)
     else:
@@ -119,47 +148,54 @@ def stitch_identities(con: duckdb.DuckDBPyConnection, full: bool) -> dict[str, i
 
 def sessionize(
     con: duckdb.DuckDBPyConnection, inactivity_minutes: float, touchpoint_field: str = "event_name", full: bool = True,
-    session_field: str | None = None,
+    session_field: str | None = None, memory_budget: int = DEFAULT_MEMORY_BUDGET,
 ) -> dict[str, int]:
     """Events with customer_key, stage, touchpoint and session; and the sessions table. Reads the rule tables
     (write_rules). With session_field (the tracker's session id, a property), a session starts where it changes
-    (sessions.from)."""
-    _scope(con, full)
+    (sessions.from). Bucket by bucket of customers, each within memory_budget (bucket_count)."""
+    scope(con, full)
+    # A full refresh reads every raw row: its count is the table's, without evaluating the scope.
+    buckets = bucket_count(_count(con, f"SELECT count(*) FROM {'raw_events' if full else 'scope_raw_events'}"),
+                           memory_budget)
     clear_scope(con, "events", full)
-    run_sql(
-        con,
-        "core/events",
-        inactivity_us=round(inactivity_minutes * 60_000_000),
-        touchpoint_field=touchpoint_field,
-        touchpoint_path="$." + json.dumps(touchpoint_field),
-        session_path=None if session_field is None else "$." + json.dumps(session_field),
-    )
     clear_scope(con, "sessions", full)
-    run_sql(con, "core/sessions")
+    for _ in in_buckets(con, buckets):
+        run_sql(
+            con,
+            "core/events",
+            inactivity_us=round(inactivity_minutes * 60_000_000),
+            touchpoint_field=touchpoint_field,
+            touchpoint_path="$." + json.dumps(touchpoint_field),
+            session_path=None if session_field is None else "$." + json.dumps(session_field),
+        )
+        run_sql(con, "core/sessions")
     # A customer's first event is event_number 1: counting those avoids a distinct count of 10M strings.
     row = con.execute("SELECT count(*), count(stage), count(*) FILTER (WHERE event_number = 1) FROM scope_events"
                       ).fetchone()
     events, mapped, customers = row if row else (0, 0, 0)
     sessions = _count(con, "SELECT count(*) FROM sessions")
     return {"events_recomputed": events, "mapped_events": mapped, "customers_recomputed": customers,
-            "sessions": sessions}
+            "sessions": sessions, "buckets": buckets}
 
 
-def build_journeys(con: duckdb.DuckDBPyConnection, goal_order: int, full: bool = True) -> dict[str, int]:
+def build_journeys(
+    con: duckdb.DuckDBPyConnection, goal_order: int, full: bool = True, memory_budget: int = DEFAULT_MEMORY_BUDGET,
+) -> dict[str, int]:
     """Collapsed stage paths (journey_steps), one journeys row per journey customer, and the per-customer
-    inputs of the nightly analyses (stage_entries, channel_touches): the marts then aggregate small tables."""
-    _scope(con, full)
-    clear_scope(con, "journey_steps", full)
-    run_sql(con, "core/journey_steps")
-    clear_scope(con, "journeys", full)
-    run_sql(con, "core/journeys", goal_order=goal_order)
-    clear_scope(con, "stage_entries", full)
-    run_sql(con, "core/stage_entries")
-    clear_scope(con, "channel_touches", full)
-    run_sql(con, "core/channel_touches")
+    inputs of the nightly analyses (stage_entries, channel_touches): the marts then aggregate small tables.
+    Bucket by bucket of customers, as sessionize."""
+    scope(con, full)
+    buckets = bucket_count(_count(con, f"SELECT count(*) FROM {'events' if full else 'scope_events'}"), memory_budget)
+    for table in ("journey_steps", "journeys", "stage_entries", "channel_touches"):
+        clear_scope(con, table, full)
+    for _ in in_buckets(con, buckets):
+        run_sql(con, "core/journey_steps")
+        run_sql(con, "core/journeys", goal_order=goal_order)
+        run_sql(con, "core/stage_entries")
+        run_sql(con, "core/channel_touches")
     row = con.execute("SELECT count(*), count(*) FILTER (WHERE converted) FROM journeys").fetchone()
     journeys, converted = row if row else (0, 0)
-    return {"journeys": journeys, "converted": converted}
+    return {"journeys": journeys, "converted": converted, "buckets": buckets}
 
 
 def finish_core(con: duckdb.DuckDBPyConnection, fingerprint: str) -> None:

@@ -21,7 +21,7 @@ import duckdb
 
 from cjm_analytics.catalog import CUSTOMER_TABLES
 from cjm_analytics.config import Config
-from cjm_analytics.core import RULE_TABLES, build_journeys, clear_scope, sessionize
+from cjm_analytics.core import RULE_TABLES, build_journeys, clear_scope, scope, sessionize
 from cjm_analytics.sql_steps import quote_literal, run_sql
 from cjm_analytics.warehouse import apply_settings
 
@@ -66,7 +66,7 @@ def export_buckets(con: duckdb.DuckDBPyConnection, out_dir: Path, buckets: int, 
     Call after stitch_identities. A bucket holds whole customers (bucket = hash(customer_key) % buckets), so
     it can be sessionized and turned into journeys on its own. Returns the folders of the non-empty buckets.
     """
-    run_sql(con, "core/scope_full" if full else "core/scope_dirty")
+    scope(con, full)
     shutil.rmtree(out_dir, ignore_errors=True)
     (out_dir / _RULES).mkdir(parents=True)
     for table in RULE_TABLES:
@@ -137,8 +137,8 @@ def process_bucket(bucket_dir: Path, config: Config) -> Path:
             con.execute("INSERT INTO identities BY NAME SELECT * FROM read_parquet($f)", {"f": identities})
         counts: dict[str, Any] = {
             **sessionize(con, config.sessions.inactivity_minutes, config.touchpoints.field, full=True,
-                         session_field=config.sessions.from_),
-            **build_journeys(con, config.goal_order, full=True),
+                         session_field=config.sessions.from_, memory_budget=config.engine.memory_budget_bytes),
+            **build_journeys(con, config.goal_order, full=True, memory_budget=config.engine.memory_budget_bytes),
         }
         disagree = _count(
             con,

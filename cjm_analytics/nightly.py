@@ -11,7 +11,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
@@ -131,20 +131,42 @@ def stitch_identities_step(ctx: RunContext) -> StepResult:
     return run_step(ctx, "stitch_identities", work)
 
 
+@contextmanager
+def _within_budget(con: Any, config: Config) -> Iterator[None]:
+    """A per-customer core step's memory: its buckets are sized to engine.memory_budget, and unless the config
+    sets duckdb.memory_limit, the budget is DuckDB's limit during the step too. The buckets' working set fits it;
+    the limit makes DuckDB drop the pages it caches (read and written) instead of keeping them all in RAM."""
+    if config.duckdb.memory_limit is not None:
+        yield
+        return
+    con.execute("SET memory_limit = $limit", {"limit": f"{config.engine.memory_budget_bytes}B"})
+    try:
+        yield
+    finally:
+        con.execute("RESET memory_limit")
+
+
 def sessionize_step(ctx: RunContext) -> StepResult:
-    """Stage mapping and sessions of the customers in scope."""
+    """Stage mapping and sessions of the customers in scope, bucket by bucket (core.sessionize)."""
     cfg = ctx.config
-    return run_step(
-        ctx,
-        "sessionize",
-        lambda con: sessionize(con, cfg.sessions.inactivity_minutes, cfg.touchpoints.field, ctx.is_full(con),
-                               cfg.sessions.from_),
-    )
+
+    def work(con: Any) -> dict[str, Any]:
+        with _within_budget(con, cfg):
+            return sessionize(con, cfg.sessions.inactivity_minutes, cfg.touchpoints.field, ctx.is_full(con),
+                              cfg.sessions.from_, cfg.engine.memory_budget_bytes)
+
+    return run_step(ctx, "sessionize", work)
 
 
 def build_journeys_step(ctx: RunContext) -> StepResult:
-    """Stage paths and journeys of the customers in scope."""
-    return run_step(ctx, "build_journeys", lambda con: build_journeys(con, ctx.config.goal_order, ctx.is_full(con)))
+    """Stage paths and journeys of the customers in scope, bucket by bucket (core.build_journeys)."""
+    cfg = ctx.config
+
+    def work(con: Any) -> dict[str, Any]:
+        with _within_budget(con, cfg):
+            return build_journeys(con, cfg.goal_order, ctx.is_full(con), cfg.engine.memory_budget_bytes)
+
+    return run_step(ctx, "build_journeys", work)
 
 
 def aggregate_step(ctx: RunContext) -> StepResult:

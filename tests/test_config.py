@@ -110,6 +110,8 @@ def test_every_accepted_size_is_one_duckdb_accepts() -> None:
         (_with(duckdb={"threads": "two"}), "duckdb.threads: Input should be a valid integer"),
         (_with(duckdb={"threads": True}), "duckdb.threads: Input should be a valid integer"),
         (_with(duckdb={"max_temp_directory_size": "90%"}), "duckdb.max_temp_directory_size: '90%' is not a size"),
+        (_with(engine={"memory_budget": "lots"}), "engine.memory_budget: 'lots' is not a size"),
+        (_with(engine={"memory_budget": "10MB"}), "engine.memory_budget: '10MB' is too small"),
         (_with(duckdb={"max_temp_directory_size": "0GB"}), "duckdb.max_temp_directory_size: give a size above 0"),
         (_with(duckdb={"memory": "4GB"}), "duckdb.memory: unknown key"),
         *[(_with(stages__0__name=name, goal="buy"), f"stages[0].name: {name!r} is reserved")

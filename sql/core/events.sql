@@ -18,7 +18,24 @@ name_rules AS (
 ),
 
 -- Only what events keeps, plus properties for the mapping: the window sorts below carry every column.
+-- This statement's bucket of the customers in scope only (scope_bucket.sql): its window sorts hold that bucket.
+-- A row with a customer id is that customer's (cjm_customer_key): its bucket is decided on that one column, in
+-- the scan, before the other columns are read. Only rows without one need the identities to find theirs.
 keyed AS (
+    SELECT
+        event_id,
+        source,
+        anonymous_id,
+        event_name,
+        ts,
+        channel,
+        properties,
+        customer_id AS customer_key
+    FROM scope_raw_events
+    WHERE customer_id IS NOT NULL AND cjm_in_scope_bucket(customer_id)
+
+    UNION ALL
+
     SELECT
         e.event_id,
         e.source,
@@ -30,6 +47,7 @@ keyed AS (
         cjm_customer_key(e.customer_id, i.customer_id, e.anonymous_id) AS customer_key
     FROM scope_raw_events AS e
     LEFT JOIN identities AS i ON e.anonymous_id = i.anonymous_id
+    WHERE e.customer_id IS NULL AND cjm_in_scope_bucket(cjm_customer_key(e.customer_id, i.customer_id, e.anonymous_id))
 ),
 
 -- A touchpoint is the event name or a configured property, before cleaning.

@@ -6,13 +6,17 @@ CREATE OR REPLACE TEMP VIEW scope_anonymous_events AS
 SELECT * FROM raw_events WHERE anonymous_id IS NOT NULL;
 
 CREATE OR REPLACE TEMP VIEW scope_events AS
-SELECT * FROM events;
+SELECT * FROM events
+WHERE cjm_in_scope_bucket(customer_key);
 
 CREATE OR REPLACE TEMP VIEW scope_journey_steps AS
-SELECT * FROM journey_steps;
+SELECT * FROM journey_steps
+WHERE cjm_in_scope_bucket(customer_key);
 
 CREATE OR REPLACE TEMP VIEW scope_sessions AS
-SELECT * FROM sessions;
+SELECT * FROM sessions
+WHERE cjm_in_scope_bucket(customer_key);
 
 CREATE OR REPLACE TEMP VIEW scope_journeys AS
-SELECT * FROM journeys;
+SELECT * FROM journeys
+WHERE cjm_in_scope_bucket(customer_key);

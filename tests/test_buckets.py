@@ -1,0 +1,97 @@
+"""The local engine's buckets (core.bucket_count, core.in_buckets): a run split into several buckets of customers
+gives exactly the tables of a run in one, on a full refresh and on incremental nights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from cjm_analytics import core, nightly
+from cjm_analytics.config import Config, load_config
+from tests import test_incremental
+from tests.conftest import SAMPLE_CONFIG, copy_sample
+from tests.fixtures import RUN_STARTED, built_warehouse, make_config, rows, run_steps, write_csv
+from tests.test_incremental import HEADER, differences, full_run_copy
+
+# The derived tables of test_incremental (core tables and marts): the raw ones name each copy's own files.
+DERIVED = [name for name in test_incremental.COMPARED if name not in ("raw_events", "rejects")]
+
+
+def buckets_used(cfg: Config) -> list[tuple[str, int]]:
+    """The bucket count each core step of the last run logged."""
+    return [(step, int(n)) for step, n in rows(
+        cfg, "SELECT step, counts->>'buckets' FROM run_log WHERE step IN ('sessionize', 'build_journeys') "
+             "AND run_id = (SELECT max_by(run_id, started_at) FROM run_log) ORDER BY started_at")]
+
+
+def test_bucket_count_follows_the_events_and_the_budget() -> None:
+    per_bucket = 700 * 10**6 // core.BYTES_PER_EVENT
+    assert core.bucket_count(0, 700 * 10**6) == 1
+    assert core.bucket_count(per_bucket, 700 * 10**6) == 1
+    assert core.bucket_count(per_bucket + 1, 700 * 10**6) == 2
+    assert core.bucket_count(10 * per_bucket, 700 * 10**6) == 10
+    assert core.bucket_count(10 * per_bucket, 1400 * 10**6) == 5
+
+
+def test_the_sample_in_several_buckets_equals_one_bucket(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    one = load_config(copy_sample(tmp_path / "one") / SAMPLE_CONFIG.name)
+    run_steps(one, run_started=RUN_STARTED)
+    assert buckets_used(one) == [("sessionize", 1), ("build_journeys", 1)]
+
+    # The sample's ~37k events at 100 kB each: the default budget (600MB) takes 6,000 a bucket.
+    monkeypatch.setattr(core, "BYTES_PER_EVENT", 100_000)
+    several = load_config(copy_sample(tmp_path / "several") / SAMPLE_CONFIG.name)
+    run_steps(several, run_started=RUN_STARTED)
+    used = dict(buckets_used(several))
+    assert used["sessionize"] >= 4 and used["build_journeys"] >= 4
+    monkeypatch.setattr(test_incremental, "COMPARED", DERIVED)
+    assert differences(one.warehouse, several.warehouse) == {}
+
+
+def test_incremental_nights_in_several_buckets_equal_one_full_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "nights"
+    first = [f"e{c}-{i},a{c},{'u' + str(c) if c % 2 else ''},product_view,2026-11-01T09:{10 * c + i:02d}:00Z,ads"
+             for c in range(6) for i in range(3)]
+    # Night 2: anonymous visitors log in (their history moves to the customer), a late event, new customers.
+    second = [f"l{c},a{c},u{c},login,2026-11-01T12:0{c}:00Z," for c in range(0, 6, 2)]
+    second += ["late,a1,u1,add_to_cart,2026-11-01T09:15:00Z,", *(
+        f"n{c},b{c},v{c},order,2026-11-02T10:0{c}:00Z,email" for c in range(4))]
+    monkeypatch.setattr(core, "BYTES_PER_EVENT", core.DEFAULT_MEMORY_BUDGET // 3)  # three events a bucket
+    write_csv(root / "web" / "night0.csv", "\n".join([HEADER, *first]))
+    cfg = make_config(root)
+    run_steps(cfg, run_started=RUN_STARTED)
+    assert dict(buckets_used(cfg))["sessionize"] >= 4
+    write_csv(root / "web" / "night1.csv", "\n".join([HEADER, *second]))
+    run_steps(cfg, run_started=RUN_STARTED)
+    night = dict(buckets_used(cfg))
+    assert night["sessionize"] >= 2 and rows(cfg, "SELECT count(*) FROM run_log WHERE step = 'stitch_identities' "
+                                                   "AND counts->>'full_refresh' = '0'") == [(1,)]
+
+    monkeypatch.setattr(core, "BYTES_PER_EVENT", 1)  # the full run in one bucket
+    full = full_run_copy(cfg)
+    assert differences(cfg.warehouse, full) == {}
+
+
+@pytest.mark.parametrize(("duckdb_section", "during"), [({}, "95.3 MiB"), ({"memory_limit": "2GB"}, "1.8 GiB")])
+def test_the_core_steps_run_within_the_budget_unless_a_memory_limit_is_set(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, duckdb_section: dict[str, str], during: str) -> None:
+    seen: dict[str, str] = {}
+
+    def spy(name: str, step: Any) -> Any:
+        def wrapped(con: Any, *args: Any, **kwargs: Any) -> Any:
+            row = con.execute("SELECT current_setting('memory_limit')").fetchone()
+            seen[name] = row[0]
+            return step(con, *args, **kwargs)
+        return wrapped
+
+    for name in ("sessionize", "build_journeys", "build_marts"):
+        monkeypatch.setattr(nightly, name, spy(name, getattr(nightly, name)))
+    built_warehouse(tmp_path, "\n".join([HEADER, "e1,a1,u1,order,2026-11-01T09:00:00Z,ads"]),
+                    engine={"memory_budget": "100MB"}, duckdb=duckdb_section)
+    after = during if duckdb_section else str(duckdb.connect().execute("SELECT current_setting('memory_limit')"
+                                                                         ).fetchone()[0])
+    assert seen == {"sessionize": during, "build_journeys": during, "build_marts": after}
