@@ -176,22 +176,23 @@ STAGE_FUNNEL_BY_SEGMENT = [
     ("first_channel", ADS, 3, BROWSE, 1, 3, 0, 0.0, 1.0, 1.0, True, False),
     ("cohort_month", "2024-03", 9, BROWSE, 1, 9, 1, 1 / 9, 8 / 9, 1.0, True, False),
 ]
-# cohort_date, stage, stage_order, reached, exited, dropoff_rate, matured, p90_hours_to_convert: 1 + 4 + 5 journeys
+# cohort_date, stage, stage_order, reached, exited, dropoff_rate, before_goal, is_goal, matured,
+# p90_hours_to_convert: 1 + 4 + 5 journeys
 # add up to stage_funnel; the cohort of 3 Mar has not yet had the p90 time to convert (48 h).
 OLD_COHORT, COHORT_1, COHORT_3 = date(2023, 11, 20), date(2024, 3, 1), date(2024, 3, 3)
 STAGE_CONVERSION_DAILY = [
-    (OLD_COHORT, BROWSE, 1, 1, 1, 1.0, True, 48.0),
-    (OLD_COHORT, XSS, 2, 0, 0, None, True, 48.0),
-    (OLD_COHORT, CART, 3, 0, 0, None, True, 48.0),
-    (OLD_COHORT, BUY, 4, 0, 0, None, True, 48.0),
-    (COHORT_1, BROWSE, 1, 4, 0, 0.0, True, 48.0),
-    (COHORT_1, XSS, 2, 4, 1, 0.25, True, 48.0),
-    (COHORT_1, CART, 3, 3, 1, 1 / 3, True, 48.0),
-    (COHORT_1, BUY, 4, 2, 2, None, True, 48.0),
-    (COHORT_3, BROWSE, 1, 5, 0, 0.0, False, 48.0),
-    (COHORT_3, XSS, 2, 5, 1, 0.2, False, 48.0),
-    (COHORT_3, CART, 3, 4, 1, 0.25, False, 48.0),
-    (COHORT_3, BUY, 4, 3, 3, None, False, 48.0),
+    (OLD_COHORT, BROWSE, 1, 1, 1, 1.0, True, False, True, 48.0),
+    (OLD_COHORT, XSS, 2, 0, 0, None, True, False, True, 48.0),
+    (OLD_COHORT, CART, 3, 0, 0, None, True, False, True, 48.0),
+    (OLD_COHORT, BUY, 4, 0, 0, None, False, True, True, 48.0),
+    (COHORT_1, BROWSE, 1, 4, 0, 0.0, True, False, True, 48.0),
+    (COHORT_1, XSS, 2, 4, 1, 0.25, True, False, True, 48.0),
+    (COHORT_1, CART, 3, 3, 1, 1 / 3, True, False, True, 48.0),
+    (COHORT_1, BUY, 4, 2, 2, None, False, True, True, 48.0),
+    (COHORT_3, BROWSE, 1, 5, 0, 0.0, True, False, False, 48.0),
+    (COHORT_3, XSS, 2, 5, 1, 0.2, True, False, False, 48.0),
+    (COHORT_3, CART, 3, 4, 1, 0.25, True, False, False, 48.0),
+    (COHORT_3, BUY, 4, 3, 3, None, False, True, False, 48.0),
 ]
 # rank, stage, customers_lost, share_of_reached, top_last_touchpoint, top_lift_touchpoint, support_share,
 # low_score_share, loopers, median_hours_since_last_event (ties on customers lost: journey order).
@@ -270,7 +271,8 @@ DDL = {
     "sankey_links": _LINK_COLUMNS,
     "sankey_segment_links": f"segment_type VARCHAR, segment VARCHAR, {_LINK_COLUMNS}",
     "stage_conversion_daily": """cohort_date DATE, stage VARCHAR, stage_order INTEGER, reached BIGINT,
-        exited BIGINT, dropoff_rate DOUBLE, matured BOOLEAN, p90_hours_to_convert DOUBLE""",
+        exited BIGINT, dropoff_rate DOUBLE, before_goal BOOLEAN, is_goal BOOLEAN, matured BOOLEAN,
+        p90_hours_to_convert DOUBLE""",
     "leaks": """rank BIGINT, stage VARCHAR, customers_lost BIGINT, share_of_reached DOUBLE,
         top_last_touchpoint VARCHAR, top_lift_touchpoint VARCHAR, support_share DOUBLE, low_score_share DOUBLE,
         loopers BIGINT, median_hours_since_last_event DOUBLE""",
@@ -665,8 +667,8 @@ def _daily(first: date, days: int, per_day: int, matured_days: int | None = None
     for i in range(days):
         d = first + timedelta(days=i)
         matured = matured_days is None or i < matured_days
-        rows += [(d, "a", 1, per_day, per_day - per_day // 2, None, matured, 24.0),
-                 (d, "b", 2, per_day // 2, per_day // 2, None, matured, 24.0)]
+        rows += [(d, "a", 1, per_day, per_day - per_day // 2, None, True, False, matured, 24.0),
+                 (d, "b", 2, per_day // 2, per_day // 2, None, False, True, matured, 24.0)]
     return frame(rows, STAGE_CONVERSION_DAILY_COLUMNS)
 
 
