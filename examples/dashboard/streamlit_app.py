@@ -64,7 +64,7 @@ if not pd.isna(summary.worst_dropoff_rate):
             f"go no further")
 
 st.header("Stage funnel")
-funnel = query(run, "SELECT stage, reached, exited, dropoff_rate, conversion_to_next, conversion_from_first "
+funnel = query(run, "SELECT stage, reached, exited, dropoff_rate, conversion_to_next, conversion_from_first, is_goal "
                     "FROM stage_funnel ORDER BY stage_order")
 st.bar_chart(funnel, x="stage", y="reached", horizontal=True, sort=False)
 percent = st.column_config.NumberColumn(format="percent")
@@ -74,9 +74,8 @@ st.dataframe(funnel, hide_index=True, key="funnel", column_config={
 st.header("Daily conversion")
 stages = funnel["stage"].tolist()
 choices = stages[1:] or stages
-# The goal first: the stage reached by as many customers as run_summary counts converted. (A later stage reached by as
-# many has nobody stopping in between, so the same daily figures.) Otherwise the last stage.
-goal = [s for s in choices if funnel.loc[funnel["stage"] == s, "reached"].iloc[0] == summary.converted]
+# The goal first (stage_funnel.is_goal); otherwise the last stage.
+goal = [s for s in choices if bool(funnel.loc[funnel["stage"] == s, "is_goal"].iloc[0])]
 stage = st.selectbox("Share of each day's new journeys that reach", choices,
                      index=choices.index(goal[0]) if goal else len(choices) - 1, key="stage")
 # A cohort is the journeys whose first mapped event fell on that day (docs/definitions.md).
