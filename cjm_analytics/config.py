@@ -541,7 +541,8 @@ def _keys_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> set[str]:
             continue
         fields = [m.model_fields[part] for m in models if part in m.model_fields]
         models = [t for f in fields for t in _models_in(f.annotation)]
-    return {name for m in models for name in m.model_fields}
+    # A field with an alias (sessions.from) is written by its alias.
+    return {f.alias or name for m in models for name, f in m.model_fields.items()}
 
 
 def _models_in(annotation: Any) -> list[type[BaseModel]]:

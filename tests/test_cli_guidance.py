@@ -117,6 +117,8 @@ def test_unknown_config_keys_suggest_the_known_one(tmp_path: Path) -> None:
     sources = [{"name": "web", "kind": "clickstream", "path": "web/*", "columns": WEB_COLUMNS, "timzone": "UTC"}]
     with pytest.raises(ConfigError, match=r"sources\[0\]\.timzone: unknown key \(did you mean 'timezone'\?\)"):
         make_config(tmp_path, sources=sources)
+    with pytest.raises(ConfigError, match=r"sessions\.frm: unknown key \(did you mean 'from'\?\)"):
+        make_config(tmp_path, sessions={"frm": "domain_sessionid"})
     with pytest.raises(ConfigError, match=r"analysis\.surveys\[0\]\.scroe: unknown key \(did you mean 'score'\?\)"):
         make_config(tmp_path, analysis={"surveys": [{"event": "nps", "scroe": "s"}]})
 
