@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -33,14 +33,24 @@ from cjm_analytics.analysis.timing import (
     time_to_convert_histogram,
     with_bin_columns,
 )
+from cjm_analytics.analysis.top_segments import (
+    TOP_SEGMENTS,
+    fold_conversion_times,
+    fold_ordered_funnel,
+    fold_stage_funnel,
+    fold_stage_times,
+)
 from cjm_analytics.config import Config, load_config
 from cjm_analytics.errors import AnalysisError, ConfigError
 from cjm_analytics.names import END, NO_SEGMENT, START
 from cjm_analytics.report.analysis_pages import (
+    PREFIX,
+    Parameters,
     channel_attribution_figure,
     drivers_figure,
     emotion_curve_figure,
     ordered_funnel_figure,
+    page_path,
     pain_points_figure,
     paths_figure,
     stage_funnel_by_segment_figure,
@@ -53,12 +63,18 @@ from cjm_analytics.report.drop_off_charts import audience_figure, time_to_next_f
 
 @dataclass(frozen=True)
 class Answer:
-    """What an analysis command produces: the table, and how the report page presents it."""
+    """What an analysis command produces: the table, and how the report page presents it: `shown` instead of the
+    table where the page shows less (the top segments), `nulls` the text of NULL in a column where it means more
+    than nothing ("not configured"), `rates` the columns that are rates beyond those the page knows by name."""
 
     table: pd.DataFrame
     title: str
     intro: str
     figure: go.Figure | None = None
+    shown: pd.DataFrame | None = None
+    nulls: Mapping[str, str] = field(default_factory=dict)
+    rates: tuple[str, ...] = ()
+    note: str = ""
 
 
 Compute = Callable[[duckdb.DuckDBPyConnection, Config, argparse.Namespace], Answer]
@@ -98,6 +114,21 @@ def _split(text: str | None) -> list[str]:
     return [s.strip() for s in text.split(",") if s.strip()] if text else []
 
 
+def _add_top(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--top", type=whole_number(1), default=TOP_SEGMENTS,
+                        help=f"the page shows the N largest segments and the others as one (default "
+                             f"{TOP_SEGMENTS}); the table file has every segment")
+
+
+def _top_note(full: pd.DataFrame, shown: pd.DataFrame) -> str:
+    """What the page leaves out, said on it (plain text); empty when it shows every segment."""
+    if "segment" not in full.columns or full["segment"].nunique() == shown["segment"].nunique():
+        return ""
+    return (f"{full['segment'].nunique():,} segments: the page shows the {shown['segment'].nunique() - 1} largest "
+            "and the others as one, their counts summed and rates recomputed from the sums (medians, p90 and tests "
+            "are not, so they are empty there). The table file has every segment (--top to show more).")
+
+
 # ---- funnel ------------------------------------------------------------------------------------------------
 
 def _funnel(con: duckdb.DuckDBPyConnection, cfg: Config, args: argparse.Namespace) -> Answer:
@@ -131,7 +162,9 @@ def _funnel(con: duckdb.DuckDBPyConnection, cfg: Config, args: argparse.Namespac
     if args.segment:
         intro += (f" Per {args.segment}: segment_size = the segment's customers at step 1; too_small marks "
                   f"fewer than {cfg.analysis.min_segment_size}.")
-    return Answer(table, f"Funnel: {' → '.join(steps)}", intro, ordered_funnel_figure(table))
+    shown = fold_ordered_funnel(table, args.top, cfg.analysis.min_segment_size) if args.segment else table
+    return Answer(table, f"Funnel: {' → '.join(steps)}", intro, ordered_funnel_figure(shown), shown=shown,
+                  note=_top_note(table, shown))
 
 
 def _add_funnel(add_analysis: AddAnalysis) -> None:
@@ -148,6 +181,7 @@ def _add_funnel(add_analysis: AddAnalysis) -> None:
     parser.add_argument("--hide-unelapsed", action="store_true",
                         help="leave out attempts whose window has not ended by the latest event")
     parser.add_argument("--segment", help="break down by a segment (first_touch_channel, campaign, cohort_week, ...)")
+    _add_top(parser)
 
 
 # ---- funnel-by-segment -------------------------------------------------------------------------------------
@@ -168,7 +202,9 @@ def _funnel_by_segment(con: duckdb.DuckDBPyConnection, cfg: Config, args: argpar
         f"than {cfg.analysis.min_segment_size} customers is not tested, so a small segment is never flagged; rows "
         "are in segment order, never ranked."
     )
-    return Answer(table, f"Stage funnel by {args.by}", intro, stage_funnel_by_segment_figure(table))
+    shown = fold_stage_funnel(table, args.top, cfg.analysis.min_segment_size)
+    return Answer(table, f"Stage funnel by {args.by}", intro, stage_funnel_by_segment_figure(shown), shown=shown,
+                  note=_top_note(table, shown))
 
 
 def _add_segments(add_analysis: AddAnalysis) -> None:
@@ -177,6 +213,7 @@ def _add_segments(add_analysis: AddAnalysis) -> None:
     parser.add_argument("--by", required=True,
                         help="first_touch_channel, last_touch_channel, cohort_week, cohort_month, or an event "
                              "property such as campaign, device, persona, plan, region")
+    _add_top(parser)
 
 
 # ---- time-between-stages, time-to-convert ------------------------------------------------------------------
@@ -197,7 +234,9 @@ def _between_stages(con: duckdb.DuckDBPyConnection, cfg: Config, args: argparse.
         "median and p90 use linear interpolation (numpy's default)."
         + _segment_intro(args.segment, cfg, "transitions")
     )
-    return Answer(table, "Time between stages", intro, time_between_stages_figure(table))
+    shown = fold_stage_times(table, args.top, cfg.analysis.min_segment_size) if args.segment else table
+    return Answer(table, "Time between stages", intro, time_between_stages_figure(shown), shown=shown,
+                  note=_top_note(table, shown))
 
 
 def _to_convert(con: duckdb.DuckDBPyConnection, cfg: Config, args: argparse.Namespace) -> Answer:
@@ -209,18 +248,24 @@ def _to_convert(con: duckdb.DuckDBPyConnection, cfg: Config, args: argparse.Name
         "[lower, upper) hours, with the median and p90 (linear interpolation, numpy's default)."
         + _segment_intro(args.segment, cfg, "converted customers")
     )
-    return Answer(with_bin_columns(summary, histogram), "Time to convert", intro, time_to_convert_figure(histogram))
+    table = with_bin_columns(summary, histogram)
+    shown, drawn = (fold_conversion_times(table, histogram, args.top, cfg.analysis.min_segment_size)
+                    if args.segment else (table, histogram))
+    return Answer(table, "Time to convert", intro, time_to_convert_figure(drawn), shown=shown,
+                  note=_top_note(table, shown))
 
 
 def _add_timing(add_analysis: AddAnalysis) -> None:
     between = add_analysis("time-between-stages", "hours from one stage to the next: median, p90, mean",
                            _between_stages)
     between.add_argument("--segment", help="break down by a segment (first_touch_channel, campaign, ...)")
+    _add_top(between)
     convert = add_analysis("time-to-convert", "hours from the first mapped event to conversion: median, p90, "
                            "histogram", _to_convert)
     convert.add_argument("--segment", help="break down by a segment (first_touch_channel, campaign, ...)")
     convert.add_argument("--bins", type=_bins, default=list(DEFAULT_BINS),
                          help="histogram bin edges in hours (default: 0,1,6,24,72,168,336,inf)")
+    _add_top(convert)
 
 
 # ---- paths, paths-around, paths-between --------------------------------------------------------------------
@@ -408,7 +453,8 @@ def _time_to_next(con: duckdb.DuckDBPyConnection, cfg: Config, args: argparse.Na
         intro += (f" {row['from_stage']} → {row['to_stage']}: {_pct(row['observed_conversion'])} observed, "
                   f"projected {_pct(row['projected_conversion'])} (95% {_pct(row['ci_low'])}–{_pct(row['ci_high'])}) "
                   f"after {row['horizon_days']:.0f} days, {row['within_reach']:,} still within reach.")
-    return Answer(result.curve, "Time to the next stage", intro, time_to_next_figure(result.curve))
+    return Answer(result.curve, "Time to the next stage", intro, time_to_next_figure(result.curve),
+                  rates=("ci_low", "ci_high"))  # km_conversion's interval
 
 
 def _pct(x: float | None) -> str:
@@ -453,7 +499,9 @@ def _audience(con: duckdb.DuckDBPyConnection, cfg: Config, args: argparse.Namesp
         "they contacted support or gave a low survey score (empty where support events or surveys are not "
         "configured: unknown, not no). Most recently seen first."
     )
-    return Answer(table, f"Audience: dropped at {args.dropped_at}", intro, audience_figure(table))
+    unset = {"contacted_support": "not configured"} if not cfg.analysis.support_events else {}
+    unset |= {"low_score": "not configured"} if not cfg.analysis.surveys else {}
+    return Answer(table, f"Audience: dropped at {args.dropped_at}", intro, audience_figure(table), nulls=unset)
 
 
 def _add_audience(add_analysis: AddAnalysis) -> None:
@@ -503,18 +551,52 @@ def _open(config: Config) -> duckdb.DuckDBPyConnection:
     return connect(config.warehouse, read_only=True, settings=config.duckdb)
 
 
-def _run(name: str, compute: Compute, args: argparse.Namespace) -> int:
+# Options that say where or how much to show, not what to answer: not in the page's name.
+NOT_PARAMETERS = frozenset({"help", "config", "out", "top"})
+
+
+def parameters(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Parameters:
+    """The options given other than at their defaults, as (option, value), in the order of `--help`: what makes
+    the page's name, so the same question always gets the same page, whichever way its options were written."""
+    given = []
+    for action in parser._actions:
+        value = getattr(args, action.dest, None)
+        if action.dest in NOT_PARAMETERS or not action.option_strings or value is None or value == action.default:
+            continue
+        option = max(action.option_strings, key=len)
+        given.append((option, "" if isinstance(action, argparse._StoreTrueAction) else _text(value)))
+    return given
+
+
+def _text(value: object) -> str:
+    if isinstance(value, tuple):  # NAME=VALUE
+        return "=".join(_text(v) for v in value)
+    if isinstance(value, list):  # a list of numbers (bins)
+        return ",".join(_text(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def _run(name: str, compute: Compute, args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     config = load_config(args.config)
+    given = parameters(parser, args)
     con = _open(config)
     try:
         try:
             answer = compute(con, config, args)
         except AnalysisError as e:
             raise AnalysisError(f"analyze {name}: {e}") from None
-        out = args.out or config.reports / "analysis" / f"{name}.csv"
+        page_file = page_path(config.reports, name, given)
+        # The table is named as its page, so a run with other parameters keeps it too.
+        out = args.out or config.reports / "analysis" / f"{page_file.stem.removeprefix(PREFIX)}.csv"
         _write_table(answer.table, out)
-        page = write_analysis_page(con, config.reports, f"analysis-{name}", answer.title, answer.intro,
-                                   answer.table, answer.figure, site_title=config.report.title)
+        page = write_analysis_page(con, config.reports, page_file.stem, answer.title, answer.intro,
+                                   answer.table if answer.shown is None else answer.shown, answer.figure,
+                                   site_title=config.report.title, analysis=name, parameters=given,
+                                   nulls=answer.nulls, rates=answer.rates, note=answer.note)
     finally:
         con.close()
     print(answer.table.head(20).to_string(index=False))
@@ -531,8 +613,9 @@ def register_all(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
         parser: argparse.ArgumentParser = commands.add_parser(name, help=help_text, description=help_text)
         parser.add_argument("--config", required=True, help="the YAML config of the warehouse")
         parser.add_argument("--out", type=_table_file,
-                            help="a .csv or .parquet file (default: <reports>/analysis/<name>.csv)")
-        parser.set_defaults(func=lambda args: _run(name, compute, args))
+                            help="a .csv or .parquet file (default: <reports>/analysis/<name>--<parameters>.csv, "
+                                 "named as the page)")
+        parser.set_defaults(func=lambda args: _run(name, compute, args, parser))
         return parser
 
     for module in ANALYSIS_MODULES:

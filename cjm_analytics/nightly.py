@@ -217,7 +217,8 @@ def publish_marts_step(ctx: RunContext) -> StepResult:
     from cjm_analytics.publish import publish_run
 
     def work(con: Any) -> dict[str, Any]:
-        return publish_run(con, ctx.config.marts, ctx.config.reports, ctx.run_id, ctx.run_started)
+        return publish_run(con, ctx.config.marts, ctx.config.reports, ctx.run_id, ctx.run_started,
+                           ctx.config.report.title)
 
     return run_step(ctx, "publish_marts", work, atomic=False)
 

@@ -352,6 +352,14 @@ def _show_site(site: Versions, folder: Path) -> None:
     site.prune(KEEP_SITES)
 
 
+def _index_analyses(con: duckdb.DuckDBPyConnection, reports_dir: Path, title: str) -> None:
+    """analyses.html, which every page's navigation links, written again beside the site just shown: the pages of
+    `cjm analyze` live in reports/ outside the versions, so a publish keeps them (report/analysis_pages.py)."""
+    from cjm_analytics.report.analysis_pages import summary_of, write_analyses_index
+
+    write_analyses_index(reports_dir, title, summary_of(con))
+
+
 def stage_report(con: duckdb.DuckDBPyConnection, reports_dir: Path, version: str, title: str) -> Path:
     """The whole report site (pages, plotly.min.js, the GraphML graph) as a version, not shown yet."""
     site = site_versions(reports_dir)
@@ -369,6 +377,7 @@ def publish_report(con: duckdb.DuckDBPyConnection, reports_dir: Path, title: str
         _clean_site(site)
         folder = site.stage(version, lambda f: _write_site(con, f, title))
         _show_site(site, folder)
+        _index_analyses(con, reports_dir, title)
     return folder
 
 
@@ -376,7 +385,8 @@ def publish_report(con: duckdb.DuckDBPyConnection, reports_dir: Path, title: str
 
 
 def publish_run(
-    con: duckdb.DuckDBPyConnection, marts_dir: Path, reports_dir: Path, run_id: str, run_started: datetime
+    con: duckdb.DuckDBPyConnection, marts_dir: Path, reports_dir: Path, run_id: str, run_started: datetime,
+    title: str = "Customer journeys",
 ) -> dict[str, Any]:
     """Write this run's marts, then show them and the report site staged by `stage_report` under the run id together.
 
@@ -396,6 +406,7 @@ def publish_run(
             if staged:
                 site.link_entries(report)
                 site.prune(KEEP_SITES)
+                _index_analyses(con, reports_dir, title)
         marts.prune(KEEP_RUNS)
     return {"published": str(folder), "current": str(marts_dir / marts.pointer),
             "report": str(report) if staged else None, "leftovers_removed": cleaned}

@@ -141,7 +141,7 @@ def test_cjm_analyze_drivers(cfg: Config, capsys: pytest.CaptureFixture[str]) ->
     got = table.sort_values(["kind", "candidate"])[["kind", "candidate", "customers_with", "converted_with",
                                                     "customers_without", "converted_without"]]
     assert list(got.itertuples(index=False, name=None)) == HAND_COUNTS
-    page = (cfg.reports / "analysis-drivers.html").read_text(encoding="utf-8")
+    page = (cfg.reports / "analysis-drivers--from-browse--to-buy--min-support-1.html").read_text(encoding="utf-8")
     assert "associations, not causes" in page and "pricing_view" in page
     capsys.readouterr()
     assert cli.main(["analyze", "drivers", "--config", str(config), "--from", "browse", "--to", "pay"]) == 2

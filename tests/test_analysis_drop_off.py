@@ -272,7 +272,7 @@ def test_audience_command(cfg: Config, tmp_path: Path, capsys: pytest.CaptureFix
     out = tmp_path / "audience.parquet"
     assert cli.main(["analyze", "audience", "--dropped-at", "cart", "--config", str(config), "--out", str(out)]) == 0
     assert pd.read_parquet(out).customer_id.tolist() == ["c6", "c2"]
-    assert (tmp_path / "reports" / "analysis-audience.html").exists()
+    assert (tmp_path / "reports" / "analysis-audience--dropped-at-cart.html").exists()
     capsys.readouterr()
     assert cli.main(["analyze", "audience", "--dropped-at", "buy", "--config", str(config)]) == 2
     err = capsys.readouterr().err

@@ -157,23 +157,26 @@ def ran(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ran]:
 
     out = Ran(cfg.reports)
     drawn: list[go.Figure | None] = []
+    written: list[Path] = []
     real_write = analysis_pages.write_analysis_page
 
     def write_and_keep(*args: Any, **kwargs: Any) -> Path:
         drawn.append(kwargs.get("figure", args[6] if len(args) > 6 else None))
-        return real_write(*args, **kwargs)
+        written.append(real_write(*args, **kwargs))
+        return written[-1]
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(analyze_cli, "write_analysis_page", write_and_keep)
         for name, argv, _ in RUNS:
             drawn.clear()
+            written.clear()
             assert cli.main(["analyze", *argv, "--config", str(cfg.config_path)]) == 0, name
             figure = drawn[0]
             assert isinstance(figure, go.Figure), name
             out.figures[name] = figure
-            # Runs of one command write the same page: keep each under its own name, beside plotly.min.js.
+            # Each under the run's name, beside plotly.min.js.
             page = cfg.reports / f"run-{name}.html"
-            out.pages[name] = Path(shutil.copy(cfg.reports / f"analysis-{argv[0]}.html", page))
+            out.pages[name] = Path(shutil.copy(written[0], page))
     yield out
 
 

@@ -251,15 +251,22 @@ def test_cli_writes_the_table_and_the_page(cfg: Config, tmp_path: Path, monkeypa
     table = pd.read_csv(out)
     # As strict without the exclusion: c8's and c10's first tries stop at browse, before remove_from_cart.
     assert table.groupby("step").completed.sum().tolist() == [10, 7, 3]
-    page = (cfg.reports / "analysis-funnel.html").read_text(encoding="utf-8")
+    # Named by its parameters, in the order of --help (not of the command line); --out, --config are not in it.
+    # Longer than 120 characters: cut, with a hash of the parameters.
+    page = (cfg.reports / "analysis-funnel--steps-browse-cart-buy--window-days-1--order-strict--exclude-"
+                          "remove-from-cart--segment-first-to-6a4eac46.html").read_text(encoding="utf-8")
     assert "plotly" in page and "browse → cart → buy" in page
     assert "page:" in capsys.readouterr().out
-    for name, extra in [("funnel-by-segment", ["--by", "cohort_week"]), ("time-between-stages", []),
-                        ("time-to-convert", ["--segment", "first_touch_channel", "--bins", "0,1,inf"])]:
+    for name, extra, stem in [
+        ("funnel-by-segment", ["--by", "cohort_week"], "funnel-by-segment--by-cohort-week"),
+        ("time-between-stages", [], "time-between-stages"),
+        ("time-to-convert", ["--segment", "first_touch_channel", "--bins", "0,1,inf"],
+         "time-to-convert--segment-first-touch-channel--bins-0-1-inf"),
+    ]:
         args = parser.parse_args(["analyze", name, "--config", str(cfg.config_path), *extra])
         assert args.func(args) == 0
-        assert (cfg.reports / "analysis" / f"{name}.csv").exists()
-        assert "plotly" in (cfg.reports / f"analysis-{name}.html").read_text(encoding="utf-8")
+        assert (cfg.reports / "analysis" / f"{stem}.csv").exists()  # the table is named as its page
+        assert "plotly" in (cfg.reports / f"analysis-{stem}.html").read_text(encoding="utf-8")
 
 
 def test_cli_turns_a_bad_step_into_a_one_line_error(cfg: Config, monkeypatch: pytest.MonkeyPatch) -> None:

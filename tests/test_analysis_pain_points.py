@@ -237,4 +237,4 @@ def test_cli(sample: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     table = pd.read_parquet(out)
     assert list(table.columns) == LEAK_COLUMNS
     assert table.loc[0, "stage"] == "consideration"
-    assert (sample.reports / "analysis-pain-points.html").exists()
+    assert (sample.reports / "analysis-pain-points--loop-threshold-2--min-customers-10.html").exists()

@@ -285,9 +285,9 @@ def test_cli(sample: Config, argv: list[str], tmp_path: Path, monkeypatch: pytes
     assert args.func(args) == 0
     table = pd.read_csv(out)
     assert len(table) > 0 and {"path", "customers", "share"} <= set(table.columns)
-    page = (sample.reports / f"analysis-{argv[0]}.html").read_text(encoding="utf-8")
+    printed = capsys.readouterr().out
+    page = Path(printed.split("page: ")[1].strip()).read_text(encoding="utf-8")
     assert "plotly" in page
-    assert "page:" in capsys.readouterr().out
 
 
 def test_cli_refuses_a_zero_count(monkeypatch: pytest.MonkeyPatch) -> None:

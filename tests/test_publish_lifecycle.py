@@ -294,6 +294,11 @@ def test_the_published_site_opens_and_navigates_from_disk(tmp_path: Path, browse
     visit.page.click("nav >> text=Stage funnel")
     visit.page.wait_for_selector(".plotly-graph-div .main-svg")  # plotly.min.js found through the links
     assert visit.page.url == (cfg.reports / "funnel.html").as_uri()
+    # The index of the analysis pages, written beside the site by the publish, not in a version of it.
+    visit.page.click("nav >> text=Analyses")
+    visit.page.wait_for_selector("main h1")
+    assert visit.page.url == (cfg.reports / "analyses.html").as_uri()
+    assert visit.page.inner_text("main h1") == "Analyses"
     visit.assert_clean()
     visit.page.close()
 

@@ -63,6 +63,7 @@ from cjm_analytics.report import (
 )
 from cjm_analytics.report.figures import trend_bins
 from cjm_analytics.report.formatting import fmt_date_range
+from cjm_analytics.report.pages import NAV
 from cjm_analytics.report.theme import BLUE, GREEN, INK, MUTED_TEXT, PURPLE, VERMILLION
 from tests.browser import Visit
 
@@ -82,6 +83,8 @@ DROP, DONE, CONT, OTHER = "(drop-off)", "(completed)", "(continues)", "other"
 SINKS_NOTE = "(drop-off) (red): ended before the goal, lost · (completed) (green): reached the goal and ended"
 TEXTS = "els => els.map(e => e.textContent)"
 PAGE_NAMES = tuple(p.name for p in PAGES)
+# The navigation bar: the pages, then the index of the analysis pages (written beside the site, not by build_report).
+NAV_NAMES = (*PAGE_NAMES, "analyses.html")
 CHART_PAGES = tuple(name for name in PAGE_NAMES if name != "index.html")
 STAGES = [BROWSE, XSS, CART, BUY]
 
@@ -401,7 +404,7 @@ def test_every_page_has_the_nav_and_says_what_and_when(site: Path, name: str) ->
     text = page(site, name)
     nav = re.findall(r"<nav\b[^>]*>.*?</nav>", text, flags=re.S)
     assert len(nav) == 1
-    assert re.findall(r'href="([^"]+)"', nav[0]) == list(PAGE_NAMES)
+    assert re.findall(r'href="([^"]+)"', nav[0]) == list(NAV_NAMES)
     assert nav[0].count('aria-current="page"') == 1 and f'href="{name}" aria-current="page"' in nav[0]
     title = re.search(r"<title>(.*?)</title>", text, flags=re.S)
     assert title is not None
@@ -907,8 +910,8 @@ def test_index_shows_the_run_summary(site: Path) -> None:
 def test_index_lists_every_other_page_of_the_nav(site: Path) -> None:
     listed = page(site, "index.html").split('<ul class="pages">')[1].split("</ul>")[0]
     links = re.findall(r'<li><a href="([^"]+)">([^<]+)</a>: ', listed)
-    assert links == [(p.name, html.escape(p.label)) for p in PAGES[1:]]
-    assert all(p.description in listed for p in PAGES[1:]) and "the cohorts still maturing marked." in listed
+    assert links == [(p.name, html.escape(p.label)) for p in NAV[1:]] and NAV[-1].name == "analyses.html"
+    assert all(p.description in listed for p in NAV[1:]) and "the cohorts still maturing marked." in listed
 
 
 def test_funnel_table_rows(site: Path) -> None:
@@ -1019,7 +1022,7 @@ def test_analysis_pages_keep_the_nav_and_escape_cells() -> None:
     )  # fmt: skip
     assert "Top &lt;paths&gt;" in text and f">{html.escape(XSS)}</td>" in text
     nav = re.findall(r"<nav\b[^>]*>.*?</nav>", text, flags=re.S)[0]
-    assert re.findall(r'href="([^"]+)"', nav) == list(PAGE_NAMES) and "aria-current" not in nav
+    assert re.findall(r'href="([^"]+)"', nav) == list(NAV_NAMES) and "aria-current" not in nav
 
 
 # --- in the browser ----------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import pytest
 from cjm_analytics.config import Config
 from cjm_analytics.report import PAGE_BUDGET_BYTES, PAGES, build_report, read_marts
 from cjm_analytics.report.export import ExportError, export_charts, export_figures
+from cjm_analytics.report.pages import NAV
 from tests.browser import CHROMIUM, Visit
 from tests.test_report import (
     ADS,
@@ -237,7 +238,7 @@ def test_sample_site_reads_at_desktop_and_phone_width(browser: Browser, sample_s
         # Nothing but a wide chart or a table scrolls sideways, and the navigation wraps within the screen.
         assert page.evaluate("document.scrollingElement.scrollWidth") <= width, name
         rights = page.eval_on_selector_all("nav a", "els => els.map(e => e.getBoundingClientRect().right)")
-        assert len(rights) == len(PAGES) and max(rights) <= width, name
+        assert len(rights) == len(NAV) and max(rights) <= width, name  # NAV: PAGES and Analyses
         page.screenshot(path=str(ARTIFACTS / f"report-{name.removesuffix('.html')}-{width}.png"), full_page=True)
     visit.assert_clean()
     page.close()

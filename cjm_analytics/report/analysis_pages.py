@@ -8,12 +8,28 @@ Charts on the page are plotly figures, and plotly.js reads a subset of HTML in e
 from the data (a channel, event, stage, segment value, touchpoint, or a step given on the command line)
 reaches a figure only through plotly_names or the report's plotly_text, as in the nightly report
 (tests/test_analysis_escaping.py).
+
+Each analysis and set of parameters has a page of its own (page_stem), so a run with other parameters never
+overwrites it; every page records what it answered (analysis, parameters, when) in a JSON block, from which
+write_analyses_index lists them all on analyses.html, linked from every page's navigation bar.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import html
+import json
+import os
+import re
+import unicodedata
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import duckdb
 import pandas as pd
@@ -21,7 +37,9 @@ import plotly.graph_objects as go
 
 from cjm_analytics.report import plotly_text, table_page, write_page
 from cjm_analytics.report.figures import ATTRIBUTION_MODELS
-from cjm_analytics.report.formatting import missing
+from cjm_analytics.report.formatting import esc, fmt_int, fmt_num, fmt_p, fmt_rate, fmt_when, missing
+from cjm_analytics.report.html import page_html, table_html
+from cjm_analytics.report.pages import ANALYSES, NAV
 from cjm_analytics.report.theme import BLUE, GREY, TEMPLATE, VERMILLION
 
 # A horizontal legend under the plot, where the top holds a second axis (paths' coverage) or nothing.
@@ -184,7 +202,81 @@ def drivers_figure(df: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def _summary(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+# ---- one page per analysis and parameters -----------------------------------------------------------------
+
+Parameters = Sequence[tuple[str, str]]  # (option, value as given; "" for a flag), in the command's order
+PREFIX = "analysis-"
+MAX_STEM = 120  # file names stay well under the 255 bytes filesystems allow, and readable
+_META = re.compile(r'<script type="application/json" id="cjm-analysis">(.*?)</script>', re.S)
+
+
+def _slug(text: str) -> str:
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+
+
+def _hash(analysis: str, parameters: Parameters) -> str:
+    return hashlib.sha256(json.dumps([analysis, [list(p) for p in parameters]]).encode()).hexdigest()[:8]
+
+
+def page_stem(analysis: str, parameters: Parameters) -> str:
+    """The page's file name without .html: `analysis-funnel--steps-visit-cart-buy--order-strict`.
+
+    Slugged (lowercase ASCII letters, digits, dashes); cut to MAX_STEM with a hash of the parameters when longer,
+    and with the hash when a value slugs to nothing (`--steps ★`), so different parameters get different names.
+    """
+    parts = [PREFIX + _slug(analysis)]
+    lossy = False
+    for option, value in parameters:
+        part = "--" + _slug(option) + (f"-{_slug(value)}" if value else "")
+        lossy |= bool(value) and not _slug(value)
+        parts.append(part)
+    stem = "".join(parts)
+    if len(stem) > MAX_STEM or lossy:
+        stem = stem[: MAX_STEM - 9].rstrip("-") + "-" + _hash(analysis, parameters)
+    return stem
+
+
+def page_path(reports: Path, analysis: str, parameters: Parameters) -> Path:
+    """Where the page of this analysis and parameters goes: its own page if it has one already, else page_stem's,
+    with the hash added when that name holds the page of other parameters that slug alike (`a,b` and `a-b`)."""
+    path = reports / f"{page_stem(analysis, parameters)}.html"
+    recorded = read_meta(path)
+    if recorded is not None and recorded.get("parameters") is not None and (
+            recorded.get("analysis"), [tuple(p) for p in recorded["parameters"]]) != (analysis, list(parameters)):
+        path = path.with_name(f"{path.stem}-{_hash(analysis, parameters)}.html")
+    return path
+
+
+def read_meta(page: Path) -> dict[str, Any] | None:
+    """What a page of write_analysis_page records about itself; None for a page without it (an earlier release's)
+    or one that cannot be read."""
+    try:
+        found = _META.search(page.read_text(encoding="utf-8", errors="replace"))
+        meta = json.loads(found.group(1)) if found else None
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def _meta_html(meta: Mapping[str, Any]) -> str:
+    # Data, not code: a JSON block is never run, and <, > and & are escaped so no value can close it.
+    text = json.dumps(dict(meta), default=str, ensure_ascii=False)
+    text = text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+    return f'<script type="application/json" id="cjm-analysis">{text}</script>\n'
+
+
+def command_line(analysis: str, parameters: Parameters) -> str:
+    """The parameters as the command line that gives them (plain text, for esc)."""
+    return " ".join(["cjm analyze", analysis, *(f"{o} {_quoted(v)}" if v else o for o, v in parameters)])
+
+
+def _quoted(value: str) -> str:
+    return value if re.fullmatch(r"[\w.,:=/+*-]+", value) else "'" + value.replace("'", "'\\''") + "'"
+
+
+def summary_of(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    """The run a page is of (run_id, run_started_at); empty for a warehouse without run_summary."""
     try:
         df = con.execute("SELECT run_id, run_started_at FROM run_summary").fetchdf()
     except duckdb.Error:
@@ -201,8 +293,141 @@ def write_analysis_page(
     table: pd.DataFrame,
     figure: go.Figure | None = None,
     site_title: str = "Customer journeys",
+    *,
+    analysis: str = "",
+    parameters: Parameters = (),
+    nulls: Mapping[str, str] | None = None,
+    rates: Sequence[str] = (),
+    note: str = "",
 ) -> Path:
-    """reports/<name>.html: the question, an optional chart and the table."""
-    page = table_page(site_title=site_title, page_title=title, summary=_summary(con), intro=intro,
-                      table=table, figure=figure)
-    return write_page(reports, f"{name}.html", page)
+    """reports/<name>.html: the question, the parameters, an optional chart and the table (its numbers formatted,
+    see cell_formats); then analyses.html, which lists it, is written again. `note` is plain text."""
+    summary = summary_of(con)
+    analysis = analysis or name.removeprefix(PREFIX)
+    meta = {"analysis": analysis, "title": title, "parameters": [list(p) for p in parameters],
+            "written": datetime.now(UTC).isoformat(timespec="seconds")}
+    shown = ", ".join(f"{o} {v}" if v else o for o, v in parameters) or "none (every option at its default)"
+    extra = (f'<p class="note">Parameters: {esc(shown)}. Command: <code>{esc(command_line(analysis, parameters))}'
+             f"</code></p>\n" + (f'<p class="note">{esc(note)}</p>\n' if note else "") + _meta_html(meta))
+    page = table_page(site_title=site_title, page_title=title, summary=summary, intro=intro,
+                      table=table, figure=figure, formats=cell_formats(table, nulls, rates), extra=extra)
+    path = write_page(reports, f"{name}.html", page)
+    write_analyses_index(reports, site_title, summary)
+    return path
+
+
+# ---- analyses.html: the index of the analysis pages ----------------------------------------------------------
+
+@dataclass(frozen=True)
+class Listed:
+    """An analysis page as analyses.html lists it."""
+
+    file: str
+    title: str
+    parameters: str
+    written: datetime
+
+
+def listed_pages(reports: Path) -> list[Listed]:
+    """Every analysis page in reports/, newest first. A page without a record (written by an earlier release)
+    is listed by its heading and file time; nothing on a page can break the index."""
+    found = []
+    for path in reports.glob(f"{PREFIX}*.html"):
+        try:
+            mtime = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        except OSError:
+            continue  # removed meanwhile
+        meta = read_meta(path) or {}
+        heading = _META_H1.search(path.read_text(encoding="utf-8", errors="replace")) if not meta else None
+        title = str(meta.get("title") or (html.unescape(heading.group(1)) if heading else path.stem))
+        params = meta.get("parameters")
+        try:
+            shown = (", ".join(f"{o} {v}" if v else str(o) for o, v in params) or "defaults") if params is not None \
+                else "not recorded (an earlier release's page)"
+            written = datetime.fromisoformat(str(meta["written"])) if "written" in meta else mtime
+        except (TypeError, ValueError):
+            shown, written = "not recorded", mtime
+        found.append(Listed(path.name, title, shown, written if written.tzinfo else written.replace(tzinfo=UTC)))
+    return sorted(found, key=lambda p: (p.written, p.file), reverse=True)
+
+
+_META_H1 = re.compile(r"<h1>(.*?)</h1>", re.S)
+
+
+def analyses_html(pages: Sequence[Listed], site_title: str, summary: Mapping[str, Any]) -> str:
+    """analyses.html: a table of the analysis pages (title linked, parameters, when written)."""
+    if pages:
+        rows = "".join(
+            f'<tr><td><a href="{esc(quote(p.file))}">{esc(p.title)}</a></td><td>{esc(p.parameters)}</td>'
+            f"<td>{esc(fmt_when(p.written.astimezone(UTC).replace(tzinfo=None)))}</td></tr>\n" for p in pages)
+        table = table_html([("analysis", False), ("parameters", False), ("written", False)], [])
+        body = table.replace("<tbody>\n", "<tbody>\n" + rows)  # cells with links: built (and escaped) above
+    else:
+        body = "<p>No analysis page yet.</p>"
+    intro = ("<p>The pages of <code>cjm analyze &lt;name&gt; --config …</code>: one per analysis and parameters, "
+             "each kept until the same analysis is run with the same parameters again. Their tables are in "
+             "<code>analysis/</code> beside them.</p>")
+    return page_html(nav=NAV, active=ANALYSES.name, site_title=site_title, page_title=ANALYSES.label,
+                     summary=summary, body=intro + "\n" + body)
+
+
+def write_analyses_index(reports: Path, site_title: str, summary: Mapping[str, Any]) -> Path:
+    """Write reports/analyses.html from the pages there now; called after each analysis page and each publish.
+
+    Under a lock on the folder, so two writers (two `cjm analyze`, a nightly publish) never leave an index
+    made before the other's page: the last to write has listed every page written before it.
+    """
+    reports.mkdir(parents=True, exist_ok=True)
+    fd = os.open(reports, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with suppress(OSError):  # a filesystem without flock: the index may miss a page until the next write
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        return write_page(reports, ANALYSES.name, analyses_html(listed_pages(reports), site_title, summary))
+    finally:
+        os.close(fd)
+
+
+# ---- the numbers in an analysis table ------------------------------------------------------------------------
+
+def cell_formats(table: pd.DataFrame, nulls: Mapping[str, str] | None = None, rates: Sequence[str] = ()
+                 ) -> dict[str, Callable[[Any], str]]:
+    """How the page writes each column: see column_format; `nulls` names the text of NULL per column (default a
+    dash), `rates` the columns that are rates beyond those column_format knows by name (a curve's ci_low)."""
+    nulls = nulls or {}
+    return {str(c): column_format(str(c), table[c], nulls.get(str(c), "—"), rate=str(c) in rates)
+            for c in table.columns}
+
+
+
+# Column names that hold rates (0..1), p- or q-values, and durations, across the analyses' tables
+# (docs/analysis/): conversion_from_first, dropoff_rate, share_of_reached, km_conversion, rate_with, ...
+_RATE = re.compile(r"(^|_)(rate|share|conversion)(_|$)")
+_P_VALUE = re.compile(r"(^|_)[pq]_value$")
+_DURATION = re.compile(r"(^|_)(hours|days)(_|$)")
+
+
+def column_format(name: str, values: pd.Series, null: str = "—", rate: bool = False) -> Callable[[Any], str]:
+    """How a column is written on the page (the CSV/Parquet keep the raw numbers): rates as percentages, p- and
+    q-values in scientific notation when small, hours and days with one decimal, counts with thousands
+    separators, yes/no for flags, other numbers with two decimals; NULL as `null`."""
+    write: Callable[[Any], str]
+    if pd.api.types.is_bool_dtype(values):
+        write = lambda v: "yes" if v else "no"  # noqa: E731
+    elif not pd.api.types.is_numeric_dtype(values):
+        write = str
+    elif _P_VALUE.search(name):
+        write = fmt_p
+    elif rate or _RATE.search(name):
+        write = fmt_rate
+    elif _DURATION.search(name):
+        write = fmt_num
+    elif pd.api.types.is_integer_dtype(values) or bool((values.dropna() % 1 == 0).all()):
+        write = fmt_int  # a count read as float because it has NULLs
+    else:
+        write = _decimal
+    return lambda v: null if missing(v) else write(v)
+
+
+def _decimal(value: Any) -> str:
+    n = float(value)
+    return f"{n:.2g}" if 0 < abs(n) < 0.01 else fmt_num(n, 2)

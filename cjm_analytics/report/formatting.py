@@ -107,3 +107,20 @@ def plotly_text(name: object) -> str:
 def esc(value: object) -> str:
     """A value escaped for HTML text and attribute values."""
     return html.escape(str(value), quote=True)
+
+
+def fmt_rate(value: Any) -> str:
+    """A rate (0..1) as a percentage with one decimal, or two significant digits below 0.1% (0.042%, not 0.0%);
+    a dash for NULL."""
+    n = number(value)
+    if n is None:
+        return "—"
+    return f"{n * 100:.2g}%" if 0 < abs(n) < 0.001 else f"{n:.1%}"
+
+
+def fmt_p(value: Any) -> str:
+    """A p- or q-value: three decimals, in scientific notation below 0.001 (3.2e-05); a dash for NULL."""
+    n = number(value)
+    if n is None:
+        return "—"
+    return f"{n:.1e}" if 0 < n < 0.001 else f"{n:.3f}"

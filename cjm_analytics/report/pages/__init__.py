@@ -1,10 +1,11 @@
 """The site's pages: PAGES, the one list that makes the navigation bar, the overview's list of pages and the
-files build_report writes; and the page of one analysis (`cjm analyze`), in the same shell.
+files build_report writes; NAV, PAGES and the index of the analysis pages; and the page of one analysis
+(`cjm analyze`), in the same shell.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pandas as pd
@@ -27,7 +28,7 @@ from cjm_analytics.report.pages.overview import overview_body
 
 
 def _overview(marts: Marts) -> str:
-    return overview_body(marts, PAGES[1:])
+    return overview_body(marts, NAV[1:])
 
 
 # In the order of the navigation bar: file, label, the overview's line on it (its line breaks keep the overview's
@@ -63,11 +64,23 @@ PAGES = (
 )  # fmt: skip
 
 
+def _not_from_marts(marts: Marts) -> str:
+    raise NotImplementedError("analyses.html is written by report.analysis_pages.write_analyses_index")
+
+
+# The index of the `cjm analyze` pages: beside the published site in reports/, not in a version of it (the pages it
+# lists are written between nights), so build_report does not write it and a nightly publish keeps it
+# (report/analysis_pages.py).
+ANALYSES = Page("analyses.html", "Analyses", "every page <code>cjm analyze</code> wrote, one per analysis and\n"
+                "parameters, newest first.", _not_from_marts, ())
+NAV = (*PAGES, ANALYSES)
+
+
 def site_page(page: Page, marts: Marts, title: str) -> str:
     """One page of PAGES, whole: headed by its label, of the marts' run, its footer naming the marts it is drawn
     from that this warehouse has."""
     return page_html(
-        nav=PAGES,
+        nav=NAV,
         active=page.name,
         site_title=title,
         page_title=page.label,
@@ -100,16 +113,20 @@ def table_page(
     intro: str,
     table: pd.DataFrame,
     figure: go.Figure | None = None,
+    formats: Mapping[str, Callable[[Any], str]] | None = None,
+    extra: str = "",
 ) -> str:
-    """A page of one analysis: its question in words, an optional chart and its table (every cell escaped)."""
+    """A page of one analysis: its question in words, `extra` (HTML, escaped by the caller), an optional chart and
+    its table (every cell escaped; a column of `formats` written by its function)."""
     shown = table.head(MAX_TABLE_ROWS)
     headers = [(str(c), pd.api.types.is_numeric_dtype(table[c])) for c in table.columns]
-    rows = ([_cell(v) for v in record] for record in shown.itertuples(index=False))
+    cell = [(formats or {}).get(str(c), _cell) for c in table.columns]
+    rows = ([f(v) for f, v in zip(cell, record, strict=True)] for record in shown.itertuples(index=False))
     note = (
         f"<p>First {MAX_TABLE_ROWS:,} of {len(table):,} rows; the full table is in the CSV/Parquet output.</p>"
         if len(table) > MAX_TABLE_ROWS
         else ""
     )
     chart = chart_html(figure, "analysis-chart") if figure is not None else ""
-    body = f"<p>{esc(intro)}</p>\n{chart}\n{table_html(headers, rows)}\n{note}"
-    return page_html(nav=PAGES, active="", site_title=site_title, page_title=page_title, summary=summary, body=body)
+    body = f"<p>{esc(intro)}</p>\n{extra}{chart}\n{table_html(headers, rows)}\n{note}"
+    return page_html(nav=NAV, active="", site_title=site_title, page_title=page_title, summary=summary, body=body)

@@ -126,7 +126,7 @@ def funnel_body(marts: Marts) -> str:
 journey customers, each counted at every stage up to their furthest one (a ladder: no order, no time limit).
 The ordered funnel of <code>cjm analyze funnel</code> counts differently (steps done in order within a
 conversion window, 14 days by default), so for the same stages its counts are lower or equal; its page,
-<a href="analysis-funnel.html">analysis-funnel.html</a>, is written beside this one when you run it.</p>
+listed on <a href="analyses.html">Analyses</a>, is written beside this one when you run it.</p>
 <p class="note">A customer has reached a stage when their furthest stage is that stage or
 a later one (stages are a ladder), and stopped there when it is their furthest stage. Drop-off rate =
 stopped here / reached, for the stages before the goal ({esc(goal)}): those customers are lost. From the goal on,
