@@ -152,7 +152,7 @@ def sessionize_step(ctx: RunContext) -> StepResult:
 
     def work(con: Any) -> dict[str, Any]:
         with _within_budget(con, cfg):
-            return sessionize(con, cfg.sessions.inactivity_minutes, cfg.touchpoints.field, ctx.is_full(con),
+            return sessionize(con, cfg.sessions.inactivity, cfg.touchpoints.field, ctx.is_full(con),
                               cfg.sessions.from_, cfg.engine.memory_budget_bytes)
 
     return run_step(ctx, "sessionize", work)
