@@ -463,6 +463,7 @@ class Report(_Strict):
     sankey_steps: int = Field(default=8, ge=1, le=30)
     # Step nodes holding less than this share of journey customers are folded into "other".
     sankey_min_share: float = Field(default=0.01, ge=0, lt=1)
+    # Default: "<Entity> journeys" ("Case journeys" with entity: case; Config._title_says_the_entity).
     title: str = "Customer journeys"
 
 
@@ -588,6 +589,19 @@ class Config(_Strict):
     alerts: Alerts = Alerts()
     # Where this config was read from; set by load_config, not by the YAML.
     config_path: Path | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _title_says_the_entity(cls, data: Any) -> Any:
+        report = data.get("report") if isinstance(data, dict) else None
+        if not isinstance(data, dict) or "entity" not in data or not isinstance(report or {}, dict) \
+                or "title" in (report or {}):
+            return data
+        try:
+            entity = EntityName.model_validate(data["entity"])
+        except ValidationError:  # said by the validation of `entity` itself
+            return data
+        return {**data, "report": {**(report or {}), "title": f"{entity.words.Singular} journeys"}}
 
     @model_validator(mode="after")
     def _consistent(self) -> Config:

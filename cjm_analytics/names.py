@@ -49,6 +49,12 @@ class Entity:
     singular: str = "customer"
     plural: str = "customers"
 
+    def __post_init__(self) -> None:
+        # The pages put the words into HTML and plotly text as they are: no character that either would read.
+        # (The config allows letters, spaces, '-' and apostrophes only.)
+        if any(c in word for word in (self.singular, self.plural) for c in '<>&"\\'):
+            raise ValueError(f"not a plain word: {self.singular!r}, {self.plural!r}")
+
     # Capitalised, for the start of a label or a sentence ("Cases"); the rest of the word as written (SLA case).
     @property
     def Singular(self) -> str:

@@ -204,7 +204,8 @@ def publish_reports_step(ctx: RunContext) -> StepResult:
 
     def work(con: Any) -> dict[str, Any]:
         out = ctx.config.reports
-        site = stage_report(con, out, ctx.run_id, ctx.config.report.title)
+        site = stage_report(con, out, ctx.run_id, ctx.config.report.title, entity=ctx.config.entity.words,
+                            sessions_off=ctx.config.sessions.off)
         return {"report": str(out / "index.html"), "files": len(list(site.iterdir())), "graphml": str(out / GRAPHML),
                 "site": str(site)}
 
