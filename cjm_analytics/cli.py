@@ -144,7 +144,7 @@ def _report(args: argparse.Namespace) -> int:
         if args.export:
             from cjm_analytics.report.export import export_charts
 
-            files = export_charts(con, config.reports, args.export)
+            files = export_charts(con, config.reports, args.export, entity=config.entity.words)
             print(f"charts: {len(files)} files in {config.reports / 'export'}")
     finally:
         con.close()

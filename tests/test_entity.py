@@ -15,6 +15,7 @@ and a support event (rated too) are configured, so that the emotion and support 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from html.parser import HTMLParser
@@ -27,7 +28,9 @@ import pytest
 from cjm_analytics.cli import format_summary
 from cjm_analytics.config import Config, load_config
 from cjm_analytics.nightly import run_summary
-from cjm_analytics.report import PAGES
+from cjm_analytics.report import PAGES, read_marts
+from cjm_analytics.report.export import export_figures
+from cjm_analytics.warehouse import connect
 from tests.fixtures import RUN_STARTED, make_config, rows, run_steps, write_csv
 from tests.test_incremental import differences, full_run_copy, refreshed_in_full
 
@@ -262,3 +265,17 @@ def test_with_sessions_off_no_page_shows_a_session_measure(customers: Config, ti
     # No page counts sessions: no number of them anywhere (the default's cjm run line has one, see above).
     for name, text in pages(tickets).items():
         assert not re.search(r"\d\s*sessions?\b|sessions?\W+\d", text, re.I), name
+
+
+def test_the_exported_charts_say_tickets(tickets: Config) -> None:
+    """`cjm report --export` draws the site's charts again, from the marts and the words (export_figures)."""
+    con = connect(tickets.warehouse, read_only=True)
+    try:
+        marts = dataclasses.replace(read_marts(con), entity=tickets.entity.words)
+    finally:
+        con.close()
+    figures = export_figures(marts)
+    assert len(figures) >= 8
+    for stem, fig in figures:
+        assert not ENTITY_WORD["customer"].search(fig.to_json()), stem
+    assert any(ENTITY_WORD["ticket"].search(fig.to_json()) for _, fig in figures)
