@@ -4,6 +4,7 @@ never "customers"), and sessions can be switched off where they mean nothing.
 Four tickets, events hours to days apart, counted by hand: with the default 30-minute rule t1 has 3 sessions,
 t2 2, t3 and t4 1 each (7); with `sessions: off` each ticket is one session (4). A CSAT survey (rated, score 1-5)
 and a support event (rated too) are configured, so that the emotion and support measures have something to show.
+Stages open < triage < escalate < solve (goal); no event is escalated, which two health checks warn about.
 
     ticket  events (2026-11-..)                                           path                furthest  converted
     t1      opened 01 09:00, triaged 01 09:10, triaged 02 10:00,          open, triage,       solve     yes
@@ -52,16 +53,19 @@ EVENTS = """
 STAGES = [
     {"name": "open", "events": ["opened"]},
     {"name": "triage", "events": ["triaged"]},
+    # No event: the health checks say so (warnings, their messages listed on the overview).
+    {"name": "escalate", "events": ["escalated"]},
     {"name": "solve", "events": ["solved"]},
 ]
 # A survey (CSAT 1-5, the `score` column) and a support event, so that every page has something to say.
 ANALYSIS = {"surveys": [{"event": "rated", "kind": "csat"}], "support_events": ["rated"]}
+CHECKS = {"stage_unreached": "warning"}
 TICKETS = {"singular": "ticket", "plural": "tickets"}
 
 
 def built(root: Path, until: str = "aggregate", **overrides: Any) -> Config:
     write_csv(root / "web" / "events.csv", EVENTS)
-    config = make_config(root, stages=STAGES, goal="solve", analysis=ANALYSIS, **overrides)
+    config = make_config(root, stages=STAGES, goal="solve", analysis=ANALYSIS, checks=CHECKS, **overrides)
     run_steps(config, until=until, run_started=RUN_STARTED)
     return config
 
@@ -151,7 +155,7 @@ def test_sessions_off_makes_each_journey_one_session(customers: Config, tickets:
 def test_switching_sessions_off_rebuilds_everything(tmp_path: Path) -> None:
     on = built(tmp_path)
     assert rows(on, "SELECT count(*) FROM sessions") == [(7,)]
-    off = make_config(tmp_path, stages=STAGES, goal="solve", analysis=ANALYSIS, sessions="off")
+    off = make_config(tmp_path, stages=STAGES, goal="solve", analysis=ANALYSIS, checks=CHECKS, sessions="off")
     ctx = run_steps(off, run_started=RUN_STARTED)
     assert refreshed_in_full(off, ctx.run_id)
     assert rows(off, "SELECT DISTINCT session_number FROM events") == [(1,)]
@@ -231,6 +235,11 @@ def test_the_report_says_tickets_on_every_page_and_never_customers(customers: Co
     assert "<dt>Journey tickets</dt>" in (tickets.reports / "index.html").read_text(encoding="utf-8")
     assert tickets.report.title == "Ticket journeys" and customers.report.title == "Customer journeys"
     assert '<span class="site">Ticket journeys</span>' in (tickets.reports / "funnel.html").read_text("utf-8")
+    # The health checks' messages too (table run_checks), those the overview lists and the others.
+    assert "<li>stage escalate: no event of any ticket is at this stage, yet later stages have some" in (
+        tickets.reports / "index.html").read_text("utf-8")
+    messages = [m for (m,) in rows(tickets, "SELECT message FROM run_checks")]
+    assert len(messages) > 10 and not any(ENTITY_WORD["customer"].search(m) for m in messages)
 
 
 def test_the_journey_map_names_everyone_in_the_word_but_the_mart_keeps_its_values(tickets: Config) -> None:
