@@ -16,6 +16,7 @@ Stages open < triage < escalate < solve (goal); no event is escalated, which two
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import re
@@ -26,6 +27,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from cjm_analytics import analyze_cli
 from cjm_analytics.cli import format_summary
 from cjm_analytics.config import Config, load_config
 from cjm_analytics.nightly import run_summary
@@ -288,3 +290,15 @@ def test_the_exported_charts_say_tickets(tickets: Config) -> None:
     for stem, fig in figures:
         assert not ENTITY_WORD["customer"].search(fig.to_json()), stem
     assert any(ENTITY_WORD["ticket"].search(fig.to_json()) for _, fig in figures)
+
+
+def test_cjm_analyze_attribution_says_sessions_are_not_used(customers: Config, tickets: Config) -> None:
+    def intro(cfg: Config) -> str:
+        con = connect(cfg.warehouse, read_only=True)
+        try:
+            return analyze_cli._attribution(con, cfg, argparse.Namespace()).intro
+        finally:
+            con.close()
+
+    assert "Sessions are not used (sessions: off in the config): each ticket's path is one touch" in intro(tickets)
+    assert "Sessions are not used" not in intro(customers)
