@@ -388,6 +388,9 @@ def _attribution(con: duckdb.DuckDBPyConnection, cfg: Config, args: argparse.Nam
     intro = (f"{total:,.0f} conversions to {cfg.goal} credited to the channels of the sessions before them: first "
              f"touch, last touch, linear (equal split) and a first-order Markov chain (removal effects, as in the "
              f"ChannelAttribution package). Consecutive sessions from the same channel count as one touch.")
+    if cfg.sessions.off:  # one session per journey: one touch per path, so the models cannot differ
+        intro += (f" Sessions are not used (sessions: off in the config): each {cfg.entity.singular}'s path is one "
+                  f"touch, the channel of its first event, and the four models agree by construction.")
     return Answer(df, "Channel attribution", intro, channel_attribution_figure(df))
 
 

@@ -120,7 +120,7 @@ _RUN_SUMMARY_DOCS = {
     "files_refused": "files that could not be read as configured",
     "customers": "distinct customers with events",
     "journey_customers": "customers with at least one mapped event",
-    "sessions": "sessions",
+    "sessions": "sessions (NULL with sessions: off, where each journey is one session)",
     "converted": "journey customers who reached the goal",
     "conversion_rate": "converted / journey_customers",
     "worst_dropoff_stage": "the stage before the goal with the highest dropoff_rate (ties: the earlier stage)",

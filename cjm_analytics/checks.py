@@ -79,7 +79,8 @@ def check_run(con: duckdb.DuckDBPyConnection, config: Config, run_id: str, run_s
             level_volume=c.volume.level, volume_runs=c.volume.runs, volume_min_runs=c.volume.min_runs,
             volume_max_mads=c.volume.max_mads, volume_min_change=c.volume.min_change,
             level_stage_rules=c.stage_rules.level, level_stage_unreached=c.stage_unreached.level,
-            level_kpi_change=c.kpi_change.level, kpi_max_points=c.kpi_change.max_points)
+            level_kpi_change=c.kpi_change.level, kpi_max_points=c.kpi_change.max_points,
+            entity=config.entity.singular, entities=config.entity.plural)  # the messages' words
     return read_health(con, run_id)
 
 

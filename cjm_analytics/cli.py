@@ -53,18 +53,19 @@ def format_summary(config: Config, run_id: str, files: list[FileLoad], summary: 
                   if f.status in ("retracted", "missing", "renamed")]
         lines += [f"    read nothing from {Path(f.file).name}: {f.message}" for f in mine
                   if f.status == "loaded" and not f.rows_read]
-    s = summary
+    s, e = summary, config.entity
+    sessions = "sessions: off" if config.sessions.off else f"{_int(s.get('sessions'))} sessions"
     lines.append(
         f"warehouse: {_int(s.get('events_loaded'))} events ({_int(s.get('events_rejected'))} rejected, see table "
-        f"rejects), {_int(s.get('customers'))} customers, {_int(s.get('sessions'))} sessions"
+        f"rejects), {_int(s.get('customers'))} {e.plural}, {sessions}"
     )
     lines.append(
-        f"journeys: {_int(s.get('journey_customers'))} customers, {_int(s.get('converted'))} reached "
+        f"journeys: {_int(s.get('journey_customers'))} {e.plural}, {_int(s.get('converted'))} reached "
         f"{config.goal} ({_pct(s.get('conversion_rate'))})"
     )
     if s.get("worst_dropoff_stage") is not None:
         lines.append(
-            f"worst drop-off: {s['worst_dropoff_stage']}: {_pct(s['worst_dropoff_rate'])} of the customers "
+            f"worst drop-off: {s['worst_dropoff_stage']}: {_pct(s['worst_dropoff_rate'])} of the {e.plural} "
             f"who reach it go no further"
         )
     if health is not None:
@@ -137,11 +138,13 @@ def _report(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.config}: warehouse: {config.warehouse} does not exist yet; run `cjm run` first")
     con = connect(config.warehouse, read_only=True, settings=config.duckdb)
     try:
-        publish_report(con, config.reports, config.report.title)  # the site and the GraphML graph, swapped in whole
+        # The site and the GraphML graph, swapped in whole.
+        publish_report(con, config.reports, config.report.title, entity=config.entity.words,
+                       sessions_off=config.sessions.off)
         if args.export:
             from cjm_analytics.report.export import export_charts
 
-            files = export_charts(con, config.reports, args.export)
+            files = export_charts(con, config.reports, args.export, entity=config.entity.words)
             print(f"charts: {len(files)} files in {config.reports / 'export'}")
     finally:
         con.close()

@@ -34,7 +34,7 @@ from pydantic import (
 
 from cjm_analytics.errors import ConfigError
 from cjm_analytics.names import PSEUDO_STAGES as PSEUDO_STAGES  # re-exported: graph.py and notebooks read it here
-from cjm_analytics.names import RESERVED_NODE_NAMES
+from cjm_analytics.names import RESERVED_NODE_NAMES, Entity
 from cjm_analytics.suggest import did_you_mean
 
 SourceKind = Literal["clickstream", "crm"]
@@ -364,7 +364,8 @@ class Alerts(_Strict):
 
 
 class Sessions(_Strict):
-    """How a customer's events are split into sessions (DEFINITIONS.md, Sessions; docs/definitions.md)."""
+    """How a customer's events are split into sessions (DEFINITIONS.md, Sessions; docs/definitions.md), or
+    `sessions: off` where sessions mean nothing (a process log: a case's events are days apart)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -373,12 +374,96 @@ class Sessions(_Strict):
     # for numbers that must match the tracker's: a session starts where it changes. Events without one (CRM,
     # server-side) keep the inactivity rule.
     from_: str | None = Field(default=None, alias="from", min_length=1)
+    # False (`sessions: off`): no split, each journey is one session, and no page shows a session measure.
+    enabled: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _off(cls, v: Any) -> Any:
+        # YAML reads `sessions: off` (and `false`, `no`) as False; "off" and "none" come from JSON or quotes.
+        if v is False or (isinstance(v, str) and v.strip().lower() in ("off", "none")):
+            return {"enabled": False}
+        if v is True:  # `sessions: on`: the defaults
+            return {}
+        if not isinstance(v, dict | Sessions):
+            raise ValueError("give the settings (inactivity_minutes, from) or off")
+        return v
+
+    @model_validator(mode="after")
+    def _nothing_when_off(self) -> Sessions:
+        if not self.enabled and self.model_fields_set - {"enabled"}:
+            raise ValueError("off takes no other setting (inactivity_minutes, from)")
+        return self
+
+    @property
+    def off(self) -> bool:
+        return not self.enabled
+
+    @property
+    def inactivity(self) -> float | None:
+        """The inactivity timeout in minutes; None when sessions are off (no split)."""
+        return self.inactivity_minutes if self.enabled else None
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What the core tables depend on (core.derivation_fingerprint). `enabled` only when off, so that the
+        fingerprint of a config with sessions on is what it was before the setting existed (no full refresh)."""
+        return self.model_dump(exclude=set() if self.off else {"enabled"})
+
+
+# A word of an entity's name: letters (any script); words joined by one space, hyphen or apostrophe.
+_ENTITY_WORD = re.compile(r"^[^\W\d_]+(?:[ '-][^\W\d_]+)*$")
+
+
+def regular_plural(singular: str) -> str:
+    """English's regular plural: case -> cases, process -> processes, policy -> policies."""
+    if re.search(r"(s|x|z|ch|sh)$", singular, re.IGNORECASE):
+        return singular + "es"
+    if re.search(r"[^aeiou]y$", singular, re.IGNORECASE):
+        return singular[:-1] + "ies"
+    return singular + "s"
+
+
+class EntityName(_Strict):
+    """What a journey is the journey of, as the report and the CLI say it: a customer by default; a case, a ticket,
+    an application in a process log. `entity: case` takes the regular plural (cases); an irregular one is given:
+    `entity: {singular: person, plural: people}`. Tables and columns keep their names (customers, customer_key)."""
+
+    singular: str = Field(default="customer", min_length=1, max_length=40)
+    plural: str = Field(default="customers", min_length=1, max_length=40)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _word_alone(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = {"singular": v}
+        if isinstance(v, EntityName):
+            return v
+        if not isinstance(v, dict) or (v and "singular" not in v):  # ({} is the default: customer)
+            raise ValueError("give a word (entity: case) or entity: {singular: person, plural: people}")
+        singular = v.get("singular")
+        if "plural" not in v and isinstance(singular, str) and _ENTITY_WORD.match(singular.strip()):
+            v = {**v, "plural": regular_plural(singular.strip())}  # (a bad singular is the one error shown)
+        return v
+
+    @field_validator("singular", "plural")
+    @classmethod
+    def _a_word(cls, v: str) -> str:
+        v = v.strip()
+        if not _ENTITY_WORD.match(v):
+            raise ValueError(f"{v!r} is not a name: use letters, words joined by a space, '-' or an apostrophe")
+        return v
+
+    @property
+    def words(self) -> Entity:
+        """The words as the report receives them (names.Entity: the report does not read the config)."""
+        return Entity(self.singular, self.plural)
 
 
 class Report(_Strict):
     sankey_steps: int = Field(default=8, ge=1, le=30)
     # Step nodes holding less than this share of journey customers are folded into "other".
     sankey_min_share: float = Field(default=0.01, ge=0, lt=1)
+    # Default: "<Entity> journeys" ("Case journeys" with entity: case; Config._title_says_the_entity).
     title: str = "Customer journeys"
 
 
@@ -491,6 +576,8 @@ class Config(_Strict):
     sources: list[Source] = Field(min_length=1)
     stages: list[Stage] = Field(min_length=1)
     goal: str
+    # What a journey is the journey of (customer, case, ticket, ...): the report's and the CLI's word for it.
+    entity: EntityName = EntityName()
     sessions: Sessions = Sessions()
     report: Report = Report()
     touchpoints: Touchpoints = Touchpoints()
@@ -502,6 +589,19 @@ class Config(_Strict):
     alerts: Alerts = Alerts()
     # Where this config was read from; set by load_config, not by the YAML.
     config_path: Path | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _title_says_the_entity(cls, data: Any) -> Any:
+        report = data.get("report") if isinstance(data, dict) else None
+        if not isinstance(data, dict) or "entity" not in data or not isinstance(report or {}, dict) \
+                or "title" in (report or {}):
+            return data
+        try:
+            entity = EntityName.model_validate(data["entity"])
+        except ValidationError:  # said by the validation of `entity` itself
+            return data
+        return {**data, "report": {**(report or {}), "title": f"{entity.words.Singular} journeys"}}
 
     @model_validator(mode="after")
     def _consistent(self) -> Config:

@@ -34,7 +34,7 @@ def derivation_fingerprint(config: Config) -> str:
         "core_schema": hashlib.sha256(sql_text("core/schema").encode()).hexdigest(),
         "stages": [s.model_dump() for s in config.stages],
         "goal": config.goal,
-        "sessions": config.sessions.model_dump(),
+        "sessions": config.sessions.fingerprint(),
         "touchpoints": config.touchpoints.model_dump(),
     }
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
@@ -147,12 +147,13 @@ def stitch_identities(con: duckdb.DuckDBPyConnection, full: bool) -> dict[str, i
 
 
 def sessionize(
-    con: duckdb.DuckDBPyConnection, inactivity_minutes: float, touchpoint_field: str = "event_name", full: bool = True,
-    session_field: str | None = None, memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    con: duckdb.DuckDBPyConnection, inactivity_minutes: float | None, touchpoint_field: str = "event_name",
+    full: bool = True, session_field: str | None = None, memory_budget: int = DEFAULT_MEMORY_BUDGET,
 ) -> dict[str, int]:
     """Events with customer_key, stage, touchpoint and session; and the sessions table. Reads the rule tables
     (write_rules). With session_field (the tracker's session id, a property), a session starts where it changes
-    (sessions.from). Bucket by bucket of customers, each within memory_budget (bucket_count)."""
+    (sessions.from); with inactivity_minutes None (sessions: off), a customer's events are one session. Bucket by
+    bucket of customers, each within memory_budget (bucket_count)."""
     scope(con, full)
     # A full refresh reads every raw row: its count is the table's, without evaluating the scope.
     buckets = bucket_count(_count(con, f"SELECT count(*) FROM {'raw_events' if full else 'scope_raw_events'}"),
@@ -163,7 +164,7 @@ def sessionize(
         run_sql(
             con,
             "core/events",
-            inactivity_us=round(inactivity_minutes * 60_000_000),
+            inactivity_us=None if inactivity_minutes is None else round(inactivity_minutes * 60_000_000),
             touchpoint_field=touchpoint_field,
             touchpoint_path="$." + json.dumps(touchpoint_field),
             session_path=None if session_field is None else "$." + json.dumps(session_field),

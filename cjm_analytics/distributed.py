@@ -136,7 +136,7 @@ def process_bucket(bucket_dir: Path, config: Config) -> Path:
         if identities:
             con.execute("INSERT INTO identities BY NAME SELECT * FROM read_parquet($f)", {"f": identities})
         counts: dict[str, Any] = {
-            **sessionize(con, config.sessions.inactivity_minutes, config.touchpoints.field, full=True,
+            **sessionize(con, config.sessions.inactivity, config.touchpoints.field, full=True,
                          session_field=config.sessions.from_, memory_budget=config.engine.memory_budget_bytes),
             **build_journeys(con, config.goal_order, full=True, memory_budget=config.engine.memory_budget_bytes),
         }

@@ -63,7 +63,8 @@ def build_marts(
     run_sql(con, "marts/stage_transitions")
     run_sql(con, "marts/sankey_links", max_steps=report.sankey_steps, min_share=report.sankey_min_share,
             top_segments=SANKEY_TOP_SEGMENTS)
-    run_sql(con, "marts/run_summary", run_id=run_id, run_started=run_started.replace(tzinfo=None))
+    run_sql(con, "marts/run_summary", run_id=run_id, run_started=run_started.replace(tzinfo=None),
+            sessions_off=config.sessions.off)
     run_sql(con, "marts/run_segment_cohorts", run_id=run_id, run_started=run_started.replace(tzinfo=None),
             cohort_days=COHORT_DAYS_KEPT)
     build_analysis_marts(con, config)

@@ -152,7 +152,7 @@ def sessionize_step(ctx: RunContext) -> StepResult:
 
     def work(con: Any) -> dict[str, Any]:
         with _within_budget(con, cfg):
-            return sessionize(con, cfg.sessions.inactivity_minutes, cfg.touchpoints.field, ctx.is_full(con),
+            return sessionize(con, cfg.sessions.inactivity, cfg.touchpoints.field, ctx.is_full(con),
                               cfg.sessions.from_, cfg.engine.memory_budget_bytes)
 
     return run_step(ctx, "sessionize", work)
@@ -204,7 +204,8 @@ def publish_reports_step(ctx: RunContext) -> StepResult:
 
     def work(con: Any) -> dict[str, Any]:
         out = ctx.config.reports
-        site = stage_report(con, out, ctx.run_id, ctx.config.report.title)
+        site = stage_report(con, out, ctx.run_id, ctx.config.report.title, entity=ctx.config.entity.words,
+                            sessions_off=ctx.config.sessions.off)
         return {"report": str(out / "index.html"), "files": len(list(site.iterdir())), "graphml": str(out / GRAPHML),
                 "site": str(site)}
 

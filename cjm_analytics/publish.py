@@ -30,6 +30,7 @@ import duckdb
 from cjm_analytics.catalog import COLUMN_DOCS, PUBLISHED, TABLES, column_doc
 from cjm_analytics.checks import Health
 from cjm_analytics.errors import PublishError
+from cjm_analytics.names import CUSTOMERS, Entity
 from cjm_analytics.sql_steps import quote_ident, quote_literal
 
 # The published tables and their Parquet partition column: catalog.PUBLISHED (cohort_month is added on publishing),
@@ -316,12 +317,13 @@ def publish_marts(
 # --- report ------------------------------------------------------------------------------------------------------
 
 
-def _write_site(con: duckdb.DuckDBPyConnection, folder: Path, title: str) -> None:
+def _write_site(con: duckdb.DuckDBPyConnection, folder: Path, title: str, entity: Entity = CUSTOMERS,
+                sessions_off: bool = False) -> None:
     # Imported here: plotly is only needed by the steps that draw.
     from cjm_analytics.graph import stage_graph, write_graphml
     from cjm_analytics.report import build_report
 
-    build_report(con, folder, title)
+    build_report(con, folder, title, entity=entity, sessions_off=sessions_off)
     write_graphml(stage_graph(con), folder / GRAPHML)
 
 
@@ -360,22 +362,25 @@ def _index_analyses(con: duckdb.DuckDBPyConnection, reports_dir: Path, title: st
     write_analyses_index(reports_dir, title, summary_of(con))
 
 
-def stage_report(con: duckdb.DuckDBPyConnection, reports_dir: Path, version: str, title: str) -> Path:
-    """The whole report site (pages, plotly.min.js, the GraphML graph) as a version, not shown yet."""
+def stage_report(con: duckdb.DuckDBPyConnection, reports_dir: Path, version: str, title: str, *,
+                 entity: Entity = CUSTOMERS, sessions_off: bool = False) -> Path:
+    """The whole report site (pages, plotly.min.js, the GraphML graph) as a version, not shown yet; the pages
+    speak of the entity (config `entity`) and show no session measure with sessions_off (build_report)."""
     site = site_versions(reports_dir)
     with site.publishing():
         _clean_site(site)
-        return site.stage(version, lambda f: _write_site(con, f, title))
+        return site.stage(version, lambda f: _write_site(con, f, title, entity, sessions_off))
 
 
-def publish_report(con: duckdb.DuckDBPyConnection, reports_dir: Path, title: str) -> Path:
+def publish_report(con: duckdb.DuckDBPyConnection, reports_dir: Path, title: str, *, entity: Entity = CUSTOMERS,
+                   sessions_off: bool = False) -> Path:
     """The report site rebuilt from the warehouse and shown at once (`cjm report`); returns its version's folder."""
     site = site_versions(reports_dir)
     # Sorts among run ids by time, and after the one before within a second: prune keeps the newest by name.
     version = f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}-report"
     with site.publishing():
         _clean_site(site)
-        folder = site.stage(version, lambda f: _write_site(con, f, title))
+        folder = site.stage(version, lambda f: _write_site(con, f, title, entity, sessions_off))
         _show_site(site, folder)
         _index_analyses(con, reports_dir, title)
     return folder

@@ -65,7 +65,7 @@ def validate(config: Config, allow_empty_stages: bool = False, preview: int = 5)
         files = [f for s in config.sources for f in load_source(con, s, "validate", started)]
         write_rules(con, config.stages, config.touchpoints)
         stitch_identities(con, full=True)
-        sessionize(con, config.sessions.inactivity_minutes, config.touchpoints.field, full=True,
+        sessionize(con, config.sessions.inactivity, config.touchpoints.field, full=True,
                    session_field=config.sessions.from_)
         build_journeys(con, config.goal_order, full=True)
         row = con.execute("SELECT count(*) FROM journeys").fetchone()

@@ -117,6 +117,13 @@ def test_every_accepted_size_is_one_duckdb_accepts() -> None:
         *[(_with(stages__0__name=name, goal="buy"), f"stages[0].name: {name!r} is reserved")
           for name in ("(start)", "(end)", "(drop-off)", "(completed)", "(continues)", "other")],
         (_with(sources__0__missing_files="delete"), "sources[0].missing_files: Input should be 'retract' or 'keep'"),
+        (_with(entity=""), "entity.singular: String should have at least 1 character"),
+        (_with(entity="case<b>"), "entity.singular: 'case<b>' is not a name"),
+        (_with(entity=3), "entity: give a word (entity: case) or entity: {singular: person, plural: people}"),
+        (_with(entity={"plural": "people"}), "entity: give a word"),
+        (_with(entity={"singular": "person", "plurals": "people"}), "entity.plurals: unknown key (did you mean "),
+        (_with(sessions="sometimes"), "sessions: give the settings (inactivity_minutes, from) or off"),
+        (_with(sessions={"enabled": False, "from": "sid"}), "sessions: off takes no other setting"),
         ("stages: [unclosed", "not valid YAML at line 1"),
         ("- a list", "expected a mapping of settings"),
     ],

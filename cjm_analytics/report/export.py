@@ -6,6 +6,7 @@ Chromium, plotly.js from the installed plotly package and no MathJax, so an expo
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -18,6 +19,7 @@ import plotly
 import plotly.graph_objects as go
 
 from cjm_analytics.errors import CjmError
+from cjm_analytics.names import CUSTOMERS, Entity
 from cjm_analytics.report.figures import (
     attribution_figure,
     emotion_figure,
@@ -46,25 +48,25 @@ def _slug(name: str) -> str:
 
 def export_figures(marts: Marts) -> list[tuple[str, go.Figure]]:
     """(file stem, figure) of every chart of the site; the Sankey once per segment, without its selector."""
-    when = data_when(marts)
+    when, e = data_when(marts), marts.entity
     figures: list[tuple[str, go.Figure]] = []
     stems: set[str] = set()
     for i, segment in enumerate(sankey_segments(marts)):
         stem = "sankey" if i == 0 else f"sankey-{_slug(segment.label)}"
         stem = stem if stem not in stems else f"{stem}-{i}"
         stems.add(stem)
-        figures.append((stem, segment_sankey_figure([segment], marts.stage_order, when)))
+        figures.append((stem, segment_sankey_figure([segment], marts.stage_order, when, e)))
     figures += [
-        ("funnel", funnel_figure(marts.stage_funnel, when)),
-        ("trends", trends_figure(marts.stage_conversion_daily)),
-        ("pain-points", leaks_figure(marts.leaks, when)),
+        ("funnel", funnel_figure(marts.stage_funnel, when, e)),
+        ("trends", trends_figure(marts.stage_conversion_daily, e)),
+        ("pain-points", leaks_figure(marts.leaks, when, e)),
     ]
     if marts.emotion_curve is not None:
-        figures.append(("emotion", emotion_figure(marts.emotion_curve, when)))
+        figures.append(("emotion", emotion_figure(marts.emotion_curve, when, e)))
     figures += [
         ("attribution", attribution_figure(marts.channel_attribution, when)),
-        ("transitions-network", transition_network_figure(marts.stage_transitions, marts.stage_funnel, when)),
-        ("transitions-matrix", transitions_figure(marts.stage_transitions, when)),
+        ("transitions-network", transition_network_figure(marts.stage_transitions, marts.stage_funnel, when, e)),
+        ("transitions-matrix", transitions_figure(marts.stage_transitions, when, e)),
     ]
     return figures
 
@@ -83,8 +85,10 @@ def export_charts(
     formats: Sequence[str] = ("png",),
     chromium: Path | None = None,
     scale: float = 2.0,
+    entity: Entity = CUSTOMERS,
 ) -> list[Path]:
-    """Write every chart of the site to out_dir/export/<chart>.<format>; returns the files written."""
+    """Write every chart of the site to out_dir/export/<chart>.<format>, speaking of the entity in its words
+    (config `entity`); returns the files written."""
     unknown = sorted(set(formats) - set(EXPORT_FORMATS))
     if unknown:
         raise ExportError(f"cannot export {', '.join(unknown)}: choose from {', '.join(EXPORT_FORMATS)}")
@@ -94,7 +98,7 @@ def export_charts(
         raise ExportError("chart export needs kaleido: pip install 'cjm-analytics[export]'") from e
     browser = find_chromium(chromium)
     plotly_js = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
-    figures = export_figures(read_marts(con))
+    figures = export_figures(dataclasses.replace(read_marts(con), entity=entity))
     target = out_dir / EXPORT_DIR
     target.mkdir(parents=True, exist_ok=True)
     jobs: list[dict[str, Any]] = []

@@ -14,6 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from cjm_analytics.names import CUSTOMERS, Entity
 from cjm_analytics.report.formatting import (
     as_date,
     count,
@@ -63,10 +64,10 @@ def no_data_figure(message: str, height: int = 320, heading: str = "", when: str
     return with_title(fig, heading, when) if heading else fig
 
 
-def funnel_figure(funnel: pd.DataFrame, when: str = "") -> go.Figure:
+def funnel_figure(funnel: pd.DataFrame, when: str = "", entity: Entity = CUSTOMERS) -> go.Figure:
     """Customers reaching each stage (a funnel) beside each stage's drop-off rate, both from stage_funnel; from the
     goal on (before_goal false) the rate is of customers who completed and went no further, drawn green."""
-    heading = "Stage funnel: customers reaching each stage"
+    heading = f"Stage funnel: {entity.plural} reaching each stage"
     if funnel.empty:
         return no_data_figure("No stages configured.", heading=heading, when=when)
     stages = [plotly_text(s) for s in funnel["stage"]]
@@ -74,7 +75,7 @@ def funnel_figure(funnel: pd.DataFrame, when: str = "") -> go.Figure:
     before_goal = [bool(v) for v in funnel["before_goal"]]
     hover = [
         f"<b>{plotly_text(r.stage)}</b> (stage {fmt_int(r.stage_order)})<br>"
-        f"reached: {fmt_int(r.reached)} customers<br>"
+        f"reached: {fmt_int(r.reached)} {entity.plural}<br>"
         f"stopped here: {fmt_int(r.exited)}"
         f"{' (lost before the goal)' if r.before_goal else ' (completed: reached the goal, went no further)'}<br>"
         f"{'drop-off rate' if r.before_goal else 'stopped after completing'}: {fmt_pct(r.dropoff_rate)}<br>"
@@ -147,7 +148,7 @@ def funnel_figure(funnel: pd.DataFrame, when: str = "") -> go.Figure:
     return with_title(fig, heading, when)
 
 
-def transitions_figure(transitions: pd.DataFrame, when: str = "") -> go.Figure:
+def transitions_figure(transitions: pd.DataFrame, when: str = "", entity: Entity = CUSTOMERS) -> go.Figure:
     """The stage graph as a matrix: transition probability from each row's stage to each column's stage."""
     heading = "Transition probabilities between stages"
     if transitions.empty:
@@ -165,7 +166,7 @@ def transitions_figure(transitions: pd.DataFrame, when: str = "") -> go.Figure:
             f"<b>{plotly_text(r.from_stage)}</b> → <b>{plotly_text(r.to_stage)}</b><br>"
             f"probability: {fmt_pct(r.probability)}<br>"
             f"transitions: {fmt_int(r.transitions)}<br>"
-            f"customers: {fmt_int(r.customers)}<br>"
+            f"{entity.plural}: {fmt_int(r.customers)}<br>"
             f"median hours: {fmt_hours(r.median_hours)}"
         )
     fig = go.Figure(
@@ -296,7 +297,7 @@ def trend_bins(daily: pd.DataFrame) -> TrendBins | None:
                      None if p90s.empty else number(p90s.iloc[0]))
 
 
-def trends_figure(daily: pd.DataFrame) -> go.Figure:
+def trends_figure(daily: pd.DataFrame, entity: Entity = CUSTOMERS) -> go.Figure:
     """New journeys per cohort bin (bars) and the share of each cohort reaching each later stage (lines).
 
     From stage_conversion_daily binned by trend_bins: a bin's journeys are `reached` at its first stage; the share
@@ -314,7 +315,7 @@ def trends_figure(daily: pd.DataFrame) -> go.Figure:
     first = rows[rows["stage_order"] == first_order].set_index("bin")["reached"]
     bins = list(first.index)
     maturing = set(binned.maturing)
-    when = (f"customers by cohort (first stage event, UTC), {binned.window_text()}: "
+    when = (f"{entity.plural} by cohort (first stage event, UTC), {binned.window_text()}: "
             f"{fmt_date_range(binned.first_day, binned.last_day)}")
     ticks = {"day": "%-d %b", "week": "%-d %b", "month": "%b %Y"}[binned.grain]
     still = " · still maturing"
@@ -414,10 +415,10 @@ def configured(leaks: pd.DataFrame, column: str) -> bool:
     return bool(leaks.loc[lost, column].notna().any()) or not bool(lost.any())
 
 
-def leaks_figure(leaks: pd.DataFrame, when: str = "") -> go.Figure:
+def leaks_figure(leaks: pd.DataFrame, when: str = "", entity: Entity = CUSTOMERS) -> go.Figure:
     """Customers lost at each stage before the goal (leaks.customers_lost), biggest leak on top, with its share of
     reached; a mark whose input is not configured says so, never 0."""
-    heading = "Pain points: customers lost at each stage before the goal"
+    heading = f"Pain points: {entity.plural} lost at each stage before the goal"
     if leaks.empty:
         return no_data_figure("No stage before the goal: nothing to lose.", heading=heading, when=when)
     support, surveys = configured(leaks, "support_share"), configured(leaks, "low_score_share")
@@ -425,7 +426,7 @@ def leaks_figure(leaks: pd.DataFrame, when: str = "") -> go.Figure:
     stages = [plotly_text(s) for s in ranked["stage"]]
     hover = [
         f"<b>#{fmt_int(r.rank)} {plotly_text(r.stage)}</b><br>"
-        f"customers lost: {fmt_int(r.customers_lost)} ({fmt_pct(r.share_of_reached)} of those reaching it)<br>"
+        f"{entity.plural} lost: {fmt_int(r.customers_lost)} ({fmt_pct(r.share_of_reached)} of those reaching it)<br>"
         f"last touchpoint most often: {plotly_text(_or_dash(r.top_last_touchpoint))}<br>"
         f"highest lift: {plotly_text(_or_dash(r.top_lift_touchpoint))}<br>"
         f"contacted support: {fmt_pct(r.support_share) if support else 'not configured'} · "
@@ -452,7 +453,7 @@ def leaks_figure(leaks: pd.DataFrame, when: str = "") -> go.Figure:
         template=TEMPLATE,
         height=max(300, 140 + 44 * len(stages)),
         margin={"l": 10, "r": 90, "t": 26, "b": 10},
-        xaxis={"title": {"text": "customers lost (their furthest stage)"}, "rangemode": "tozero"},
+        xaxis={"title": {"text": f"{entity.plural} lost (their furthest stage)"}, "rangemode": "tozero"},
         yaxis={"autorange": "reversed", "type": "category", "categoryorder": "array", "categoryarray": stages},
         showlegend=False,
     )
@@ -463,7 +464,7 @@ def _or_dash(value: Any) -> str:
     return "—" if missing(value) else str(value)
 
 
-def emotion_figure(curve: pd.DataFrame, when: str = "") -> go.Figure:
+def emotion_figure(curve: pd.DataFrame, when: str = "", entity: Entity = CUSTOMERS) -> go.Figure:
     """Mean normalized survey score per stage in journey order, with its 95% interval as error bars.
 
     From emotion_curve; a stage without answers is a gap (no line through it) and has no interval.
@@ -524,7 +525,7 @@ def emotion_figure(curve: pd.DataFrame, when: str = "") -> go.Figure:
         height=440,
         margin={"l": 10, "r": 10, "t": 26, "b": 10},
         xaxis={
-            "title": {"text": "stage the customer was at when answering"},
+            "title": {"text": f"stage the {entity.singular} was at when answering"},
             "type": "category",
             "categoryorder": "array",
             "categoryarray": stages,

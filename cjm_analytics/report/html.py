@@ -35,7 +35,8 @@ _CSP = (
 
 class Page(NamedTuple):
     """One page of the site: its file, its label in the navigation bar (and heading), what the overview says
-    it shows (HTML), its body drawn from the marts, and the marts it is drawn from (named in its footer)."""
+    it shows (HTML; {plural} is the entity's word), its body drawn from the marts, and the marts it is drawn from
+    (named in its footer)."""
 
     name: str
     label: str

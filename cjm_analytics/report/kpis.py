@@ -23,7 +23,8 @@ Verdict = Literal["better", "worse", "neutral", "none"]
 
 @dataclass(frozen=True)
 class Kpi:
-    """One headline figure: a run_summary column, shown as a count or a rate, and which way is good."""
+    """One headline figure: a run_summary column, shown as a count or a rate, and which way is good. The label
+    says the entity in its words ({plural}, {Plural}: Entity.say)."""
 
     column: str
     label: str
@@ -32,11 +33,11 @@ class Kpi:
 
 
 KPIS = (
-    Kpi("journey_customers", "Journey customers", "count", "higher"),
+    Kpi("journey_customers", "Journey {plural}", "count", "higher"),
     Kpi("converted", "Converted", "count", "higher"),
     Kpi("conversion_rate", "Conversion rate", "rate", "higher"),
     Kpi("worst_dropoff_rate", "Worst drop-off", "rate", "lower"),
-    Kpi("customers", "Customers", "count", "neither"),
+    Kpi("customers", "{Plural}", "count", "neither"),
     Kpi("sessions", "Sessions", "count", "neither"),
     Kpi("events_loaded", "Events loaded", "count", "neither"),
     Kpi("events_rejected", "Events rejected", "count", "lower"),

@@ -11,6 +11,7 @@ import pandas as pd
 
 from cjm_analytics.catalog import columns
 from cjm_analytics.errors import MartMissingError
+from cjm_analytics.names import CUSTOMERS, Entity
 from cjm_analytics.report.formatting import count, missing
 
 # The columns the pages read, as the catalog states them; the pages show no files_refused (refused files are a
@@ -56,6 +57,9 @@ class Marts:
     journey_map: pd.DataFrame | None = None
     # Tonight's conversion change against the last good run, mix and rate per segment (None on a first night).
     conversion_change: pd.DataFrame | None = None
+    # Not marts: how the pages speak (config `entity`, `sessions: off`), given by build_report as the title is.
+    entity: Entity = CUSTOMERS
+    sessions_off: bool = False
 
     def status(self) -> dict[str, Any]:
         """The run's verdict as run_status.js states it (checks.Health.as_dict's keys, without the checks)."""

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
+from cjm_analytics.names import CUSTOMERS, Entity
 from cjm_analytics.report.figures import no_data_figure
 from cjm_analytics.report.formatting import count, fmt_hours, fmt_int, fmt_pct, number, plotly_text
 from cjm_analytics.report.theme import (
@@ -60,15 +61,15 @@ def _exit_split(exit_edge: Any) -> tuple[float, float]:
     return probability * (1 - completed), probability * completed
 
 
-def _exit_line(kind: str, n: int, transitions: int, probability: Any) -> str:
+def _exit_line(kind: str, n: int, transitions: int, probability: Any, entity: Entity = CUSTOMERS) -> str:
     part = (number(probability) or 0.0) * n / transitions if transitions else 0.0
-    what = ("lost: these customers never reached the goal" if kind == "lost"
-            else "completed: these customers had reached the goal (not a loss)")
+    what = (f"lost: these {entity.plural} never reached the goal" if kind == "lost"
+            else f"completed: these {entity.plural} had reached the goal (not a loss)")
     return f"{what}<br>{fmt_int(n)} of the exits, {fmt_pct(part)} of the transitions out of the stage"
 
 
 def transition_network_figure(
-    transitions: pd.DataFrame, funnel: pd.DataFrame | None = None, when: str = ""
+    transitions: pd.DataFrame, funnel: pd.DataFrame | None = None, when: str = "", entity: Entity = CUSTOMERS
 ) -> go.Figure:
     """Stages as nodes in stage order, edges as arcs (width = transitions), exit probability on each stage."""
     heading = "Stage transitions as a network"
@@ -99,7 +100,7 @@ def transition_network_figure(
         a, b = str(r.from_stage), str(r.to_stage)
         header = (
             f"<b>{plotly_text(a)}</b> → <b>{plotly_text(b)}</b><br>"
-            f"transitions: {fmt_int(r.transitions)} ({fmt_int(r.customers)} customers)<br>"
+            f"transitions: {fmt_int(r.transitions)} ({fmt_int(r.customers)} {entity.plural})<br>"
             f"probability: {fmt_pct(r.probability)} of the transitions out of {plotly_text(a)}<br>"
         )
         if b != END:
@@ -108,7 +109,7 @@ def transition_network_figure(
         done = count(r.converted_transitions)
         for n, kind in ((count(r.transitions) - done, "lost"), (done, "completed")):
             if n:
-                arcs.append((a, b, n, kind, header + _exit_line(kind, n, count(r.transitions), r.probability)))
+                arcs.append((a, b, n, kind, header + _exit_line(kind, n, count(r.transitions), r.probability, entity)))
     for a, b, n, kind, hover in sorted(arcs, key=lambda arc: -arc[2]):
         x0, x1 = x[a], x[b]
         forward = x1 > x0
@@ -135,7 +136,7 @@ def transition_network_figure(
     def node_hover(name: str) -> str:
         lines = [f"<b>{plotly_text(name)}</b>"]
         if name in reached:
-            lines.append(f"reached: {fmt_int(reached[name])} customers")
+            lines.append(f"reached: {fmt_int(reached[name])} {entity.plural}")
         if name in exits:
             e = exits[name]
             lines.append(f"exit probability: {fmt_pct(e.probability)} ({fmt_int(e.transitions)} exits)")

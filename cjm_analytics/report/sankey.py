@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
+from cjm_analytics.names import CUSTOMERS, Entity
 from cjm_analytics.report.figures import no_data_figure
 from cjm_analytics.report.formatting import count, fmt_int, fmt_pct, plotly_text, share
 from cjm_analytics.report.theme import (
@@ -25,9 +26,9 @@ from cjm_analytics.report.theme import (
 
 LINK_ALPHA = 0.45
 SINKS = (DROP_OFF, COMPLETED, CONTINUES)
-# Said on hover too, so that colour is never the only cue.
+# Said on hover too, so that colour is never the only cue ({plural}: Entity.say).
 SINK_MEANING = {
-    DROP_OFF: "journeys that ended before reaching the goal: customers lost<br>",
+    DROP_OFF: "journeys that ended before reaching the goal: {plural} lost<br>",
     COMPLETED: "journeys that reached the goal and ended: completed, not lost<br>",
 }
 
@@ -51,7 +52,8 @@ class _Drawn:
     columns: int  # the most nodes in one step
 
 
-def _sankey_trace(segment: SankeySegment, stage_order: Sequence[str], colours: dict[str, str]) -> _Drawn:
+def _sankey_trace(segment: SankeySegment, stage_order: Sequence[str], colours: dict[str, str],
+                  entity: Entity = CUSTOMERS) -> _Drawn:
     """One segment's nodes (one per step and node) and links, and the step headings above the columns.
 
     Every link joins step s to step s+1, so with left alignment a node's column is its step; plotly.js
@@ -85,8 +87,8 @@ def _sankey_trace(segment: SankeySegment, stage_order: Sequence[str], colours: d
         where = f"after step {step - 1}" if name in SINKS else f"step {step}"
         return (
             f"<b>{plotly_text(name)}</b> · {where}<br>"
-            + SINK_MEANING.get(name, "")
-            + f"{fmt_int(node_customers[n])} customers<br>"
+            + entity.say(SINK_MEANING.get(name, ""))
+            + f"{fmt_int(node_customers[n])} {entity.plural}<br>"
             f"{fmt_pct(share(node_customers[n], journeys))} of {plotly_text(segment.share_of)}"
         )
 
@@ -94,9 +96,9 @@ def _sankey_trace(segment: SankeySegment, stage_order: Sequence[str], colours: d
         return (
             f"<b>{plotly_text(from_n[1])}</b> (step {from_n[0]}) → <b>{plotly_text(to_n[1])}</b>"
             f" (step {to_n[0]})<br>"
-            f"{fmt_int(customers)} customers<br>"
+            f"{fmt_int(customers)} {entity.plural}<br>"
             f"{fmt_pct(share(customers, journeys))} of {plotly_text(segment.share_of)}<br>"
-            f"{fmt_pct(share(customers, node_customers[from_n]))} of the customers at"
+            f"{fmt_pct(share(customers, node_customers[from_n]))} of the {entity.plural} at"
             f" {plotly_text(from_n[1])} (step {from_n[0]})"
         )
 
@@ -148,7 +150,7 @@ def _sankey_trace(segment: SankeySegment, stage_order: Sequence[str], colours: d
 
 
 def segment_sankey_figure(
-    segments: Sequence[SankeySegment], stage_order: Sequence[str] = (), when: str = ""
+    segments: Sequence[SankeySegment], stage_order: Sequence[str] = (), when: str = "", entity: Entity = CUSTOMERS
 ) -> go.Figure:
     """The step Sankey of each segment, the first shown; with more than one, a dropdown switches between them.
 
@@ -161,7 +163,7 @@ def segment_sankey_figure(
         return no_data_figure("No journeys in this run.", heading="Journeys by step", when=when)
     names = {str(n) for s in drawable for col in ("from_node", "to_node") for n in s.links[col]}
     colours = stage_colours(stage_order, names)
-    drawn = [_sankey_trace(s, stage_order, colours) for s in drawable]
+    drawn = [_sankey_trace(s, stage_order, colours, entity) for s in drawable]
     for i, d in enumerate(drawn):
         d.trace.visible = i == 0
     selector = len(drawn) > 1

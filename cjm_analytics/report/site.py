@@ -6,6 +6,7 @@ whole (reports/site -> sites/<version>). write_page adds a page (cjm analyze) be
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Mapping
@@ -15,6 +16,7 @@ from typing import Any
 import duckdb
 import plotly.offline
 
+from cjm_analytics.names import CUSTOMERS, Entity
 from cjm_analytics.report.html import PLOTLY_JS, RUN_STATUS_JS
 from cjm_analytics.report.marts import read_marts
 from cjm_analytics.report.pages import PAGES, site_page
@@ -39,9 +41,13 @@ def write_page(out_dir: Path, name: str, html_text: str) -> Path:
     return _write(out_dir / name, html_text)
 
 
-def build_report(con: duckdb.DuckDBPyConnection, out_dir: Path, title: str = "Customer journeys") -> list[Path]:
-    """Write the report site (plotly.min.js, then every page of PAGES) into out_dir; returns the files written."""
-    marts = read_marts(con)
+def build_report(con: duckdb.DuckDBPyConnection, out_dir: Path, title: str | None = None, *,
+                 entity: Entity = CUSTOMERS, sessions_off: bool = False) -> list[Path]:
+    """Write the report site (plotly.min.js, then every page of PAGES) into out_dir; returns the files written.
+    The pages name the journeys' entity in its words (config `entity`) and, with sessions_off, show no session
+    measure."""
+    marts = dataclasses.replace(read_marts(con), entity=entity, sessions_off=sessions_off)
+    title = f"{entity.Singular} journeys" if title is None else title
     pages = [(page.name, site_page(page, marts, title)) for page in PAGES]  # all built before any is written
     out_dir.mkdir(parents=True, exist_ok=True)
     return [

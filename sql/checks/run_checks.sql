@@ -130,7 +130,9 @@ volume AS (
         abs(c.value - s.med) <= greatest($volume_max_mads * 1.4826 * s.mad, $volume_min_change * s.med),
         c.value,
         printf('%,.0f ± %,.0f', s.med, greatest($volume_max_mads * 1.4826 * s.mad, $volume_min_change * s.med)),
-        replace(c.metric, '_', ' ') || CASE WHEN c.subject <> '' THEN ' (' || c.subject || ')' ELSE '' END || ': '
+        -- Counts of customers in the config's word for them ($entities: cases, tickets; the metric keeps its name).
+        CASE c.metric WHEN 'customers' THEN $entities WHEN 'journey_customers' THEN 'journey ' || $entities
+            ELSE replace(c.metric, '_', ' ') END || CASE WHEN c.subject <> '' THEN ' (' || c.subject || ')' ELSE '' END || ': '
             || printf('%,.0f', c.value) || ' this run; the last ' || s.runs || ' good runs had a median of '
             || printf('%,.0f', s.med)
     FROM check_metrics AS c
@@ -204,8 +206,8 @@ stage_unreached AS (
         CASE
             WHEN events > 0 THEN 'stage ' || stage || ': ' || events || ' events'
             WHEN stage_order > coalesce((SELECT max(stage_order) FROM stage_events WHERE events > 0), 0)
-                THEN 'stage ' || stage || ': no customer has reached it yet'
-            ELSE 'stage ' || stage || ': no event of any customer is at this stage, yet later stages have some '
+                THEN 'stage ' || stage || ': no ' || $entity || ' has reached it yet'
+            ELSE 'stage ' || stage || ': no event of any ' || $entity || ' is at this stage, yet later stages have some '
                 || '(its rules match nothing?): the funnel would show everyone who got further as passing it'
         END
     FROM stage_events

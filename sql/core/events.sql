@@ -102,12 +102,14 @@ gaps AS (
 
 -- A session starts at the first event and after every gap GREATER than the inactivity timeout; with the
 -- tracker's session id (sessions.from), an event that has one starts a session where it differs from the last
--- one seen, and only events without one (CRM, server-side) follow the timeout.
+-- one seen, and only events without one (CRM, server-side) follow the timeout. Without a timeout (sessions: off)
+-- nothing starts a session after the first event: the customer's events are one session.
 session_starts AS (
     SELECT
         * EXCLUDE (tracker_session, previous_tracker_session),
         CASE
             WHEN gap_us IS NULL THEN true
+            WHEN $inactivity_us IS NULL THEN false
             WHEN tracker_session IS NOT NULL THEN tracker_session IS DISTINCT FROM previous_tracker_session
             ELSE gap_us > $inactivity_us
         END AS starts_session

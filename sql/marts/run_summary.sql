@@ -34,7 +34,8 @@ SELECT
     l.files_refused,
     (SELECT count(DISTINCT customer_key) FROM events) AS customers,
     j.journey_customers,
-    (SELECT count(*) FROM sessions) AS sessions,
+    -- NULL with sessions: off, where every journey is one session: a count of them would be the journeys again.
+    CASE WHEN $sessions_off THEN NULL ELSE (SELECT count(*) FROM sessions) END AS sessions,
     j.converted,
     j.converted / nullif(j.journey_customers, 0) AS conversion_rate,
     w.worst_dropoff_stage,

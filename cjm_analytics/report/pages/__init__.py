@@ -32,25 +32,25 @@ def _overview(marts: Marts) -> str:
 
 
 # In the order of the navigation bar: file, label, the overview's line on it (its line breaks keep the overview's
-# HTML lines short), body, the marts it is drawn from.
+# HTML lines short; {plural} is the entity's word, Entity.say), body, the marts it is drawn from.
 PAGES = (
     Page("index.html", "Overview", "", _overview,  # the overview lists the other pages
          ("run_summary", "run_history", "stage_conversion_daily", "leaks", "channel_attribution")),
     Page("journey-map.html", "Journey map",
-         "per stage and persona: customers, conversion, time, actions, channels,\n"
+         "per stage and persona: {plural}, conversion, time, actions, channels,\n"
          "emotion, pain points, moments of truth and opportunities.", journey_map_body, ("journey_map",)),
     Page("sankey.html", "Journeys by step",
-         "where journey customers go at each step of their stage path, and\n"
+         "where journey {plural} go at each step of their stage path, and\n"
          "where they drop off, for all journeys and for the largest first-touch channels.",
          sankey_body, ("sankey_links", "sankey_segment_links", "stage_funnel_by_segment", "run_summary")),
-    Page("funnel.html", "Stage funnel", "customers reaching each stage and the drop-off rate of each stage.",
+    Page("funnel.html", "Stage funnel", "{plural} reaching each stage and the drop-off rate of each stage.",
          funnel_body, ("stage_funnel",)),
     Page("trends.html", "Trends",
          "new journeys per cohort (day, week or month, over the whole history) and the\nshare of each cohort "
          "reaching each stage, with the cohorts still maturing marked.",
          trends_body, ("stage_conversion_daily",)),
     Page("pain-points.html", "Pain points",
-         "the ranked leak table: where customers are lost before the goal and what\nthey did last.",
+         "the ranked leak table: where {plural} are lost before the goal and what\nthey did last.",
          pain_points_body, ("leaks", "stage_funnel")),
     Page("emotion.html", "Emotion curve", "survey scores (NPS, CSAT) at each stage of the journey.",
          emotion_body, ("emotion_curve",)),

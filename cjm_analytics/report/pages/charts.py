@@ -49,7 +49,8 @@ def data_when(marts: Marts) -> str:
 def sankey_segments(marts: Marts) -> list[SankeySegment]:
     """All journeys (sankey_links), then each first-touch channel of sankey_segment_links, largest first."""
     segments = [
-        SankeySegment("all journeys", marts.sankey_links, count(marts.run_summary.get("journey_customers")))
+        SankeySegment("all journeys", marts.sankey_links, count(marts.run_summary.get("journey_customers")),
+                      f"journey {marts.entity.plural}")
     ]
     links = marts.sankey_segment_links
     channels = links[links["segment_type"] == "first_channel"]
@@ -75,22 +76,22 @@ def sankey_segments(marts: Marts) -> list[SankeySegment]:
 def sankey_body(marts: Marts) -> str:
     """The step Sankey of journeys, with a selector of the top first-touch segments."""
     journey_customers = marts.run_summary.get("journey_customers")
-    goal = marts.goal or "the goal stage"
+    goal, e = marts.goal or "the goal stage", marts.entity
     segments = sankey_segments(marts)
-    fig = segment_sankey_figure(segments, marts.stage_order, data_when(marts))
+    fig = segment_sankey_figure(segments, marts.stage_order, data_when(marts), e)
     selector = (
         f"""Use the menu at the top left of the chart to show only the journeys of one of the
-{len(segments) - 1} largest first-touch channels (the channel of the customer's first event)."""
+{len(segments) - 1} largest first-touch channels (the channel of the {e.singular}'s first event)."""
         if len(segments) > 1
         else ""
     )
-    return f"""<p class="note">Each column is one step of the customers' collapsed stage paths (step 1 is
-their first stage). Loops are shown, not hidden: a customer who goes back to an earlier stage appears at
+    return f"""<p class="note">Each column is one step of the collapsed stage paths of the {e.plural} (step 1
+is their first stage). Loops are shown, not hidden: {e.plural} who go back to an earlier stage appear at
 it again in the next column. A path that ends goes to one of two sinks: <b>(completed)</b> (green) when the
-customer had reached the goal ({esc(goal)}), whatever came after it, and <b>(drop-off)</b> (red) when they had
-not: only those are customers lost. <b>(continues)</b> holds the paths longer than the last step shown, and
-<b>other</b> the stages too small to draw on their own. Hover a node or a link for its customers, as a share of the
-{esc(fmt_int(journey_customers))} journey customers (or of the segment's) and of the node it leaves.
+{e.singular} had reached the goal ({esc(goal)}), whatever came after it, and <b>(drop-off)</b> (red) when they had
+not: only those are {e.plural} lost. <b>(continues)</b> holds the paths longer than the last step shown, and
+<b>other</b> the stages too small to draw on their own. Hover a node or a link for its {e.plural}, as a share of the
+{esc(fmt_int(journey_customers))} journey {e.plural} (or of the segment's) and of the node it leaves.
 {selector}</p>
 {chart_html(fig, "sankey-chart", wide=True)}"""
 
@@ -121,18 +122,18 @@ def funnel_body(marts: Marts) -> str:
             for r in f.itertuples(index=False)
         ),
     )
-    goal = marts.goal or "the goal stage"
+    goal, e = marts.goal or "the goal stage", marts.entity
     return f"""<p class="note"><b>Who and how:</b> all {esc(fmt_int(marts.run_summary.get("journey_customers")))}
-journey customers, each counted at every stage up to their furthest one (a ladder: no order, no time limit).
+journey {e.plural}, each counted at every stage up to their furthest one (a ladder: no order, no time limit).
 The ordered funnel of <code>cjm analyze funnel</code> counts differently (steps done in order within a
 conversion window, 14 days by default), so for the same stages its counts are lower or equal; its page,
 listed on <a href="analyses.html">Analyses</a>, is written beside this one when you run it.</p>
-<p class="note">A customer has reached a stage when their furthest stage is that stage or
+<p class="note">{e.Plural} have reached a stage when their furthest stage is that stage or
 a later one (stages are a ladder), and stopped there when it is their furthest stage. Drop-off rate =
-stopped here / reached, for the stages before the goal ({esc(goal)}): those customers are lost. From the goal on,
-stopping is not a drop-off: those customers completed and went no further (retention, in green). The funnel's
-labels are customers reached · share of the first stage.</p>
-{chart_html(funnel_figure(f, data_when(marts)), "funnel-chart")}
+stopped here / reached, for the stages before the goal ({esc(goal)}): those {e.plural} are lost. From the goal on,
+stopping is not a drop-off: those {e.plural} completed and went no further (retention, in green). The funnel's
+labels are {e.plural} reached · share of the first stage.</p>
+{chart_html(funnel_figure(f, data_when(marts), e), "funnel-chart")}
 <h2>Stage funnel table</h2>
 {table}"""
 
@@ -171,12 +172,12 @@ def trends_body(marts: Marts) -> str:
 week and month that fits the history in at most 92 days or 106 weeks and gives a median of at least
 {MIN_BIN_JOURNEYS} new journeys per cohort; longer histories show their latest 120 months. <b>Maturity:</b>
 {horizon}.</p>"""
-    return f"""<p class="note">A cohort is the customers whose first stage event fell in that day, week or month
-(UTC). The bars are each cohort's new journeys; the lines the share of that cohort that has reached each later
+    return f"""<p class="note">A cohort is the {marts.entity.plural} whose first stage event fell in that day, week or
+month (UTC). The bars are each cohort's new journeys; the lines the share of that cohort that has reached each later
 stage by this run (stage_conversion_daily summed over the cohort's days: reached at the stage / reached at the
 first stage). Small cohorts jump about.</p>
 {rule}
-{chart_html(trends_figure(marts.stage_conversion_daily), "trends-chart")}
+{chart_html(trends_figure(marts.stage_conversion_daily, marts.entity), "trends-chart")}
 {table}"""
 
 
@@ -190,19 +191,20 @@ def _duration(hours: float) -> str:
     return f"{fmt_num(days, 1 if days < 10 else 0)} days"
 
 
+# The leak table's columns and what they mean ({plural}: Entity.say).
 _LEAK_DEFINITIONS = (
-    ("customers lost", "journey customers whose furthest stage is this one (exited of the stage funnel)"),
-    ("share of reached", "customers lost / customers who reached the stage (the drop-off rate)"),
-    ("top last touchpoint", "the touchpoint the lost customers most often ended on"),
+    ("{plural} lost", "journey {plural} whose furthest stage is this one (exited of the stage funnel)"),
+    ("share of reached", "{plural} lost / {plural} who reached the stage (the drop-off rate)"),
+    ("top last touchpoint", "the touchpoint the lost {plural} most often ended on"),
     (
         "top lift touchpoint",
-        "the touchpoint most over-represented at the end of lost journeys compared with the customers who went on"
-        " (among touchpoints with enough customers)",
+        "the touchpoint most over-represented at the end of lost journeys compared with the {plural} who went on"
+        " (among touchpoints with enough {plural})",
     ),
-    ("contacted support", "share of the lost customers with a support event"),
-    ("low survey score", "share of the lost customers with a survey answer below its 'low' threshold"),
-    ("loopers", "lost customers who went back and forth between two stages more than the loop threshold"),
-    ("median hours since last event", "how long ago the lost customers were last seen, up to the end of the data"),
+    ("contacted support", "share of the lost {plural} with a support event"),
+    ("low survey score", "share of the lost {plural} with a survey answer below its 'low' threshold"),
+    ("loopers", "lost {plural} who went back and forth between two stages more than the loop threshold"),
+    ("median hours since last event", "how long ago the lost {plural} were last seen, up to the end of the data"),
 )
 
 
@@ -212,13 +214,13 @@ NOT_CONFIGURED = "not configured"
 def pain_points_body(marts: Marts) -> str:
     """The ranked leak table (stages before the goal) with a bar chart of customers lost, and what happens after
     the goal (retention, never a leak)."""
-    leaks = marts.leaks.sort_values("rank", kind="stable")
+    leaks, e = marts.leaks.sort_values("rank", kind="stable"), marts.entity
     support, surveys = configured(leaks, "support_share"), configured(leaks, "low_score_share")
     table = table_html(
         [
             ("rank", True),
             ("stage", False),
-            ("customers lost", True),
+            (f"{e.plural} lost", True),
             ("share of reached", True),
             ("top last touchpoint", False),
             ("top lift touchpoint", False),
@@ -247,13 +249,14 @@ def pain_points_body(marts: Marts) -> str:
              "(analysis.support_events), so this is unknown, not 0.",
              "low survey score": "" if surveys else " Not configured: the config names no surveys "
              "(analysis.surveys), so this is unknown, not 0."}
-    defs = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v + unset.get(k, ''))}</dd>" for k, v in _LEAK_DEFINITIONS)
+    defs = "".join(f"<dt>{esc(e.say(k))}</dt><dd>{esc(e.say(v) + unset.get(k, ''))}</dd>"
+                   for k, v in _LEAK_DEFINITIONS)
     goal = marts.goal or "the goal stage"
-    return f"""<p class="note">Where customers are lost: every stage before the goal ({esc(goal)}), ranked by the
-customers whose journey got no further, with what they did last and what sets them apart. The bars are labelled
-customers lost · share of those who reached the stage. A customer who stops at or after the goal has completed:
+    return f"""<p class="note">Where {e.plural} are lost: every stage before the goal ({esc(goal)}), ranked by the
+{e.plural} whose journey got no further, with what they did last and what sets them apart. The bars are labelled
+{e.plural} lost · share of those who reached the stage. {e.Plural} who stop at or after the goal have completed:
 that is retention, shown below, never a leak.</p>
-{chart_html(leaks_figure(leaks, data_when(marts)), "leaks-chart")}
+{chart_html(leaks_figure(leaks, data_when(marts), e), "leaks-chart")}
 <h2>Leak table</h2>
 {table}
 <dl class="defs">{defs}</dl>
@@ -262,6 +265,7 @@ that is retention, shown below, never a leak.</p>
 
 def _after_goal_html(marts: Marts, goal: str) -> str:
     """The stages from the goal on: customers who completed and stopped there (retention), from stage_funnel."""
+    e = marts.entity
     after = marts.stage_funnel[~marts.stage_funnel["before_goal"].fillna(True).astype(bool)]
     if len(after) < 2:  # the goal is the last stage: everyone who reached it completed, nothing more to say
         return ""
@@ -275,8 +279,8 @@ def _after_goal_html(marts: Marts, goal: str) -> str:
         ),
     )
     return f"""<h2>After the goal: retention, not drop-off</h2>
-<p class="note">Every customer here reached {esc(goal)} and is counted as converted. Stopping at a stage after it
-means the customer did not go on to the next stage (churn or not yet), not that a purchase was lost.</p>
+<p class="note">Every {e.singular} here reached {esc(goal)} and is counted as converted. Stopping at a stage after it
+means the {e.singular} did not go on to the next stage (churn or not yet), not that a purchase was lost.</p>
 {table}"""
 
 
@@ -314,11 +318,11 @@ under <code>analysis.surveys</code> in the config (see docs/analysis/emotion.md)
             for r in rows.itertuples(index=False)
         ),
     )
-    return f"""<p class="note">Survey answers placed at the stage each customer was at when answering. Scores
-are normalized to 0–1 (lowest to highest answer of each survey) so NPS and CSAT share one scale; the bars
+    return f"""<p class="note">Survey answers placed at the stage each {marts.entity.singular} was at when answering.
+Scores are normalized to 0–1 (lowest to highest answer of each survey) so NPS and CSAT share one scale; the bars
 are the 95% confidence interval of the mean (none with fewer than 2 answers). A stage without answers is
 a gap. NPS = % promoters (9–10) − % detractors (0–6), on the raw 0–10 answers; CSAT = mean raw score.</p>
-{chart_html(emotion_figure(rows, data_when(marts)), "emotion-chart")}
+{chart_html(emotion_figure(rows, data_when(marts), marts.entity), "emotion-chart")}
 <h2>Scores by stage</h2>
 {table}"""
 
@@ -347,7 +351,12 @@ def attribution_body(marts: Marts) -> str:
             for r in a.itertuples(index=False)
         ),
     )
-    return f"""<p class="note">Which channels bring the conversions. A touch is a session with a channel; each
+    e = marts.entity
+    off = (f"""<p class="note"><b>Sessions: not used</b> (sessions: off in the config). A {e.singular}'s journey
+is one session, so a converter's path is one touch, the channel of its first event: the four models below give
+every conversion to that channel and agree by construction.</p>
+""" if marts.sessions_off else "")
+    return f"""{off}<p class="note">Which channels bring the conversions. A touch is a session with a channel; each
 model shares out the conversions among the channels of the converters' paths: <b>first touch</b> and
 <b>last touch</b> give each conversion to one channel, <b>linear</b> splits it equally over the path's touches,
 and the <b>Markov chain</b> model credits each channel by its removal effect (the share of conversions lost
@@ -369,7 +378,7 @@ def transitions_body(marts: Marts) -> str:
             ("from", False),
             ("to", False),
             ("transitions", True),
-            ("customers", True),
+            (marts.entity.plural, True),
             ("probability", True),
             ("median hours", True),
         ],
@@ -385,18 +394,18 @@ def transitions_body(marts: Marts) -> str:
             for r in t.itertuples(index=False)
         ),
     )
-    when = data_when(marts)
-    return f"""<p class="note">Every customer's collapsed stage path runs from (start) through its stages
+    when, e = data_when(marts), marts.entity
+    return f"""<p class="note">Every {e.singular}'s collapsed stage path runs from (start) through its stages
 to (end). In the network, stages sit in journey order; arcs above the line go forward, arcs below go back
-to an earlier stage, and an exit to (end) is split in two: red arcs are the exits of customers who never
-reached the goal (lost), green arcs those of customers who had reached it (completed: an exit after the goal is
+to an earlier stage, and an exit to (end) is split in two: red arcs are the exits of {e.plural} who never
+reached the goal (lost), green arcs those of {e.plural} who had reached it (completed: an exit after the goal is
 not a loss). An arc's width is proportional to its transitions and the triangle on it points the way (hover it
 for the figures). Under each stage: its exit probability split into lost and completed (they add up to it).
 Probability = transitions on the edge / all transitions out of its <i>from</i> stage, so each row of the
 matrix sums to 100% and its (end) column is the exit probability. Median hours: from the last event at the
 <i>from</i> stage to the first event at the <i>to</i> stage.</p>
-{chart_html(transition_network_figure(t, marts.stage_funnel, when), "network-chart", wide=True)}
-{chart_html(transitions_figure(t, when), "transitions-chart", wide=True)}
+{chart_html(transition_network_figure(t, marts.stage_funnel, when, e), "network-chart", wide=True)}
+{chart_html(transitions_figure(t, when, e), "transitions-chart", wide=True)}
 <h2>Transition table</h2>
 {table}"""
 

@@ -12,13 +12,15 @@ from collections.abc import Callable, Sequence
 import pandas as pd
 import plotly.graph_objects as go
 
+from cjm_analytics.names import Entity
 from cjm_analytics.report.formatting import esc, fmt_int, fmt_num, fmt_pct, missing, number, plotly_text
 from cjm_analytics.report.html import chart_html
 from cjm_analytics.report.marts import Marts
 from cjm_analytics.report.theme import BLUE, MUTED_TEXT, TEMPLATE, rgba
 
 ALL_TYPE = "all"
-PERSONA_TYPE_LABELS = {"all": "All customers", "first_touch_channel": "First-touch channel",
+# ({Plural}: Entity.say; the mart's persona of type all is "all customers", shown in the entity's word.)
+PERSONA_TYPE_LABELS = {"all": "All {plural}", "first_touch_channel": "First-touch channel",
                        "last_touch_channel": "Last-touch channel", "cohort_week": "Cohort week",
                        "cohort_month": "Cohort month"}
 NOT_CONFIGURED = '<span class="jm-none">not configured</span>'
@@ -146,7 +148,7 @@ def _row(label: str, cells: Sequence[str], hint: str = "") -> str:
 
 
 def _persona_map(index: int, p: _Persona, stages: list[tuple[int, str]], goal_order: int, surveys: bool,
-                 support: bool) -> str:
+                 support: bool, entity: Entity, sessions_off: bool) -> str:
     """One persona's map: its table of stages and measures, with the emotion curve in its own row."""
     before = [o < goal_order for o, _ in stages]
     last_order = stages[-1][0]
@@ -205,9 +207,9 @@ def _persona_map(index: int, p: _Persona, stages: list[tuple[int, str]], goal_or
             return '<span class="jm-muted">after the goal: journeys that end here are completed</span>'
         lost = p.one("lost", order)
         if lost is None or not number(lost["value"]):
-            return '<span class="jm-muted">no customer lost here</span>'
+            return f'<span class="jm-muted">no {entity.singular} lost here</span>'
         last = p.ranked("lost_last_touchpoint", order)
-        out = ["<span class=\"jm-muted\">lost customers did last:</span>" + _list(
+        out = [f"<span class=\"jm-muted\">lost {entity.plural} did last:</span>" + _list(
             [f"{esc(r['label'])} <b>{esc(fmt_pct(r['value'], 0))}</b>" for r in last])]
         for measure, name, configured in (("lost_support_share", "contacted support", support),
                                           ("lost_low_score_share", "low survey score", surveys)):
@@ -223,7 +225,7 @@ def _persona_map(index: int, p: _Persona, stages: list[tuple[int, str]], goal_or
         if not rows and bool(p.rows["too_small"].iloc[0]):
             return '<span class="jm-muted">persona too small to test</span>'
         if not rows:
-            return '<span class="jm-muted">no touchpoint held and lacked by enough customers to test</span>'
+            return f'<span class="jm-muted">no touchpoint held and lacked by enough {entity.plural} to test</span>'
         items = []
         for r in rows:
             sure = bool(r["significant"]) if not missing(r["significant"]) else False
@@ -244,7 +246,7 @@ def _persona_map(index: int, p: _Persona, stages: list[tuple[int, str]], goal_or
         if r is None:
             return '<span class="jm-muted">no significant driver</span>'
         return (f'<span class="jm-rank">#{esc(fmt_int(r["rank"]))}</span> ≈ <b>{esc(fmt_int(r["value"]))}</b> '
-                f"customers{_interval(r['ci_low'], r['ci_high'], fmt_int)}<br>"
+                f"{entity.plural}{_interval(r['ci_low'], r['ci_high'], fmt_int)}<br>"
                 f'<span class="jm-muted">if the {esc(fmt_int(r["customers"]))} lost had the odds of those with '
                 f"{esc(r['label'])}</span>")
 
@@ -264,12 +266,15 @@ def _persona_map(index: int, p: _Persona, stages: list[tuple[int, str]], goal_or
         f'<div class="table-wrap"><table class="jm-table" style="min-width:{9 + 11 * len(stages)}rem">\n'
         f'<colgroup><col class="jm-label-col">{"<col>" * len(stages)}</colgroup>\n'
         f'<thead><tr><th scope="col">stage</th>{heads}</tr></thead>\n<tbody>\n'
-        + _row("Customers", cells(reached), "reached the stage or a later one")
+        + _row(entity.Plural, cells(reached), "reached the stage or a later one")
         + _row("Go on", cells(goes_on), "to the next stage [95% interval]")
         + _row("Journeys ending here", cells(ends))
         + _row("Time in stage", cells(stay), "first event here to the first at a later stage")
-        + _row("Top actions", cells(shares("top_touchpoint")), "share of the stage's customers")
-        + _row("Channels", cells(shares("channel_mix")), "share of the stage's sessions")
+        + _row("Top actions", cells(shares("top_touchpoint")), f"share of the stage's {entity.plural}")
+        + _row("Channels", cells(shares("channel_mix")),
+               # Sessions off: a journey is one session, whose channel is the journey's first.
+               f"share of the stage's {entity.plural}, by the channel of their first event (sessions: off)"
+               if sessions_off else "share of the stage's sessions")
         + f'<tr><th scope="row">Emotion<span class="jm-hint">mean survey score, 0–1</span></th>{curve_cell}</tr>\n'
         + _row("Scores", cells(emotion) if surveys else [NOT_CONFIGURED] * len(stages),
                "[95% interval], n answers")
@@ -280,11 +285,22 @@ def _persona_map(index: int, p: _Persona, stages: list[tuple[int, str]], goal_or
     )
 
 
-def _persona_header(p: _Persona, goal: str) -> str:
+def _type_label(persona_type: str, entity: Entity) -> str:
+    # A type from the config (a property's name) is shown as written, never read as a template.
+    return entity.say(PERSONA_TYPE_LABELS[persona_type]) if persona_type in PERSONA_TYPE_LABELS else persona_type
+
+
+def _persona_name(persona_type: str, persona: str, entity: Entity) -> str:
+    """A persona as the page names it: the mart's value, but everyone ("all customers") in the entity's word."""
+    return f"all {entity.plural}" if persona_type == ALL_TYPE else persona
+
+
+def _persona_header(p: _Persona, goal: str, entity: Entity) -> str:
     first = p.rows.iloc[0]
     size, small = first["persona_size"], bool(first["too_small"]) if not missing(first["too_small"]) else False
     conv = p.rows[p.rows["measure"] == "persona_conversion"]
-    text = f"<b>{esc(first['persona'])}</b>: {esc(fmt_int(size))} journey customers"
+    name = _persona_name(str(first["persona_type"]), str(first["persona"]), entity)
+    text = f"<b>{esc(name)}</b>: {esc(fmt_int(size))} journey {entity.plural}"
     if small:
         text += ' · <span class="jm-small">too small to read: figures are shown, but vary a lot by chance</span>'
     if not conv.empty:
@@ -300,7 +316,7 @@ def _persona_header(p: _Persona, goal: str) -> str:
 
 def journey_map_body(marts: Marts) -> str:
     """The map of every persona, the first (all customers) shown, with the selector above."""
-    jm = marts.journey_map
+    jm, e = marts.journey_map, marts.entity
     if jm is None or jm.empty:
         return '<p class="empty">This warehouse has no journey map yet: run <code>cjm run</code> to build it.</p>'
     flags = jm[jm["measure"].str.endswith("_configured")].set_index("measure")["value"]
@@ -326,7 +342,7 @@ def journey_map_body(marts: Marts) -> str:
             size = fmt_int(group["persona_size"].iloc[0])
             radios.append(f'<input type="radio" name="jm-persona" id="jm-p{i}" class="jm-radio"'
                           f'{" checked" if i == 0 else ""}>')
-            labels.append(f'<label for="jm-p{i}">{esc(name)} <span class="jm-muted">{esc(size)}'
+            labels.append(f'<label for="jm-p{i}">{esc(_persona_name(pt, name, e))} <span class="jm-muted">{esc(size)}'
                           f'{" · too small" if small else ""}</span></label>')
             rules.append(f"#jm-p{i}:checked ~ .jm-maps .jm-p{i} {{ position: static; visibility: visible; "
                          f"height: auto; overflow: visible; }}\n"
@@ -336,17 +352,18 @@ def journey_map_body(marts: Marts) -> str:
                          f"var(--accent); outline-offset: 2px; }}\n"
                          f"#jm-p{i}:checked ~ .jm-picker label[for=jm-p{i}] .jm-muted {{ color: #dce8f3; }}")
             p = _Persona(group)
-            maps.append(f'<section class="jm-map jm-p{i}" aria-label="journey map: {esc(name)}">'
-                        f"{_persona_header(p, goal)}{_persona_map(i, p, stages, goal_order, surveys, support)}"
+            maps.append(f'<section class="jm-map jm-p{i}" aria-label="journey map: {esc(_persona_name(pt, name, e))}">'
+                        f"{_persona_header(p, goal, e)}"
+                        f"{_persona_map(i, p, stages, goal_order, surveys, support, e, marts.sessions_off)}"
                         "</section>")
-        picker.append(f'<div class="jm-type"><span class="jm-type-name">{esc(PERSONA_TYPE_LABELS.get(t, t))}:'
+        picker.append(f'<div class="jm-type"><span class="jm-type-name">{esc(_type_label(t, e))}:'
                       f"</span> {' '.join(labels)}</div>")
-    return f"""<p class="note">One column per stage, one row per measure, for all journey customers or one
-persona (choose below). Red ▼ marks customers lost before the goal ({esc(goal)}); after it, a journey that ends
-is completed (✓), never lost. Intervals are 95%. A moment of truth is a touchpoint of the stage: the customers
+    return f"""<p class="note">One column per stage, one row per measure, for all journey {e.plural} or one
+persona (choose below). Red ▼ marks {e.plural} lost before the goal ({esc(goal)}); after it, a journey that ends
+is completed (✓), never lost. Intervals are 95%. A moment of truth is a touchpoint of the stage: the {e.plural}
 who had it before reaching the next stage went on with higher (▲) or lower (▼) odds than those who did not
 (the odds ratio; Fisher's exact or chi-square test, Benjamini–Hochberg corrected: q &lt; 0.05 is significant).
-It shows association, not cause. A stage's opportunity is its lost customers × (the rate with − the rate
+It shows association, not cause. A stage's opportunity is its lost {e.plural} × (the rate with − the rate
 without) of its strongest significant ▲ touchpoint, ranked by the low end of its interval. Definitions:
 docs/marts.md.</p>
 <style>

@@ -6,6 +6,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from cjm_analytics.names import Entity
 from cjm_analytics.report.formatting import esc, fmt_date_range, fmt_int, fmt_num, fmt_pct, fmt_when, missing
 from cjm_analytics.report.html import RUN_STATUS_JS, Page, card
 from cjm_analytics.report.kpis import KPIS, Change, Kpi, change, earlier_runs, fmt_kpi
@@ -24,7 +25,7 @@ def delta_html(c: Change, versus: str) -> str:
     )
 
 
-def _kpi_detail(kpi: Kpi, s: Mapping[str, Any]) -> str:
+def _kpi_detail(kpi: Kpi, s: Mapping[str, Any], e: Entity) -> str:
     if kpi.column == "events_loaded":
         return (
             f"of {esc(fmt_int(s.get('events_read')))} read · {esc(fmt_int(s.get('events_rejected')))} rejected · "
@@ -33,7 +34,7 @@ def _kpi_detail(kpi: Kpi, s: Mapping[str, Any]) -> str:
     if kpi.column == "events_rejected":
         return "input rows refused, with a reason"
     if kpi.column == "journey_customers":
-        return "customers with at least one event mapped to a stage"
+        return f"{e.plural} with at least one event mapped to a stage"
     if kpi.column == "converted":
         return f"conversion rate {esc(fmt_pct(s.get('conversion_rate')))}"
     if kpi.column == "conversion_rate":
@@ -94,7 +95,7 @@ def _points(x: Any) -> str:
     return "—" if missing(x) else f"{100 * float(x):+.1f}"
 
 
-def _what_changed_html(change: Any) -> str:
+def _what_changed_html(change: Any, e: Entity) -> str:
     """Each stage's conversion tonight against the last good run, on the same cohort days, split into mix and rate
     per first-touch channel, with the largest contributors (analysis/what-changed.md). Empty on a first night."""
     if change is None or change.empty:
@@ -115,7 +116,7 @@ def _what_changed_html(change: Any) -> str:
     return f"""<h2>What changed since the last good run</h2>
 <p class="note">Each stage's conversion on the cohort days both runs hold whole ({esc(fmt_date_range(first, last))}:
 newer cohorts are still converting and are left out, so they never read as a drop), split into <b>mix</b> (the
-first-touch channels' shares of the customers moved) and <b>rate</b> (the channels' own conversion moved); in
+first-touch channels' shares of the {e.plural} moved) and <b>rate</b> (the channels' own conversion moved); in
 points, mix + rate = the change. The goal's line is conversion from the first stage.</p>
 <ul class="changes">
 {chr(10).join(items)}
@@ -125,10 +126,13 @@ points, mix + rate = the change. The goal's line is conversion from the first st
 def overview_body(marts: Marts, pages: Sequence[Page]) -> str:
     """The headline figures of the run, each against the previous night and 7 days ago, and what each of the
     pages shows (with the biggest leak and the most credited channel)."""
-    s = marts.run_summary
+    s, e = marts.run_summary, marts.entity
     night, week = earlier_runs(marts.run_history, s)
     cards = []
     for kpi in KPIS:
+        if kpi.column == "sessions" and marts.sessions_off:  # a count of them would be the journeys again
+            cards.append(card(kpi.label, "not used", "sessions: off in the config: each journey is one session", ""))
+            continue
         deltas = (
             '<ul class="deltas">'
             + delta_html(change(kpi, s, night), "previous night")
@@ -141,8 +145,8 @@ def overview_body(marts: Marts, pages: Sequence[Page]) -> str:
             detail = (
                 f"no stage before {goal}"
                 if missing(worst)
-                else f"{esc(fmt_pct(s.get('worst_dropoff_rate')))} of the customers reaching it go no further"
-                f" (the worst of the stages before {goal}; customers who stop at or after {goal} have completed:"
+                else f"{esc(fmt_pct(s.get('worst_dropoff_rate')))} of the {e.plural} reaching it go no further"
+                f" (the worst of the stages before {goal}; {e.plural} who stop at or after {goal} have completed:"
                 " retention, on the pain points page)"
             )
             for label, run in (("previous night", night), ("7 days ago", week)):
@@ -152,12 +156,12 @@ def overview_body(marts: Marts, pages: Sequence[Page]) -> str:
             value = "—" if missing(worst) else esc(worst)
             cards.append(card(kpi.label, value, detail, deltas, alert=not missing(worst)))
         else:
-            cards.append(card(kpi.label, esc(fmt_kpi(kpi, s.get(kpi.column))), _kpi_detail(kpi, s), deltas))
+            cards.append(card(e.say(kpi.label), esc(fmt_kpi(kpi, s.get(kpi.column))), _kpi_detail(kpi, s, e), deltas))
 
     leaks = marts.leaks.sort_values("rank", kind="stable")
     top_leak = (
         f" Biggest leak: <b>{esc(leaks.iloc[0]['stage'])}</b>, {esc(fmt_int(leaks.iloc[0]['customers_lost']))}"
-        " customers lost."
+        f" {e.plural} lost."
         if not leaks.empty
         else ""
     )
@@ -172,7 +176,8 @@ def overview_body(marts: Marts, pages: Sequence[Page]) -> str:
     started = esc(fmt_date_range(first, last)) if first is not None else "— (no journeys)"
     headline = {"pain-points.html": top_leak, "attribution.html": top_channel}
     listed = "\n".join(
-        f'<li><a href="{p.name}">{esc(p.label)}</a>: {p.description}{headline.get(p.name, "")}</li>' for p in pages
+        f'<li><a href="{p.name}">{esc(p.label)}</a>: {e.say(p.description)}{headline.get(p.name, "")}</li>'
+        for p in pages
     )
     return f"""{_health_html(marts)}
 <p class="note">Journeys in this run started {started}. Each figure is compared with an earlier
@@ -187,7 +192,7 @@ are said in words too.</p>
 <dl class="cards">
 {chr(10).join(cards)}
 </dl>
-{_what_changed_html(marts.conversion_change)}
+{_what_changed_html(marts.conversion_change, e)}
 <h2>Pages</h2>
 <ul class="pages">
 {listed}
