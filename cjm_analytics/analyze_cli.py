@@ -139,31 +139,32 @@ def _funnel(con: duckdb.DuckDBPyConnection, cfg: Config, args: argparse.Namespac
     how = {"ordered": "in this order (other events may come between)",
            "strict": "in this order with no other event between consecutive steps",
            "any": "in any order"}[args.order]
-    rule = ("step k counts once the customer has done k of the steps, each first done after the attempt's start"
-            if args.order == "any" else
-            "a customer completes step k at the earliest step-k event after their step k−1 (events at the same "
-            "time are taken in funnel order)")
+    e = cfg.entity.words
+    rule = (f"step k counts once the {e.singular} has done k of the steps, each first done after the attempt's "
+            "start" if args.order == "any" else
+            f"a {e.singular} completes step k at the earliest step-k event after their step k−1 (events at the "
+            "same time are taken in funnel order)")
     intro = (
-        f"How many customers go {' → '.join(steps)} {how}, within {window:g} days of their first step? "
+        f"How many {e.plural} go {' → '.join(steps)} {how}, within {window:g} days of their first step? "
         f"An attempt starts at a step-1 event{' (in any order: at any step event)' if args.order == 'any' else ''}; "
         f"{rule}; every step must fall within the window from the start. "
-        "Each customer counts once, by the attempt that gets furthest (the earliest such). entered = customers "
-        "who completed the previous step; conversion_from_previous = completed / entered; times to convert are "
-        "from step 1 to the step, median and p90 (linear interpolation) among completers."
-        " The report's Stage funnel page (funnel.html) counts differently: every journey customer at every stage "
-        "up to their furthest one, in any order and with no window, so for the same stages its counts are higher "
-        "or equal."
+        f"Each {e.singular} counts once, by the attempt that gets furthest (the earliest such). entered = "
+        f"{e.plural} who completed the previous step; conversion_from_previous = completed / entered; times to "
+        "convert are from step 1 to the step, median and p90 (linear interpolation) among completers."
+        f" The report's Stage funnel page (funnel.html) counts differently: every journey {e.singular} at every "
+        "stage up to their furthest one, in any order and with no window, so for the same stages its counts are "
+        "higher or equal."
     )
     if exclusions:
         intro += (f" An attempt with {' or '.join(exclusions)} after step 1 and before its last completed step "
-                  "does not count; a customer with no other attempt leaves the funnel.")
+                  f"does not count; a {e.singular} with no other attempt leaves the funnel.")
     if args.hide_unelapsed:
         intro += " Attempts whose window has not ended by the latest event in the warehouse are left out."
     if args.segment:
-        intro += (f" Per {args.segment}: segment_size = the segment's customers at step 1; too_small marks "
+        intro += (f" Per {args.segment}: segment_size = the segment's {e.plural} at step 1; too_small marks "
                   f"fewer than {cfg.analysis.min_segment_size}.")
     shown = fold_ordered_funnel(table, args.top, cfg.analysis.min_segment_size) if args.segment else table
-    return Answer(table, f"Funnel: {' → '.join(steps)}", intro, ordered_funnel_figure(shown), shown=shown,
+    return Answer(table, f"Funnel: {' → '.join(steps)}", intro, ordered_funnel_figure(shown, e), shown=shown,
                   note=_top_note(table, shown))
 
 
@@ -188,18 +189,19 @@ def _add_funnel(add_analysis: AddAnalysis) -> None:
 
 def _funnel_by_segment(con: duckdb.DuckDBPyConnection, cfg: Config, args: argparse.Namespace) -> Answer:
     table = stage_funnel_by_segment(con, args.by, cfg)
+    e = cfg.entity.words
     intro = (
-        f"Where do customers drop out, by {args.by}? The stage funnel of each segment, with the stage funnel's "
-        "definitions: reached(k) = the segment's journey customers whose furthest stage is k or beyond, "
+        f"Where do {e.plural} drop out, by {args.by}? The stage funnel of each segment, with the stage funnel's "
+        f"definitions: reached(k) = the segment's journey {e.plural} whose furthest stage is k or beyond, "
         "exited(k) = those whose furthest stage is k, dropoff_rate = exited / reached, conversion_from_first = "
-        "reached(k) / reached(1). segment_size is the segment's journey customers; segments are summed to the "
-        f"stage funnel exactly. Customers without a value are in {NO_SEGMENT}. too_small marks segments of fewer "
-        f"than {cfg.analysis.min_segment_size} customers (analysis.min_segment_size): read them with care. "
+        f"reached(k) / reached(1). segment_size is the segment's journey {e.plural}; segments are summed to the "
+        f"stage funnel exactly. {e.Plural} without a value are in {NO_SEGMENT}. too_small marks segments of fewer "
+        f"than {cfg.analysis.min_segment_size} {e.plural} (analysis.min_segment_size): read them with care. "
         "Every rate has its 95% Wilson interval (<rate>_ci_low, <rate>_ci_high). At each stage, each segment's "
         "conversion_to_next is compared with that of all other segments together (rest_conversion_to_next): the "
         "p-value of Fisher's exact test (an expected count below 5) or the chi-square test, its Benjamini–Hochberg "
         "q-value over every test in this table, and differs = q below 0.05. A stage a segment reached with fewer "
-        f"than {cfg.analysis.min_segment_size} customers is not tested, so a small segment is never flagged; rows "
+        f"than {cfg.analysis.min_segment_size} {e.plural} is not tested, so a small segment is never flagged; rows "
         "are in segment order, never ranked."
     )
     shown = fold_stage_funnel(table, args.top, cfg.analysis.min_segment_size)
@@ -221,14 +223,15 @@ def _add_segments(add_analysis: AddAnalysis) -> None:
 def _segment_intro(segment: str | None, cfg: Config, counted: str) -> str:
     if segment is None:
         return ""
-    return (f" Per {segment} (customers without a value are in {NO_SEGMENT}); too_small marks fewer than "
+    return (f" Per {segment} ({cfg.entity.plural} without a value are in {NO_SEGMENT}); too_small marks fewer than "
             f"{cfg.analysis.min_segment_size} {counted}.")
 
 
 def _between_stages(con: duckdb.DuckDBPyConnection, cfg: Config, args: argparse.Namespace) -> Answer:
     table = time_between_stages(con, args.segment, cfg)
     intro = (
-        "How long do customers take from one stage to the next? Every transition between consecutive stages of "
+        f"How long do {cfg.entity.plural} take from one stage to the next? Every transition between consecutive "
+        "stages of "
         "the collapsed stage paths (loops included, e.g. intent → consideration) is measured from the last "
         "event of the run at the first stage to the first event at the next, as in the transition graph; "
         "median and p90 use linear interpolation (numpy's default)."
@@ -243,10 +246,10 @@ def _to_convert(con: duckdb.DuckDBPyConnection, cfg: Config, args: argparse.Name
     summary = time_to_convert(con, args.segment, cfg)
     histogram = time_to_convert_histogram(con, args.bins, args.segment, cfg)
     intro = (
-        "How long does conversion take? hours_to_convert runs from a converted customer's first mapped event to "
-        "their first event at or beyond the goal stage; converted customers are counted per bin of "
-        "[lower, upper) hours, with the median and p90 (linear interpolation, numpy's default)."
-        + _segment_intro(args.segment, cfg, "converted customers")
+        f"How long does conversion take? hours_to_convert runs from a converted {cfg.entity.singular}'s first "
+        f"mapped event to their first event at or beyond the goal stage; converted {cfg.entity.plural} are counted "
+        "per bin of [lower, upper) hours, with the median and p90 (linear interpolation, numpy's default)."
+        + _segment_intro(args.segment, cfg, f"converted {cfg.entity.plural}")
     )
     table = with_bin_columns(summary, histogram)
     shown, drawn = (fold_conversion_times(table, histogram, args.top, cfg.analysis.min_segment_size)
@@ -279,28 +282,34 @@ def _add_level_options(parser: argparse.ArgumentParser) -> None:
 
 def _paths(con: duckdb.DuckDBPyConnection, cfg: Config, args: argparse.Namespace) -> Answer:
     df = top_paths(con, args.level, n=args.n, max_length=args.max_length, collapse_loops=not args.keep_repeats)
-    population = "journeys" if args.level == "stage" else "customers with events"
+    e = cfg.entity.words
+    population = "journeys" if args.level == "stage" else f"{e.plural} with events"
     covered = float(df["cumulative_share"].iloc[-1]) if len(df) else 0.0
-    intro = (f"The {len(df)} most common {args.level} paths and how many customers followed each; together "
+    intro = (f"The {len(df)} most common {args.level} paths and how many {e.plural} followed each; together "
              f"they cover {covered:.1%} of all {population}.")
-    return Answer(df, f"Top {args.level} paths", intro, paths_figure(df, f"Top {args.level} paths", coverage=True))
+    return Answer(df, f"Top {args.level} paths", intro,
+                  paths_figure(df, f"Top {args.level} paths", coverage=True, entity=e))
 
 
 def _paths_around(con: duckdb.DuckDBPyConnection, cfg: Config, args: argparse.Namespace) -> Answer:
     df = paths_around(con, args.anchor, args.before, args.after, args.level, n=args.n,
                       collapse_loops=not args.keep_repeats)
-    intro = (f"The {args.before} {args.level} step(s) before and {args.after} after each customer's first "
-             f"{args.anchor!r}; share is of the customers who ever had {args.anchor!r}. {START} and {END} mark "
+    e = cfg.entity.words
+    intro = (f"The {args.before} {args.level} step(s) before and {args.after} after each {e.singular}'s first "
+             f"{args.anchor!r}; share is of the {e.plural} who ever had {args.anchor!r}. {START} and {END} mark "
              f"a path that begins or ends inside the window.")
-    return Answer(df, f"Paths around {args.anchor}", intro, paths_figure(df, f"Paths around {args.anchor}"))
+    return Answer(df, f"Paths around {args.anchor}", intro,
+                  paths_figure(df, f"Paths around {args.anchor}", entity=e))
 
 
 def _paths_between(con: duckdb.DuckDBPyConnection, cfg: Config, args: argparse.Namespace) -> Answer:
     df = paths_between(con, args.start, args.end, args.level, n=args.n, collapse_loops=not args.keep_repeats)
-    intro = (f"How customers get from their first {args.start!r} to the first {args.end!r} after it: the "
-             f"{args.level} steps in between, with the median hours it took; share is of the customers who made it.")
+    e = cfg.entity.words
+    intro = (f"How {e.plural} get from their first {args.start!r} to the first {args.end!r} after it: the "
+             f"{args.level} steps in between, with the median hours it took; share is of the {e.plural} who made "
+             "it.")
     title = f"Paths from {args.start} to {args.end}"
-    return Answer(df, title, intro, paths_figure(df, title))
+    return Answer(df, title, intro, paths_figure(df, title, entity=e))
 
 
 def _add_paths(add_analysis: AddAnalysis) -> None:
@@ -331,13 +340,14 @@ def _pain_points(con: duckdb.DuckDBPyConnection, cfg: Config, args: argparse.Nam
     unset = {c: key for c, key in unset.items()
              if not (cfg.analysis.support_events if c == "support_share" else cfg.analysis.surveys)}
     df = df.drop(columns=list(unset))
+    e = cfg.entity.words
     if len(df):
         top = df.iloc[0]
-        intro = (f"The biggest leak is {top['stage']}: {int(top['customers_lost']):,} customers "
+        intro = (f"The biggest leak is {top['stage']}: {int(top['customers_lost']):,} {e.plural} "
                  f"({float(top['share_of_reached']):.1%} of those who reached it) went no further. Stages before "
-                 f"the goal ({cfg.goal}) only: a customer who stops at or after it has completed (retention, see "
-                 f"the stage funnel). Per stage: the "
-                 f"touchpoint droppers most often ended on, the one most over-represented against customers who "
+                 f"the goal ({cfg.goal}) only: a {e.singular} who stops at or after it has completed (retention, "
+                 f"see the stage funnel). Per stage: the "
+                 f"touchpoint droppers most often ended on, the one most over-represented against {e.plural} who "
                  f"went on (lift), and the shares who contacted support, gave a low survey score or looped "
                  f"between two stages more than {args.loop_threshold} times.")
     else:
@@ -345,7 +355,7 @@ def _pain_points(con: duckdb.DuckDBPyConnection, cfg: Config, args: argparse.Nam
     if unset:
         intro += " Not configured, so left out (unknown, not 0): " + "; ".join(
             f"{c} (no {key} in the config)" for c, key in unset.items()) + "."
-    return Answer(df, "Pain points: the biggest leaks", intro, pain_points_figure(df))
+    return Answer(df, "Pain points: the biggest leaks", intro, pain_points_figure(df, e))
 
 
 def _add_pain_points(add_analysis: AddAnalysis) -> None:
@@ -364,12 +374,12 @@ def _emotion(con: duckdb.DuckDBPyConnection, cfg: Config, args: argparse.Namespa
         raise ConfigError("analysis.surveys: no survey is configured, so there is no score to show")
     df = emotion_curve(con, cfg)
     answered = df[df["responses"] > 0]
-    intro = (f"{int(df['responses'].sum()):,} survey answers placed at the stage each customer was at when "
-             f"answering (their latest stage event at or before the answer); scores are normalized to 0..1, with a "
-             f"95% confidence interval of the mean. ")
+    intro = (f"{int(df['responses'].sum()):,} survey answers placed at the stage each {cfg.entity.singular} was "
+             "at when answering (their latest stage event at or before the answer); scores are normalized to 0..1, "
+             "with a 95% confidence interval of the mean. ")
     if len(answered):
         low = answered.sort_values("mean_score", kind="stable").iloc[0]
-        intro += f"Customers feel worst at {low['stage']} (mean {float(low['mean_score']):.2f})."
+        intro += f"{cfg.entity.words.Plural} feel worst at {low['stage']} (mean {float(low['mean_score']):.2f})."
     invalid = int(df["invalid_responses"].sum())
     if invalid:
         intro += f" {invalid:,} answers had no valid score and are left out."
@@ -410,22 +420,24 @@ def _drivers(con: duckdb.DuckDBPyConnection, cfg: Config, args: argparse.Namespa
     population = int(df["population"].iloc[0]) if len(df) else 0
     converted = int(df["population_converted"].iloc[0]) if len(df) else 0
     found = int(df["significant"].sum())
+    e = cfg.entity.words
     intro = (
-        f"Of the customers who reached {args.from_stage}, which {', '.join(kinds)} go with reaching {args.to_stage}? "
-        "These are associations, not causes: a candidate can go with converting because of who has it, not because "
-        f"of what it does. Only what a customer did before reaching {args.to_stage} counts (for customers who did "
-        f"not, everything up to their last event); the events of {args.to_stage} and of later stages never count. "
-        f"Each candidate's customers are compared with the rest: conversion with and without it, the odds ratio "
+        f"Of the {e.plural} who reached {args.from_stage}, which {', '.join(kinds)} go with reaching "
+        f"{args.to_stage}? These are associations, not causes: a candidate can go with converting because of who "
+        f"has it, not because of what it does. Only what a {e.singular} did before reaching {args.to_stage} counts "
+        f"(for {e.plural} who did not, everything up to their last event); the events of {args.to_stage} and of "
+        f"later stages never count. "
+        f"Each candidate's {e.plural} are compared with the rest: conversion with and without it, the odds ratio "
         f"with its 95% interval, the p-value of Fisher's exact test (an expected count below 5) or the chi-square "
         f"test, and its Benjamini–Hochberg q-value over all {len(df):,} candidates; significant = q below 0.05. "
-        f"Candidates held or lacked by fewer than {support} customers are not tested."
+        f"Candidates held or lacked by fewer than {support} {e.plural} are not tested."
     )
     if len(df):
-        intro += (f" {population:,} customers reached {args.from_stage}, {converted:,} of them {args.to_stage}; "
+        intro += (f" {population:,} {e.plural} reached {args.from_stage}, {converted:,} of them {args.to_stage}; "
                   f"{found} candidate(s) differ beyond chance.")
     else:
-        intro += " No candidate has enough customers on both sides."
-    return Answer(df, f"Conversion drivers: {args.from_stage} → {args.to_stage}", intro, drivers_figure(df))
+        intro += f" No candidate has enough {e.plural} on both sides."
+    return Answer(df, f"Conversion drivers: {args.from_stage} → {args.to_stage}", intro, drivers_figure(df, e))
 
 
 def _add_drivers(add_analysis: AddAnalysis) -> None:
@@ -444,11 +456,13 @@ def _add_drivers(add_analysis: AddAnalysis) -> None:
 
 def _time_to_next(con: duckdb.DuckDBPyConnection, cfg: Config, args: argparse.Namespace) -> Answer:
     result = time_to_next(con, cfg, args.stage)
+    e = cfg.entity.words
     intro = (
-        "How soon do customers reach the next stage? For each stage before the goal, the Kaplan–Meier share of "
-        "the customers who reached it that reached the next one within d days (stages are a ladder: reaching a "
+        f"How soon do {e.plural} reach the next stage? For each stage before the goal, the Kaplan–Meier share of "
+        f"the {e.plural} who reached it that reached the next one within d days (stages are a ladder: reaching a "
         f"stage is the first event at it or beyond); for the goal, {cfg.goal}, the share of journeys that reached "
-        "it within d days of their first stage. A customer who has not moved on yet is censored at the end of the "
+        f"it within d days of their first stage. A {e.singular} who has not moved on yet is censored at the end of "
+        "the "
         "data (still within reach: watched that long, not counted as lost). Per day: at_risk = spells still "
         "watched, events and censored in (d − 1, d]; km_conversion with its 95% interval (Greenwood, log-log)."
     )
@@ -494,17 +508,19 @@ def _audience(con: duckdb.DuckDBPyConnection, cfg: Config, args: argparse.Namesp
     table = dropped_at(con, cfg, args.dropped_at, segment, value, args.since)
     who = f" with {segment} = {value}" if segment else ""
     since = f", last seen on or after {args.since}" if args.since else ""
+    e = cfg.entity.words
     intro = (
-        f"{len(table):,} customers{who} whose journey stopped at {args.dropped_at}{since} (their furthest stage; "
-        f"customers who reached the goal, {cfg.goal}, completed and are never here). Per customer: whether the id "
-        "is a known customer (identified) or an anonymous visitor, when they reached the stage, when they were last "
+        f"{len(table):,} {e.plural}{who} whose journey stopped at {args.dropped_at}{since} (their furthest stage; "
+        f"{e.plural} who reached the goal, {cfg.goal}, completed and are never here). Per {e.singular}: whether "
+        f"the id is a known {e.singular} (identified) or an anonymous visitor, when they reached the stage, when "
+        "they were last "
         "seen and how many days before the end of the data, their last touchpoint and latest channel, and whether "
         "they contacted support or gave a low survey score (empty where support events or surveys are not "
         "configured: unknown, not no). Most recently seen first."
     )
     unset = {"contacted_support": "not configured"} if not cfg.analysis.support_events else {}
     unset |= {"low_score": "not configured"} if not cfg.analysis.surveys else {}
-    return Answer(table, f"Audience: dropped at {args.dropped_at}", intro, audience_figure(table), nulls=unset)
+    return Answer(table, f"Audience: dropped at {args.dropped_at}", intro, audience_figure(table, e), nulls=unset)
 
 
 def _add_audience(add_analysis: AddAnalysis) -> None:

@@ -46,8 +46,8 @@ def dropped_at(con: duckdb.DuckDBPyConnection, cfg: Config, stage: str, segment:
         raise AnalysisError(f"dropped-at: {stage!r} is not a stage (stages: {', '.join(cfg.stage_names)})")
     order = cfg.stage_names.index(stage) + 1
     if order >= cfg.goal_order:
-        raise AnalysisError(f"dropped-at: {stage!r} is at or after the goal {cfg.goal!r}: customers who stop there "
-                            "have completed, nobody drops out there")
+        raise AnalysisError(f"dropped-at: {stage!r} is at or after the goal {cfg.goal!r}: {cfg.entity.plural} who "
+                            "stop there have completed, nobody drops out there")
     if (segment is None) != (value is None):
         raise AnalysisError("segment: give both the segment and its value (e.g. persona=student)")
     segments = segment_table(con, segment)

@@ -45,7 +45,8 @@ def time_to_next(con: duckdb.DuckDBPyConnection, cfg: Config, stage: str | None 
     """The Kaplan–Meier curves and projected eventual conversions, of every measured stage or of `stage`."""
     stages = measured_stages(cfg)
     if stage is not None and stage not in stages:
-        after = " (it is at or after the goal: customers there have completed)" if stage in cfg.stage_names else ""
+        after = (f" (it is at or after the goal: {cfg.entity.plural} there have completed)"
+                 if stage in cfg.stage_names else "")
         raise AnalysisError(f"stage: {stage!r} has no time to next{after}; use one of {', '.join(stages) or 'none'}")
     spells = build_stage_spells(con, cfg)
     curve = query_sql(con, "analysis/time_to_next_curve", goal_order=cfg.goal_order, spells=spells)

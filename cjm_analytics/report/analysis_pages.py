@@ -35,6 +35,7 @@ import duckdb
 import pandas as pd
 import plotly.graph_objects as go
 
+from cjm_analytics.names import CUSTOMERS, Entity
 from cjm_analytics.report import plotly_text, table_page, write_page
 from cjm_analytics.report.figures import ATTRIBUTION_MODELS
 from cjm_analytics.report.formatting import esc, fmt_int, fmt_num, fmt_p, fmt_rate, fmt_when, missing
@@ -75,10 +76,10 @@ def grouped_bars(table: pd.DataFrame, x: str, y: str, y_title: str) -> go.Figure
     return fig
 
 
-def ordered_funnel_figure(table: pd.DataFrame) -> go.Figure:
+def ordered_funnel_figure(table: pd.DataFrame, entity: Entity = CUSTOMERS) -> go.Figure:
     """Funnel bars of customers per step; grouped bars of conversion from the first step per segment."""
     if "segment" in table.columns:
-        return grouped_bars(table, "step_name", "conversion_from_first", "share of step-1 customers")
+        return grouped_bars(table, "step_name", "conversion_from_first", f"share of step-1 {entity.plural}")
     fig = go.Figure(go.Funnel(y=plotly_names(table.step_name), x=table.completed, textinfo="value+percent initial"))
     fig.update_layout(template=TEMPLATE, margin={"t": 30})
     return fig
@@ -117,14 +118,14 @@ def time_to_convert_figure(histogram: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def paths_figure(df: pd.DataFrame, title: str, coverage: bool = False) -> go.Figure:
+def paths_figure(df: pd.DataFrame, title: str, coverage: bool = False, entity: Entity = CUSTOMERS) -> go.Figure:
     """Horizontal bars of customers per path (most common on top), with the cumulative coverage as a line.
 
     The title is plain text (it may hold a step from the command line): it is escaped here.
     """
     shown = df.iloc[::-1]
     paths = plotly_names(shown["path"])
-    fig = go.Figure(go.Bar(x=shown["customers"], y=paths, orientation="h", name="customers"))
+    fig = go.Figure(go.Bar(x=shown["customers"], y=paths, orientation="h", name=entity.plural))
     if coverage:
         fig.add_trace(go.Scatter(x=shown["cumulative_share"], y=paths, mode="lines+markers",
                                  name="cumulative share of all paths", xaxis="x2"))
@@ -132,23 +133,23 @@ def paths_figure(df: pd.DataFrame, title: str, coverage: bool = False) -> go.Fig
         fig.update_layout(xaxis2={"overlaying": "x", "side": "top", "range": [0, 1], "tickformat": ".0%",
                                   "tickmode": "linear", "tick0": 0, "dtick": 0.2, "showgrid": False,
                                   "title": "cumulative share"})
-    fig.update_layout(template=TEMPLATE, title=plotly_text(title), xaxis_title="customers",
+    fig.update_layout(template=TEMPLATE, title=plotly_text(title), xaxis_title=entity.plural,
                       height=max(320, 28 * len(df) + 160), legend=LEGEND_BELOW)
     return fig
 
 
-def pain_points_figure(df: pd.DataFrame) -> go.Figure:
+def pain_points_figure(df: pd.DataFrame, entity: Entity = CUSTOMERS) -> go.Figure:
     """Customers lost per stage, biggest leak first, labelled with the share of those who reached it."""
     fig = go.Figure(go.Bar(
-        x=plotly_names(df["stage"]), y=df["customers_lost"], name="customers lost", marker={"color": VERMILLION},
+        x=plotly_names(df["stage"]), y=df["customers_lost"], name=f"{entity.plural} lost", marker={"color": VERMILLION},
         text=[f"{s:.0%} of reached" if pd.notna(s) else "" for s in df["share_of_reached"]],
         # Substituted into the hover template as they are: plotly text, like every name.
         customdata=df[["top_last_touchpoint", "top_lift_touchpoint"]].fillna("-").apply(plotly_names).to_numpy(),
         hovertemplate="%{x}: %{y} lost<br>last touchpoint: %{customdata[0]}<br>"
                       "highest lift: %{customdata[1]}<extra></extra>",
     ))
-    fig.update_layout(template=TEMPLATE, title="Where customers leave the funnel",
-                      xaxis_title="stage (biggest leak first)", yaxis_title="customers lost")
+    fig.update_layout(template=TEMPLATE, title=f"Where {entity.plural} leave the funnel",
+                      xaxis_title="stage (biggest leak first)", yaxis_title=f"{entity.plural} lost")
     return fig
 
 
@@ -180,7 +181,7 @@ def channel_attribution_figure(df: pd.DataFrame) -> go.Figure:
 DRIVERS_SHOWN = 25  # the candidates with the smallest p-values; the table has all
 
 
-def drivers_figure(df: pd.DataFrame) -> go.Figure:
+def drivers_figure(df: pd.DataFrame, entity: Entity = CUSTOMERS) -> go.Figure:
     """Odds ratio of conversion with a candidate against without it, on a log axis with its 95% interval; the
     candidates significant after the FDR correction in colour (blue above 1, vermillion below), the rest grey."""
     shown = df.head(DRIVERS_SHOWN).iloc[::-1]
@@ -193,7 +194,8 @@ def drivers_figure(df: pd.DataFrame) -> go.Figure:
                  "arrayminus": (shown["odds_ratio"] - shown["ci_low"]).tolist()},
         customdata=shown[["rate_with", "rate_without", "customers_with", "q_value"]].to_numpy(),
         hovertemplate="%{y}<br>odds ratio %{x:.2f}<br>converted with: %{customdata[0]:.1%} (%{customdata[2]} "
-                      "customers), without: %{customdata[1]:.1%}<br>q = %{customdata[3]:.3g}<extra></extra>",
+                      f"{entity.plural}), without: %{{customdata[1]:.1%}}<br>q = %{{customdata[3]:.3g}}"
+                      "<extra></extra>",
     ))
     fig.add_vline(x=1, line={"color": GREY, "dash": "dot"})
     fig.update_layout(template=TEMPLATE, title="Odds of converting with the candidate against without it",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
+from cjm_analytics.names import CUSTOMERS, Entity
 from cjm_analytics.report.analysis_pages import plotly_names
 from cjm_analytics.report.theme import STAGE_COLOURS, TEMPLATE
 
@@ -43,13 +44,13 @@ def time_to_next_figure(curve: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def audience_figure(table: pd.DataFrame) -> go.Figure:
+def audience_figure(table: pd.DataFrame, entity: Entity = CUSTOMERS) -> go.Figure:
     """The audience by last touchpoint: customers per touchpoint, the most common on top."""
     counts = (table.assign(touchpoint=table["last_touchpoint"].fillna("(none)"))
               .groupby("touchpoint", sort=False).size().sort_values(ascending=False, kind="stable")
               .head(AUDIENCE_TOUCHPOINTS_SHOWN).iloc[::-1])
     fig = go.Figure(go.Bar(x=counts.to_numpy(), y=plotly_names(pd.Series(counts.index)), orientation="h",
-                           name="customers", hovertemplate="%{y}: %{x} customers<extra></extra>"))
-    fig.update_layout(template=TEMPLATE, xaxis_title="customers", yaxis_title="last touchpoint",
+                           name=entity.plural, hovertemplate=f"%{{y}}: %{{x}} {entity.plural}<extra></extra>"))
+    fig.update_layout(template=TEMPLATE, xaxis_title=entity.plural, yaxis_title="last touchpoint",
                       margin={"t": 30})
     return fig
