@@ -92,3 +92,9 @@ def rows(cfg: Config, sql: str) -> list[tuple[Any, ...]]:
         return con.execute(sql).fetchall()
     finally:
         con.close()
+
+
+def without_progress(err: str) -> str:
+    """stderr without progress.py's lines (a step longer than 5 s writes one every 5 s when stderr is not a terminal,
+    as on a loaded machine), so that a test checks the error alone is one line."""
+    return "".join(line for line in err.splitlines(keepends=True) if not line.startswith("progress: "))

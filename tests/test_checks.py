@@ -20,7 +20,7 @@ from cjm_analytics.errors import ChecksFailedError
 from cjm_analytics.nightly import run_nightly
 from cjm_analytics.warehouse import connect, open_warehouse
 from tests.conftest import copy_sample
-from tests.fixtures import make_config, rows, run_steps, write_csv
+from tests.fixtures import make_config, rows, run_steps, without_progress, write_csv
 
 HEADER = "event_id,anonymous_id,user_id,event,ts,channel"
 
@@ -92,7 +92,7 @@ def test_a_broken_config_ends_in_exit_7_and_publishes_nothing(tmp_path: Path, ca
     capsys.readouterr()
     _broken(config, 0, **changes)  # the web source
     assert main(["run", "--config", str(config), "--no-prefect"]) == 7
-    err = capsys.readouterr().err
+    err = without_progress(capsys.readouterr().err)
     assert err.count("\n") == 1 and err.startswith("cjm: error: run ") and "nothing was published" in err, err
     assert _published(root) == good  # marts and report still on the last good run
     cfg = load_config(config)
