@@ -144,7 +144,8 @@ def pain_points_figure(df: pd.DataFrame, entity: Entity = CUSTOMERS) -> go.Figur
         x=plotly_names(df["stage"]), y=df["customers_lost"], name=f"{entity.plural} lost", marker={"color": VERMILLION},
         text=[f"{s:.0%} of reached" if pd.notna(s) else "" for s in df["share_of_reached"]],
         # Substituted into the hover template as they are: plotly text, like every name.
-        customdata=df[["top_last_touchpoint", "top_lift_touchpoint"]].fillna("-").apply(plotly_names).to_numpy(),
+        customdata=df[["top_last_touchpoint", "top_lift_touchpoint"]].astype(object).fillna("-")
+        .apply(plotly_names).to_numpy(),
         hovertemplate="%{x}: %{y} lost<br>last touchpoint: %{customdata[0]}<br>"
                       "highest lift: %{customdata[1]}<extra></extra>",
     ))
