@@ -301,6 +301,10 @@ def print_table(report: dict[str, Any]) -> None:
         r = report.get(key)
         if r and "failed" not in r:
             row("cjm run", label + (", stopped" if r.get("timed_out") else ""), r)
+            if r.get("steps"):
+                print("(its steps, as its run_log has them: "
+                      + ", ".join(f"{s['step']} {s['seconds']:.2f}" for s in r["steps"])
+                      + f"; outside them {r['outside_steps_seconds']:.2f} s)")
         elif r:
             print(f"cjm run {label}: FAILED: {r['failed'].strip().splitlines()[-1] if r['failed'].strip() else ''}")
     if "pandas" in report:
@@ -363,6 +367,9 @@ def print_table(report: dict[str, Any]) -> None:
     night = report.get("cjm_run_night")
     if night and "failed" not in night:
         row("cjm run", "night, --no-prefect", night)
+        if night.get("steps"):
+            print("(its steps: " + ", ".join(f"{s['step']} {s['seconds']:.2f}" for s in night["steps"])
+                  + f"; outside them {night['outside_steps_seconds']:.2f} s)")
     if report.get("targets"):
         print(f"\nissue 16's targets, whole processes of this run (wall time; CPU beside it; load average "
               f"{m['load_average'][0]:.1f} at the start):")

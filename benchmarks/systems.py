@@ -309,8 +309,24 @@ def measure_cjm_run(name: str, config_file: Path, prefect: bool, events: int, lo
         r["failed"] = (folder / f"{name}.log").read_text(encoding="utf-8", errors="replace")[-3000:]
         log(f"{name}: FAILED; log {folder / f'{name}.log'}")
         return r
+    r["steps"] = run_log_steps(folder / "warehouse" / "cjm.duckdb")
+    r["outside_steps_seconds"] = round(r["seconds"] - sum(s["seconds"] for s in r["steps"]), 3)
     log(f"{name}: {r['seconds']:.2f} s, CPU {r['cpu_seconds']:.1f} s, peak RSS {size(r['peak_rss_mb'])}")
     return r
+
+
+def run_log_steps(warehouse: Path) -> list[dict[str, Any]]:
+    """The steps of the warehouse's last run and their seconds, as the product logged them (run_log): where a
+    whole `cjm run`'s time went, and, by difference, what it spent outside its steps (start, imports, Prefect)."""
+    import duckdb
+
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        rows = con.execute("SELECT step, seconds FROM run_log WHERE run_id = (SELECT arg_max(run_id, finished_at) "
+                           "FROM run_log) ORDER BY started_at").fetchall()
+    finally:
+        con.close()
+    return [{"step": step, "seconds": round(float(seconds), 3)} for step, seconds in rows]
 
 
 # --------------------------------------------------------------------------------------------------------------

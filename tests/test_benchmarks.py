@@ -214,6 +214,12 @@ def test_the_benchmark_times_cjm_run_and_its_night_as_whole_processes(tmp_path: 
         assert "failed" not in r and r["seconds"] > 0 and r["cpu_seconds"] > 0
         assert r["peak_rss_mb"] >= r["hwm_mb"] > 50  # a Python process with DuckDB: tens of MB at least
     assert "--no-prefect" in runs["cjm_run"]["command"]
+    # Where its time went, from the product's run_log: every step of the run, and the rest outside them.
+    steps = [s["step"] for s in runs["cjm_run"]["steps"]]
+    assert steps[0] == "load_sources" and {"sessionize", "publish_reports", "publish_marts"} <= set(steps)
+    assert runs["cjm_run"]["outside_steps_seconds"] == pytest.approx(
+        runs["cjm_run"]["seconds"] - sum(s["seconds"] for s in runs["cjm_run"]["steps"]), abs=0.01)
+    assert runs["cjm_run"]["outside_steps_seconds"] > 0
     # The command did everything on its own warehouse: the history, then the night, and published the marts.
     folder = Path(report["workdir"]) / "cjm_run"
     con = duckdb.connect(str(folder / "warehouse" / "cjm.duckdb"), read_only=True)
