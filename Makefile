@@ -29,11 +29,13 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-# Throughput and peak memory of the pipeline, the sort floor, a pandas baseline and Retentioneering on the same data
-# (benchmarks/README.md); EVENTS=10000000 for the 10M figures in docs/performance.md.
+# Throughput and peak memory of the pipeline, `cjm run` as one process, the sort floor, a pandas baseline and
+# Retentioneering on the same data, with a 1% next night, ending with issue 16's ratios (benchmarks/README.md);
+# EVENTS=10000000 for the 10M figures in docs/performance.md, SHAPE=one-file|anonymous for the other data shapes.
 EVENTS ?= 1000000
+SHAPE ?= nightly-files
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks.run --events $(EVENTS) $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.run --events $(EVENTS) --shape $(SHAPE) --incremental 0.01 $(BENCH_ARGS)
 
 # Retentioneering 5 for the benchmark, in a virtualenv of its own (it pins its own pandas and DuckDB); bench also
 # creates it on first use, and reports Retentioneering as skipped, with the reason, when it cannot.

@@ -125,28 +125,111 @@ def compare_with_retentioneering(warehouse: Path, outputs: Path, counts: dict[st
     return out
 
 
-def ratios(report: dict[str, Any]) -> dict[str, float]:
-    """The pipeline against the floor, pandas against the pipeline, the night against the full run, Retentioneering
-    against the pipeline (wall time, CPU time, peak RSS), of the systems that ran."""
-    p = report.get("pipeline") or {}
-    if not p.get("completed"):
-        return {}
-    total = p["total"]
-    out = {}
-    if "floor" in report:
-        for key in ("floor", "floor_stored"):
-            out[f"pipeline_over_{key}"] = round(total["seconds"] / report[key]["seconds"], 2)
-    if "pandas" in report:
-        out["pandas_over_pipeline"] = round(report["pandas"]["seconds"] / total["seconds"], 2)
-        out["pandas_over_pipeline_peak_rss"] = round(report["pandas"]["peak_rss_mb"] / total["peak_rss_mb"], 2)
-    out.update((report.get("incremental") or {}).get("ratios") or {})
-    r = report.get("retentioneering") or {}
-    if "steps" in r:
-        out.update(retentioneering_over_pipeline=round(r["seconds"] / total["seconds"], 2),
-                   retentioneering_over_pipeline_cpu=round(r["cpu_seconds"] / total["cpu_seconds"], 2),
-                   retentioneering_over_pipeline_peak_rss=round(r["peak_rss_mb"] / total["peak_rss_mb"], 2))
+def whole_processes(report: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Each system of the report that ran to its end, as one whole process (interpreter start and imports included):
+    seconds, cpu_seconds and peak_rss_mb. The floor is `floor_stored` (read, sort, store in a file, checkpoint: the
+    issue's floor); Retentioneering's seconds leave out the counts it takes for the comparison, which a user would
+    not (its CPU seconds include them)."""
+    out: dict[str, dict[str, float]] = {}
+
+    def ok(r: dict[str, Any] | None) -> bool:
+        return bool(r) and not ({"failed", "skipped", "timed_out"} & set(r or {}))
+
+    fl = report.get("floor_stored")
+    if ok(fl) and fl is not None:
+        out["floor"] = {"seconds": fl["process_seconds"], "cpu_seconds": fl["process_cpu_seconds"],
+                        "peak_rss_mb": fl["peak_rss_mb"]}
+    for key in ("cjm_run", "cjm_run_prefect", "cjm_run_night"):
+        r = report.get(key)
+        if ok(r) and r is not None:
+            out[key] = {k: r[k] for k in ("seconds", "cpu_seconds", "peak_rss_mb")}
+    pd_ = report.get("pandas")
+    if ok(pd_) and pd_ is not None:
+        out["pandas"] = {"seconds": pd_["process_seconds"], "cpu_seconds": pd_["process_cpu_seconds"],
+                         "peak_rss_mb": pd_["peak_rss_mb"]}
+    rt = report.get("retentioneering")
+    if ok(rt) and rt is not None and "steps" in rt:
+        untimed = float((rt.get("counts") or {}).get("untimed_seconds") or 0)
+        out["retentioneering"] = {"seconds": round(rt["process_seconds"] - untimed, 3),
+                                  "cpu_seconds": rt["process_cpu_seconds"], "peak_rss_mb": rt["peak_rss_mb"]}
     return out
 
+
+def _ratio(a: float, b: float, digits: int = 2) -> float:
+    return round(a / b, digits) if b > 0 else float("nan")
+
+
+def ratios(report: dict[str, Any]) -> dict[str, float]:
+    """The pipeline's steps against the floor, pandas against the pipeline, the night against the full run,
+    Retentioneering against the pipeline (wall time, CPU time, peak RSS), of the systems that ran; and the same
+    between whole processes (`cjm_run_…`, `…_over_cjm_run`: see whole_processes)."""
+    out: dict[str, float] = {}
+    p = report.get("pipeline") or {}
+    if p.get("completed"):
+        total = p["total"]
+        if "floor" in report:
+            for key in ("floor", "floor_stored"):
+                out[f"pipeline_over_{key}"] = round(total["seconds"] / report[key]["seconds"], 2)
+        if "pandas" in report:
+            out["pandas_over_pipeline"] = round(report["pandas"]["seconds"] / total["seconds"], 2)
+            out["pandas_over_pipeline_peak_rss"] = round(report["pandas"]["peak_rss_mb"] / total["peak_rss_mb"], 2)
+        out.update((report.get("incremental") or {}).get("ratios") or {})
+        r = report.get("retentioneering") or {}
+        if "steps" in r:
+            out.update(retentioneering_over_pipeline=round(r["seconds"] / total["seconds"], 2),
+                       retentioneering_over_pipeline_cpu=round(r["cpu_seconds"] / total["cpu_seconds"], 2),
+                       retentioneering_over_pipeline_peak_rss=round(r["peak_rss_mb"] / total["peak_rss_mb"], 2))
+    w = whole_processes(report)
+    run = w.get("cjm_run")
+    if run is None:
+        return out
+    out["cjm_run_peak_rss_mb"] = run["peak_rss_mb"]
+    if "floor" in w:
+        out["cjm_run_over_floor"] = _ratio(run["seconds"], w["floor"]["seconds"])
+        out["cjm_run_over_floor_cpu"] = _ratio(run["cpu_seconds"], w["floor"]["cpu_seconds"])
+    if p.get("completed"):  # what the steps alone leave out: process start, imports, publishing
+        out["cjm_run_over_pipeline_steps"] = _ratio(run["seconds"], p["total"]["seconds"])
+    for other in ("retentioneering", "pandas"):
+        if other in w:
+            out[f"{other}_over_cjm_run"] = _ratio(w[other]["seconds"], run["seconds"])
+            out[f"{other}_over_cjm_run_cpu"] = _ratio(w[other]["cpu_seconds"], run["cpu_seconds"])
+            out[f"{other}_over_cjm_run_peak_rss"] = _ratio(w[other]["peak_rss_mb"], run["peak_rss_mb"])
+    if "cjm_run_prefect" in w:
+        out["cjm_run_prefect_over_cjm_run"] = _ratio(w["cjm_run_prefect"]["seconds"], run["seconds"])
+    if "cjm_run_night" in w:
+        out["night_over_full_run"] = _ratio(w["cjm_run_night"]["seconds"], run["seconds"], 3)
+        out["night_over_full_run_cpu"] = _ratio(w["cjm_run_night"]["cpu_seconds"], run["cpu_seconds"], 3)
+    return out
+
+
+# Issue 16's targets, each a ratio of one run between whole processes: (ratio key, what, "<=" / ">=" / "<", limit).
+# The floor's limit depends on the size: 2 at 10M events and more, 3 below (the issue's "3 at 1M": fixed costs).
+def _targets(events: int) -> tuple[tuple[str, str, str, float], ...]:
+    return (
+        ("cjm_run_over_floor", "cjm run / floor (read, sort, store, checkpoint)", "<=",
+         2.0 if events >= 10**7 else 3.0),
+        ("retentioneering_over_cjm_run", "Retentioneering / cjm run", ">=", 5.0),
+        ("cjm_run_peak_rss_mb", "cjm run peak RSS, MB (the target is at 10M)", "<", 1024.0),
+        ("night_over_full_run", "night (+fraction) / full cjm run", "<", 0.10),
+    )
+
+
+def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 16's targets that this run measured: the ratio (wall time; CPU beside it where there is one), the
+    limit, and whether it is met."""
+    r = report.get("ratios") or ratios(report)
+    out = []
+    for key, what, op, limit in _targets(int(report["events"])):
+        if key not in r:
+            continue
+        value = r[key]
+        met = value <= limit if op == "<=" else value >= limit if op == ">=" else value < limit
+        if key == "night_over_full_run":
+            fraction = (report.get("cjm_run_night") or {}).get("fraction")
+            what = what.replace("fraction", f"{fraction:g}" if fraction else "night")
+        out.append({"ratio": key, "target": what, "value": value, "cpu": r.get(f"{key}_cpu"), "op": op,
+                    "limit": limit, "met": bool(met)})
+    return out
 
 
 def size(mb: float) -> str:
@@ -203,6 +286,10 @@ def print_table(report: dict[str, Any]) -> None:
         row("floor", "scan+sort, in memory", report["floor"])
     if "floor_stored" in report:
         row("floor", "scan+sort, to file", report["floor_stored"])
+        fl = report["floor_stored"]
+        row("floor", "to file, whole process", {"seconds": fl["process_seconds"],
+                                                 "cpu_seconds": fl["process_cpu_seconds"],
+                                                 "peak_rss_mb": fl["peak_rss_mb"], "spill_max_mb": fl["spill_max_mb"]})
     if "pipeline" in report:
         p = report["pipeline"]
         for s in p["steps"]:
@@ -210,6 +297,16 @@ def print_table(report: dict[str, Any]) -> None:
         row("pipeline", "end to end" if p["completed"] else "until stopped", p["total"])
         if p.get("publish_reports"):
             row("(report)", p["publish_reports"]["step"], p["publish_reports"])
+    for key, label in (("cjm_run", "--no-prefect"), ("cjm_run_prefect", "with Prefect")):
+        r = report.get(key)
+        if r and "failed" not in r:
+            row("cjm run", label + (", stopped" if r.get("timed_out") else ""), r)
+            if r.get("steps"):
+                print("(its steps, as its run_log has them: "
+                      + ", ".join(f"{s['step']} {s['seconds']:.2f}" for s in r["steps"])
+                      + f"; outside them {r['outside_steps_seconds']:.2f} s)")
+        elif r:
+            print(f"cjm run {label}: FAILED: {r['failed'].strip().splitlines()[-1] if r['failed'].strip() else ''}")
     if "pandas" in report:
         pd_ = report["pandas"]
         for s in pd_["steps"]:
@@ -267,6 +364,21 @@ def print_table(report: dict[str, Any]) -> None:
                   + ", ".join(f"{k} {v['rows']:,}" + ("" if not (v["only_incremental"] or v["only_full_refresh"])
                                                       else f" [-{v['only_incremental']}/+{v['only_full_refresh']}]")
                               for k, v in c["tables"].items()) + " rows)")
+    night = report.get("cjm_run_night")
+    if night and "failed" not in night:
+        row("cjm run", "night, --no-prefect", night)
+        if night.get("steps"):
+            print("(its steps: " + ", ".join(f"{s['step']} {s['seconds']:.2f}" for s in night["steps"])
+                  + f"; outside them {night['outside_steps_seconds']:.2f} s)")
+    if report.get("targets"):
+        print(f"\nissue 16's targets, whole processes of this run (wall time; CPU beside it; load average "
+              f"{m['load_average'][0]:.1f} at the start):")
+        for t in report["targets"]:
+            cpu = f" (CPU {t['cpu']:.2f})" if t.get("cpu") is not None else ""
+            value = f"{t['value']:,.0f}" if t["ratio"].endswith("_mb") else f"{t['value']:.2f}"
+            limit = f"{t['limit']:,.0f}" if t["ratio"].endswith("_mb") else f"{t['limit']:g}"
+            print(f"  {t['target']:<50} {value:>7}{cpu:<12} target {t['op']} {limit:<6} "
+                  f"{'PASS' if t['met'] else 'short'}")
     for step, prof in [*report.get("profile", {}).items(),
                        *((f"night {k}", v) for k, v in ((inc or {}).get("profile") or {}).items())]:
         if not prof:

@@ -2,6 +2,7 @@
 
     python -m benchmarks.generate --events 10000000 --out /path/to/dir [--seed 1]
     python -m benchmarks.generate --events 10000000 --night-fraction 0.01 --out /path/to/night [--seed 1]
+    ... [--shape nightly-files|one-file|anonymous]   (the layout and the customer mix: SHAPES below)
 
 What it writes (`<out>/clickstream/<day>.parquet`, `<out>/crm/<day>.parquet`, `<out>/cjm.yaml`,
 `<out>/dataset.json`): exactly `--events` rows over 30 days (2026-10-01 .. 2026-10-30 UTC), one file per
@@ -47,6 +48,21 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 GENERATOR_VERSION = 1  # bump when the data a seed produces changes (invalidates cached data sets)
+
+# The data shapes (--shape). nightly-files: one file per source and day (60 files). one-file: the same rows in one
+# Parquet file, one source (the CRM rows carry their deal_stage and score columns), as an export of history is.
+# anonymous: heavy anonymous traffic: most customers are visitors who never log in or log in late, so most events
+# are anonymous and stitching has many anonymous ids to resolve (nightly files).
+SHAPES = ("nightly-files", "one-file", "anonymous")
+DEFAULT_SHAPE = "nightly-files"
+# Per shape: the shares of customer kinds (anonymous only, logs in later, known from the start, CRM only), and the
+# exponent applied to the uniform draw of a later login's position (< 1: later in the journey).
+CUSTOMER_MIX: dict[str, tuple[tuple[float, float, float, float], float]] = {
+    "nightly-files": ((0.30, 0.38, 0.30, 0.02), 1.0),
+    "one-file": ((0.30, 0.38, 0.30, 0.02), 1.0),
+    "anonymous": ((0.55, 0.40, 0.03, 0.02), 0.5),
+}
+ONE_FILE = "events"  # the one-file shape's folder and source name
 
 START = datetime(2026, 10, 1, tzinfo=UTC)
 DAYS = 30
@@ -154,13 +170,16 @@ def stages_config() -> list[dict[str, Any]]:
 
 
 def config_dict(data_dir: Path | str = ".", warehouse: str = "warehouse/cjm.duckdb",
-                reports: str = "reports") -> dict[str, Any]:
-    """The cjm config over a generated data set (paths relative to `data_dir` unless absolute)."""
+                reports: str = "reports", shape: str = DEFAULT_SHAPE) -> dict[str, Any]:
+    """The cjm config over a generated data set of `shape` (paths relative to `data_dir` unless absolute)."""
     d = Path(data_dir)
+    one_file = [{"name": ONE_FILE, "kind": "clickstream", "path": str(d / ONE_FILE / "*.parquet"), "timezone": "UTC",
+                 "columns": {"event_id": "event_id", "customer_id": "user_id", "anonymous_id": "anonymous_id",
+                             "event_name": "event", "timestamp": "ts", "channel": "channel"}}]
     return {
         "warehouse": warehouse,
         "reports": reports,
-        "sources": [
+        "sources": one_file if shape == "one-file" else [
             {"name": "web", "kind": "clickstream", "path": str(d / "clickstream" / "*.parquet"),
              "timezone": "UTC",
              "columns": {"event_id": "event_id", "customer_id": "user_id", "anonymous_id": "anonymous_id",
@@ -302,13 +321,15 @@ class Customers:
     cap: np.ndarray  # furthest stage the chain can reach
 
 
-def draw_customers(rng: np.random.Generator, counts: np.ndarray, cust_no: np.ndarray) -> Customers:
+def draw_customers(rng: np.random.Generator, counts: np.ndarray, cust_no: np.ndarray,
+                   shape: str = DEFAULT_SHAPE) -> Customers:
     """Who the customers are; the first draws of a chunk's generator (the night generator repeats them)."""
     n_cust = len(counts)
-    kind = _draw_rows(rng, _cumulative(np.array([[0.30, 0.38, 0.30, 0.02]])), np.zeros(n_cust, dtype=np.int64))
+    shares, login_exponent = CUSTOMER_MIX[shape]
+    kind = _draw_rows(rng, _cumulative(np.array([shares])), np.zeros(n_cust, dtype=np.int64))
     kind = np.where((kind == 1) & (counts < 2), 0, kind)
-    login_at = np.select([kind == 0, kind == 1], [counts, 1 + (rng.random(n_cust) * (counts - 1)).astype(np.int64)],
-                         0)
+    later = rng.random(n_cust) ** login_exponent  # the same draws in every shape: only their use differs
+    login_at = np.select([kind == 0, kind == 1], [counts, 1 + (later * (counts - 1)).astype(np.int64)], 0)
     # A second device (from position second_at, logged in from second_login on), for some known customers.
     second = (kind != 0) & (kind != 3) & (rng.random(n_cust) < 0.2) & (counts - login_at >= 3)
     second_at = np.where(
@@ -357,7 +378,8 @@ def walk_sessions(rng: np.random.Generator, counts: np.ndarray, starts: np.ndarr
     return name, sess, channel
 
 
-def simulate_chunk(counts: np.ndarray, first_customer: int, seed: int, chunk_index: int) -> Chunk:
+def simulate_chunk(counts: np.ndarray, first_customer: int, seed: int, chunk_index: int,
+                   shape: str = DEFAULT_SHAPE) -> Chunk:
     """The events of customers first_customer .. first_customer + len(counts) - 1 (global numbers)."""
     rng = np.random.default_rng([seed, chunk_index])
     n_cust = len(counts)
@@ -367,7 +389,7 @@ def simulate_chunk(counts: np.ndarray, first_customer: int, seed: int, chunk_ind
     starts = np.cumsum(counts) - counts
     pos = np.arange(n) - starts[cust]
     k = counts[cust]
-    who = draw_customers(rng, counts, cust_no)
+    who = draw_customers(rng, counts, cust_no, shape)
     kind, login_at, second, second_at = who.kind, who.login_at, who.second, who.second_at
     second_login, device_a, crm_share, cap = who.second_login, who.device_a, who.crm_share, who.cap
 
@@ -525,12 +547,50 @@ def _write_day_groups(writers: dict[int, pq.ParquetWriter], folder: Path, schema
         writers[d].write_table(part, row_group_size=part.num_rows)
 
 
-def generate(out: Path | str, events: int, seed: int = 1, quiet: bool = True) -> dict[str, Any]:
+ONE_SCHEMA = pa.schema([
+    ("event_id", pa.string()), ("anonymous_id", pa.string()), ("user_id", pa.string()), ("event", pa.string()),
+    ("ts", pa.timestamp("ms")), ("channel", pa.string()), ("device", pa.string()), ("page", pa.string()),
+    ("deal_stage", pa.string()), ("score", pa.string()),
+])
+
+
+def one_table(chunk: Chunk) -> pa.Table:
+    """A chunk's web and CRM rows as one source's rows (ONE_SCHEMA), in time order: the CRM rows under the web
+    columns' names, their timestamps as timestamps; what a row's source lacks is NULL."""
+    web, crm = chunk.web, chunk.crm
+    n_web, n_crm = web.num_rows, crm.num_rows
+
+    def joined(field: pa.Field, parts: tuple[pa.ChunkedArray | pa.Array, ...]) -> pa.ChunkedArray:
+        arrays = [part.cast(field.type) for part in parts]  # dictionary codes become their strings
+        return pa.chunked_array([c for a in arrays for c in (a.chunks if isinstance(a, pa.ChunkedArray) else [a])],
+                                field.type)
+
+    columns = {
+        "event_id": (web["event_id"], crm["activity_id"]),
+        "anonymous_id": (web["anonymous_id"], pa.nulls(n_crm, pa.string())),
+        "user_id": (web["user_id"], crm["customer_id"]),
+        "event": (web["event"], crm["activity"]),
+        "ts": (web["ts"], crm["occurred_at"]),
+        "channel": (web["channel"], crm["channel"]),
+        "device": (web["device"], pa.nulls(n_crm, pa.string())),
+        "page": (web["page"], pa.nulls(n_crm, pa.string())),
+        "deal_stage": (pa.nulls(n_web, pa.string()), crm["deal_stage"]),
+        "score": (pa.nulls(n_web, pa.string()), crm["score"]),
+    }
+    table = pa.table([joined(field, columns[field.name]) for field in ONE_SCHEMA], schema=ONE_SCHEMA)
+    order = np.argsort(table.column("ts").cast(pa.int64()).to_numpy(), kind="stable")
+    return table.take(pa.array(order))
+
+
+def generate(out: Path | str, events: int, seed: int = 1, quiet: bool = True,
+             shape: str = DEFAULT_SHAPE) -> dict[str, Any]:
     """Write the data set to `out` (replacing what is there); returns its description (also dataset.json)."""
     out = Path(out)
     clock = time.perf_counter()
-    for sub in ("clickstream", "crm"):
+    folders = (ONE_FILE,) if shape == "one-file" else ("clickstream", "crm")
+    for sub in ("clickstream", "crm", ONE_FILE):
         shutil.rmtree(out / sub, ignore_errors=True)
+    for sub in folders:
         (out / sub).mkdir(parents=True)
     counts = events_per_customer(events, seed)
     web_writers: dict[int, pq.ParquetWriter] = {}
@@ -539,11 +599,18 @@ def generate(out: Path | str, events: int, seed: int = 1, quiet: bool = True) ->
     try:
         for chunk_index, first in enumerate(range(0, len(counts), CHUNK_CUSTOMERS)):
             part = counts[first: first + CHUNK_CUSTOMERS]
-            chunk = simulate_chunk(part, first, seed, chunk_index)
-            web_ts = chunk.web.column("ts").cast(pa.int64()).to_numpy()
-            _write_day_groups(web_writers, out / "clickstream", WEB_SCHEMA, chunk.web, chunk.web_day, web_ts)
-            crm_ts = chunk.crm.column("occurred_at").to_numpy()
-            _write_day_groups(crm_writers, out / "crm", CRM_SCHEMA, chunk.crm, chunk.crm_day, crm_ts)
+            chunk = simulate_chunk(part, first, seed, chunk_index, shape)
+            if shape == "one-file":  # one row group per chunk, in time order within it
+                if 0 not in web_writers:
+                    web_writers[0] = pq.ParquetWriter(out / ONE_FILE / f"{ONE_FILE}.parquet", ONE_SCHEMA,
+                                                      compression="snappy", store_schema=False)
+                table = one_table(chunk)
+                web_writers[0].write_table(table, row_group_size=table.num_rows)
+            else:
+                web_ts = chunk.web.column("ts").cast(pa.int64()).to_numpy()
+                _write_day_groups(web_writers, out / "clickstream", WEB_SCHEMA, chunk.web, chunk.web_day, web_ts)
+                crm_ts = chunk.crm.column("occurred_at").to_numpy()
+                _write_day_groups(crm_writers, out / "crm", CRM_SCHEMA, chunk.crm, chunk.crm_day, crm_ts)
             rows["web"] += chunk.web.num_rows
             rows["crm"] += chunk.crm.num_rows
             if not quiet:
@@ -558,6 +625,7 @@ def generate(out: Path | str, events: int, seed: int = 1, quiet: bool = True) ->
         "generator_version": GENERATOR_VERSION,
         "events": events,
         "seed": seed,
+        "shape": shape,
         "customers": len(counts),
         "rows": rows,
         "days": DAYS,
@@ -567,7 +635,7 @@ def generate(out: Path | str, events: int, seed: int = 1, quiet: bool = True) ->
         "bytes": sum(p.stat().st_size for p in files),
         "seconds": round(time.perf_counter() - clock, 2),
     }
-    (out / "cjm.yaml").write_text(_yaml(config_dict(".")), encoding="utf-8")
+    (out / "cjm.yaml").write_text(_yaml(config_dict(".", shape=shape)), encoding="utf-8")
     (out / "dataset.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     return info
 
@@ -604,14 +672,14 @@ def _night_ppm(fraction: float) -> int:
     return ppm
 
 
-def history_customers(events: int, seed: int) -> tuple[np.ndarray, Customers]:
+def history_customers(events: int, seed: int, shape: str = DEFAULT_SHAPE) -> tuple[np.ndarray, Customers]:
     """The history's customers (who they are, as generate() drew them) without simulating their events."""
     counts = events_per_customer(events, seed)
     parts = []
     for chunk_index, first in enumerate(range(0, len(counts), CHUNK_CUSTOMERS)):
         part = counts[first: first + CHUNK_CUSTOMERS]
         rng = np.random.default_rng([seed, chunk_index])
-        parts.append(draw_customers(rng, part, first + np.arange(len(part), dtype=np.int64)))
+        parts.append(draw_customers(rng, part, first + np.arange(len(part), dtype=np.int64), shape))
     return counts, Customers(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Customers)))
 
 
@@ -620,7 +688,8 @@ def _pick(rng: np.random.Generator, pool: np.ndarray, wanted: int) -> np.ndarray
     return rng.choice(pool, size=min(wanted, len(pool)), replace=False) if len(pool) else pool[:0]
 
 
-def simulate_night(events: int, seed: int, fraction: float) -> tuple[Chunk, dict[str, int]]:
+def simulate_night(events: int, seed: int, fraction: float,
+                   shape: str = DEFAULT_SHAPE) -> tuple[Chunk, dict[str, int]]:
     """The night after the history of (events, seed): round(events * fraction) events on day NIGHT_DAY.
 
     Its customers are drawn by NIGHT_MIX: returning customers of the history (known again from the first draws
@@ -630,7 +699,7 @@ def simulate_night(events: int, seed: int, fraction: float) -> tuple[Chunk, dict
     """
     ppm = _night_ppm(fraction)
     target = max(1, round(events * fraction))
-    hist_counts, who = history_customers(events, seed)
+    hist_counts, who = history_customers(events, seed, shape)
     n_hist = len(hist_counts)
     rng = np.random.default_rng([seed, 0x916470, ppm])
 
@@ -737,14 +806,17 @@ def simulate_night(events: int, seed: int, fraction: float) -> tuple[Chunk, dict
     return Chunk(web_table, crm_table, day[web], day[crm]), mix
 
 
-def generate_night(out: Path | str, events: int, seed: int = 1, fraction: float = 0.01) -> dict[str, Any]:
-    """Write the night after the data set of (events, seed) to `out` (replacing what is there): one Parquet file
-    per source (`clickstream/<day>.parquet`, `crm/<day>.parquet`) of the same schema as the history's, to be
-    loaded after it; returns its description (also night.json)."""
+def generate_night(out: Path | str, events: int, seed: int = 1, fraction: float = 0.01,
+                   shape: str = DEFAULT_SHAPE) -> dict[str, Any]:
+    """Write the night after the data set of (events, seed, shape) to `out` (replacing what is there): one Parquet
+    file per source (`clickstream/<day>.parquet`, `crm/<day>.parquet`; one-file: `events/<day>.parquet`) of the
+    same schema as the history's, to be loaded after it; returns its description (also night.json)."""
     out = Path(out)
     clock = time.perf_counter()
-    chunk, mix = simulate_night(events, seed, fraction)
-    for sub, table, ts_column in (("clickstream", chunk.web, "ts"), ("crm", chunk.crm, "occurred_at")):
+    chunk, mix = simulate_night(events, seed, fraction, shape)
+    parts = ((ONE_FILE, one_table(chunk), "ts"),) if shape == "one-file" else \
+        (("clickstream", chunk.web, "ts"), ("crm", chunk.crm, "occurred_at"))
+    for sub, table, ts_column in parts:
         shutil.rmtree(out / sub, ignore_errors=True)
         (out / sub).mkdir(parents=True)
         order = np.argsort(table.column(ts_column).cast(pa.int64()).to_numpy(), kind="stable")
@@ -757,6 +829,7 @@ def generate_night(out: Path | str, events: int, seed: int = 1, fraction: float 
         "events": events,
         "seed": seed,
         "fraction": fraction,
+        "shape": shape,
         "night_events": chunk.web.num_rows + chunk.crm.num_rows,
         "rows": {"web": chunk.web.num_rows, "crm": chunk.crm.num_rows},
         "day": day_name(NIGHT_DAY),
@@ -781,14 +854,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--events", type=int, required=True, help="number of events (rows) to write")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, required=True, help="directory to write (replaced)")
+    parser.add_argument("--shape", choices=SHAPES, default=DEFAULT_SHAPE,
+                        help="nightly-files: one file per source and day (default); one-file: every event in one "
+                             "Parquet file; anonymous: most events anonymous, visitors who log in late")
     parser.add_argument("--night-fraction", type=float, metavar="F",
                         help="write only the night after the data set of --events and --seed: F x events new events "
                              "on the day after the history (e.g. 0.01), to load after it")
     args = parser.parse_args(argv)
     if args.night_fraction is not None:
-        info = generate_night(args.out, args.events, args.seed, args.night_fraction)
+        info = generate_night(args.out, args.events, args.seed, args.night_fraction, args.shape)
     else:
-        info = generate(args.out, args.events, args.seed, quiet=False)
+        info = generate(args.out, args.events, args.seed, quiet=False, shape=args.shape)
     print(json.dumps(info, indent=2))
     return 0
 

@@ -59,21 +59,39 @@ def _allocated_bytes(path: Path) -> int:
 
 
 class _Sampler(threading.Thread):
-    """While a child runs: the largest allocated size of the DuckDB temp directory, and the child's VmHWM (so a
-    child that has to be stopped still has a peak RSS), sampled every 50 ms."""
+    """While a child runs, every 50 ms: the largest allocated size of the DuckDB temp directory; the child's VmHWM
+    (so a child that has to be stopped still has a peak RSS); and, with psutil, the sum of the current RSS of the
+    child and all its descendants (a whole command's process tree: a Prefect server, a browser)."""
 
     def __init__(self, temp_dir: Path) -> None:
         super().__init__(daemon=True)
-        self.temp_dir, self.max_spill, self.pid, self.hwm_kb = temp_dir, 0, 0, 0
+        self.temp_dir, self.max_spill, self.pid, self.hwm_kb, self.tree_bytes = temp_dir, 0, 0, 0, 0
+        self.tree_processes = 1
         self._stop_event = threading.Event()
+        try:
+            import psutil
+        except ImportError:  # Retentioneering's interpreter: the child's own VmHWM only
+            psutil = None
+        self._psutil: Any = psutil
 
     def sample(self) -> None:
         self.max_spill = max(self.max_spill, _allocated_bytes(self.temp_dir))
-        if self.pid:
-            with contextlib.suppress(OSError, ValueError, IndexError):
-                for line in Path(f"/proc/{self.pid}/status").read_text(encoding="utf-8").splitlines():
-                    if line.startswith("VmHWM:"):
-                        self.hwm_kb = max(self.hwm_kb, int(line.split()[1]))
+        if not self.pid:
+            return
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            for line in Path(f"/proc/{self.pid}/status").read_text(encoding="utf-8").splitlines():
+                if line.startswith("VmHWM:"):
+                    self.hwm_kb = max(self.hwm_kb, int(line.split()[1]))
+        if self._psutil is not None:
+            with contextlib.suppress(self._psutil.Error):
+                root = self._psutil.Process(self.pid)
+                tree = [root, *root.children(recursive=True)]
+                total = 0
+                for p in tree:
+                    with contextlib.suppress(self._psutil.Error):
+                        total += p.memory_info().rss
+                self.tree_bytes = max(self.tree_bytes, total)
+                self.tree_processes = max(self.tree_processes, len(tree))
 
     def run(self) -> None:
         while not self._stop_event.is_set():
@@ -95,25 +113,23 @@ class TimedOut(Exception):
         self.partial = partial
 
 
-def measure(command: Sequence[str], spec: dict[str, Any], workdir: Path, name: str,
-            deadline: float | None = None) -> dict[str, Any]:
-    """Run `command SPEC_FILE` in REPO and measure it: the result it writes to spec["result"], plus peak RSS and the
-    spill into spec["duckdb"]["temp_directory"].
+def run_process(command: Sequence[str], log_file: Path, temp_dir: Path, deadline: float | None = None,
+                env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run `command` in REPO (output to log_file) and measure it as a whole: wall seconds from spawn to exit; CPU
+    seconds (user + system) of the process and of the descendants it waited for (wait4); peak RSS, the larger of
+    the process's own VmHWM and the largest sum of its tree's RSS seen (sampled every 50 ms, so a peak shorter than
+    that can be missed in the sum, never in VmHWM); and the spill into temp_dir.
 
-    A child still running at `deadline` (time.monotonic()) is killed and TimedOut raised.
+    A child still running at `deadline` (time.monotonic()) is killed (with its process group) and TimedOut raised.
     """
-    spec_file = workdir / f"{name}.spec.json"
-    result_file = workdir / f"{name}.result.json"
-    log_file = workdir / f"{name}.log"
-    spec = {**spec, "result": str(result_file)}
-    spec_file.write_text(json.dumps(spec, default=str), encoding="utf-8")
-    temp_dir = Path(spec["duckdb"]["temp_directory"]) if spec.get("duckdb") else workdir / "none"
     load_before = os.getloadavg()[0]
     sampler = _Sampler(temp_dir)
     clock = time.perf_counter()
     timed_out = False
     with log_file.open("w", encoding="utf-8") as log:
-        child = subprocess.Popen([*command, str(spec_file)], cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+        # A session of its own: a timed-out command's whole tree can be stopped by its group id, which is ours.
+        child = subprocess.Popen(list(command), cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                 start_new_session=True)
         sampler.pid = child.pid
         sampler.start()
         while True:
@@ -123,25 +139,50 @@ def measure(command: Sequence[str], spec: dict[str, Any], workdir: Path, name: s
             if deadline is not None and time.monotonic() > deadline and not timed_out:
                 timed_out = True
                 sampler.sample()
-                os.kill(child.pid, signal.SIGKILL)  # our own child, by its pid
+                os.killpg(child.pid, signal.SIGKILL)  # our own child's group, by its id
             time.sleep(0.05)
         child.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - clock
     spill = sampler.stop()
     shutil.rmtree(temp_dir, ignore_errors=True)
+    out = {"seconds": round(wall, 3), "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
+           "peak_rss_mb": round(max(sampler.hwm_kb * 1024, sampler.tree_bytes) / MB, 1),
+           "hwm_mb": round(sampler.hwm_kb / 1024, 1), "tree_rss_peak_mb": round(sampler.tree_bytes / MB, 1),
+           "tree_processes": sampler.tree_processes, "ru_maxrss_mb": round(usage.ru_maxrss / 1024, 1),
+           "spill_max_mb": round(spill / MB, 1), "load_average_before": round(load_before, 2),
+           "returncode": child.returncode}
     if timed_out:
-        raise TimedOut(name, {"timed_out": True, "seconds": round(wall, 3),
-                              "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
-                              "peak_rss_mb": round(sampler.hwm_kb / 1024, 1), "spill_max_mb": round(spill / MB, 1),
-                              "load_average_before": round(load_before, 2)})
-    if child.returncode != 0 or not result_file.is_file():
+        raise TimedOut(log_file.stem, {"timed_out": True, **out})
+    return out
+
+
+def measure(command: Sequence[str], spec: dict[str, Any], workdir: Path, name: str,
+            deadline: float | None = None) -> dict[str, Any]:
+    """Run `command SPEC_FILE` in REPO and measure it: the result it writes to spec["result"], plus peak RSS and the
+    spill into spec["duckdb"]["temp_directory"], and the whole process's wall and CPU time (process_seconds,
+    process_cpu_seconds: with the interpreter's start and imports).
+
+    A child still running at `deadline` (time.monotonic()) is killed and TimedOut raised.
+    """
+    spec_file = workdir / f"{name}.spec.json"
+    result_file = workdir / f"{name}.result.json"
+    log_file = workdir / f"{name}.log"
+    spec = {**spec, "result": str(result_file)}
+    spec_file.write_text(json.dumps(spec, default=str), encoding="utf-8")
+    temp_dir = Path(spec["duckdb"]["temp_directory"]) if spec.get("duckdb") else workdir / "none"
+    try:
+        p = run_process([*command, str(spec_file)], log_file, temp_dir, deadline)
+    except TimedOut as stopped:
+        keep = ("timed_out", "seconds", "cpu_seconds", "peak_rss_mb", "spill_max_mb", "load_average_before")
+        raise TimedOut(name, {k: stopped.partial[k] for k in keep}) from None
+    if p["returncode"] != 0 or not result_file.is_file():
         tail = log_file.read_text(encoding="utf-8", errors="replace")[-3000:]
-        raise RuntimeError(f"{name} failed (exit {child.returncode}); log {log_file}:\n{tail}")
+        raise RuntimeError(f"{name} failed (exit {p['returncode']}); log {log_file}:\n{tail}")
     result: dict[str, Any] = json.loads(result_file.read_text(encoding="utf-8"))
     # peak_rss_mb: the child's own VmHWM at its end (see rss_mb); ru_maxrss is kept for reference only.
-    result.update(spill_max_mb=round(spill / MB, 1), process_seconds=round(wall, 3),
-                  process_cpu_seconds=round(usage.ru_utime + usage.ru_stime, 2),
-                  ru_maxrss_mb=round(usage.ru_maxrss / 1024, 1), load_average_before=round(load_before, 2))
+    result.update(spill_max_mb=p["spill_max_mb"], process_seconds=p["seconds"], process_cpu_seconds=p["cpu_seconds"],
+                  ru_maxrss_mb=p["ru_maxrss_mb"], load_average_before=p["load_average_before"])
+    result.setdefault("peak_rss_mb", p["hwm_mb"])
     return result
 
 

@@ -1,7 +1,9 @@
 """The measured systems, each in a child process of its own: the pipeline's steps (and an incremental night), the
 DuckDB sort floor, the pandas baseline and Retentioneering.
 
-    python -m benchmarks.systems step|floor|pandas SPEC.json     # a child: writes its result to spec["result"]
+    python -m benchmarks.systems step|pandas SPEC.json     # a child: writes its result to spec["result"]
+
+The floor's child is benchmarks/floor.py (DuckDB only); `cjm run` is measured as the product's own command.
 """
 
 from __future__ import annotations
@@ -153,15 +155,15 @@ def run_pipeline(label: str, steps: Sequence[str], config: dict[str, Any], run: 
 
 
 def incremental_night(full: dict[str, Any], steps: Sequence[str], config: dict[str, Any], workdir: Path,
-                      sources: Path, night_path: Path, night_info: dict[str, Any], settings: dict[str, Any],
+                      night_path: Path, night_info: dict[str, Any], settings: dict[str, Any],
                       check: bool, log: Callable[[str], None], deadline: float | None = None,
                       profile_dir: Path | None = None) -> dict[str, Any]:
-    """The next night on the warehouse of the full run: its files linked into the source folders, the same steps
-    (a new run), what they recomputed, and incremental / full; with `check`, a full refresh of a copy compared."""
+    """The next night on the warehouse of the full run, its files already linked into the source folders: the same
+    steps (a new run), what they recomputed, and incremental / full; with `check`, a full refresh of a copy
+    compared."""
     from cjm_analytics.nightly import RunContext
 
     cfg = parse_config(config, workdir, "benchmark config")
-    link_files(night_path, sources)
     night_events = int(night_info["night_events"])
     ctx = RunContext.start(cfg)
     run = {"run_id": ctx.run_id, "run_started": ctx.run_started.isoformat()}
@@ -242,45 +244,89 @@ def floor_sql(cfg: Config) -> tuple[str, dict[str, Any]]:
     return sql, params
 
 
-def worker_floor(spec: dict[str, Any]) -> dict[str, Any]:
-    """The floor: in an in-memory database (`memory`), or in a database file, checkpointed (`file`)."""
-    import duckdb
-
-    from benchmarks.profiling import set_all
-
-    cfg = parse_config(spec["config"], Path(spec["base_dir"]), "benchmark config")
-    db = Path(spec["database"])
-    db.unlink(missing_ok=True)
-    con = duckdb.connect(str(db) if spec["mode"] == "file" else ":memory:")
-    settings = spec["duckdb"]
-    set_all(con, {k: settings.get(k) for k in (*CONFIG_SETTINGS, "temp_directory")} | (settings.get("extra") or {}))
-    sql, params = floor_sql(cfg)
-    rss_before, cpu = rss_mb(), cpu_seconds()
-    clock = time.perf_counter()
-    con.execute(sql, params)
-    con.execute("CHECKPOINT")
-    seconds = time.perf_counter() - clock
-    cpu = cpu_seconds() - cpu
-    rows = con.execute("SELECT count(*) FROM sorted").fetchone()
-    con.close()
-    database_size = db.stat().st_size if db.exists() else 0
-    db.unlink(missing_ok=True)
-    return {"mode": spec["mode"], "seconds": round(seconds, 3), "cpu_seconds": round(cpu, 2),
-            "rows": rows[0] if rows else 0, "sql": sql, "parameters": params, "rss_before_mb": rss_before,
-            "database_mb": round(database_size / MB, 1)}
-
-
 def measure_floor(common: dict[str, Any], workdir: Path, duckdb_settings: Callable[[str], dict[str, Any]],
                   events: int, log: Callable[[str], None]) -> dict[str, Any]:
-    """`floor` (an in-memory database, the strict floor) and `floor_stored` (a database file, checkpointed)."""
+    """`floor` (an in-memory database) and `floor_stored` (a database file, checkpointed: the issue's floor), each
+    a whole process of its own (benchmarks/floor.py): `seconds` is the query's, `process_seconds` the process's."""
+    sql, params = floor_sql(parse_config(common["config"], Path(common["base_dir"]), "benchmark config"))
     out = {}
     for key, mode in (("floor", "memory"), ("floor_stored", "file")):
         log(f"{key}: DuckDB scan + sort by (customer, time), {mode} database ...")
-        out[key] = measure(_child("floor"), {**common, "mode": mode, "duckdb": duckdb_settings(key),
-                                             "database": str(workdir / f"{key}.duckdb")}, workdir, key)
+        settings = duckdb_settings(key)
+        spec = {"mode": mode, "sql": sql, "parameters": params, "database": str(workdir / f"{key}.duckdb"),
+                "duckdb": settings,  # its temp_directory: where measure() looks for spill
+                "settings": {k: settings.get(k) for k in (*CONFIG_SETTINGS, "temp_directory")}
+                | (settings.get("extra") or {})}
+        out[key] = measure([sys.executable, "-m", "benchmarks.floor"], spec, workdir, key)
         out[key]["events_per_s"] = rate(events, out[key]["seconds"])
-        log(f"{key}: {out[key]['seconds']:.2f} s")
+        log(f"{key}: {out[key]['seconds']:.2f} s (the whole process {out[key]['process_seconds']:.2f} s)")
     return out
+
+
+# --------------------------------------------------------------------------------------------------------------
+# cjm run, as a user runs it: one whole process
+# --------------------------------------------------------------------------------------------------------------
+
+
+def cjm_run_config(config: dict[str, Any], folder: Path, settings: dict[str, Any]) -> Path:
+    """The config file of a whole-process `cjm run` in `folder`: the benchmark's sources and stages, a warehouse and
+    reports of its own, and the DuckDB settings given to the benchmark (none by default) plus the temp directory
+    where its spill is measured."""
+    import yaml
+
+    folder.mkdir(parents=True, exist_ok=True)
+    section = {k: settings[k] for k in CONFIG_SETTINGS if settings.get(k) is not None}
+    body = {**config, "warehouse": str(folder / "warehouse" / "cjm.duckdb"), "reports": str(folder / "reports"),
+            "duckdb": {**section, "temp_directory": str(folder / "duckdb-tmp")}}
+    path = folder / "cjm.yaml"
+    path.write_text(yaml.safe_dump(body, sort_keys=False, width=120), encoding="utf-8")
+    return path
+
+
+def measure_cjm_run(name: str, config_file: Path, prefect: bool, events: int, log: Callable[[str], None],
+                    deadline: float | None = None) -> dict[str, Any]:
+    """`cjm run [--no-prefect] --config FILE` as one whole process (this checkout's product, by PYTHONPATH): wall
+    time from spawn to exit, CPU of the process and the descendants it waited for, peak RSS of its process tree,
+    spill. What a user waits for: the interpreter's start, imports, every step, the report and the published marts;
+    with Prefect, also the temporary server. {"failed": why} when it exits with an error (the benchmark goes on)."""
+    import os
+
+    from benchmarks.measure import REPO, run_process
+
+    folder = config_file.parent
+    command = [sys.executable, "-m", "cjm_analytics.cli", "run", *([] if prefect else ["--no-prefect"]),
+               "--config", str(config_file)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    log(f"{name}: {' '.join(command[2:])} ...")
+    try:
+        r = run_process(command, folder / f"{name}.log", folder / "duckdb-tmp", deadline, env)
+    except TimedOut as stopped:
+        log(f"{name}: stopped at the time limit after {stopped.partial['seconds']:.0f} s")
+        return {**stopped.partial, "command": command}
+    r["command"] = command
+    r["events_per_s"] = rate(events, r["seconds"])
+    if r.pop("returncode"):
+        r["failed"] = (folder / f"{name}.log").read_text(encoding="utf-8", errors="replace")[-3000:]
+        log(f"{name}: FAILED; log {folder / f'{name}.log'}")
+        return r
+    r["steps"] = run_log_steps(folder / "warehouse" / "cjm.duckdb")
+    r["outside_steps_seconds"] = round(r["seconds"] - sum(s["seconds"] for s in r["steps"]), 3)
+    log(f"{name}: {r['seconds']:.2f} s, CPU {r['cpu_seconds']:.1f} s, peak RSS {size(r['peak_rss_mb'])}")
+    return r
+
+
+def run_log_steps(warehouse: Path) -> list[dict[str, Any]]:
+    """The steps of the warehouse's last run and their seconds, as the product logged them (run_log): where a
+    whole `cjm run`'s time went, and, by difference, what it spent outside its steps (start, imports, Prefect)."""
+    import duckdb
+
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        rows = con.execute("SELECT step, seconds FROM run_log WHERE run_id = (SELECT arg_max(run_id, finished_at) "
+                           "FROM run_log) ORDER BY started_at").fetchall()
+    finally:
+        con.close()
+    return [{"step": step, "seconds": round(float(seconds), 3)} for step, seconds in rows]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -360,9 +406,7 @@ def measure_retentioneering(common: dict[str, Any], threads: int | None, workdir
     return r
 
 
-WORKERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
-    "step": worker_step, "floor": worker_floor, "pandas": worker_pandas,
-}
+WORKERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {"step": worker_step, "pandas": worker_pandas}
 
 
 def main(argv: Sequence[str]) -> int:

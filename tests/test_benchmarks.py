@@ -108,3 +108,133 @@ def test_the_pandas_baseline_agrees_with_the_pipeline(data: Path, tmp_path: Path
     assert np.allclose(edges.probability, their_edges.probability)
     assert np.allclose(edges.median_hours.astype(float), their_edges.median_hours.astype(float), equal_nan=True)
     assert (theirs.counts["sessions"], theirs.counts["journeys"]) == counts
+
+
+# --- the data shapes and what a user waits for (issue 16) ------------------------------------------------------
+
+SMALL = 2_000
+
+
+def _all_rows(data: Path, shape: str) -> pd.DataFrame:
+    """Every row under the one-file shape's column names, in one order."""
+    con = duckdb.connect()
+    if shape == "one-file":
+        sql = f"SELECT * EXCLUDE (device, page) FROM read_parquet('{data}/events/*.parquet')"
+    else:
+        sql = f"""SELECT event_id, anonymous_id, user_id, event, ts, channel, NULL AS deal_stage, NULL AS score
+                  FROM read_parquet('{data}/clickstream/*.parquet')
+                  UNION ALL
+                  SELECT activity_id, NULL, customer_id, activity, make_timestamp(occurred_at * 1000), channel,
+                         deal_stage, score FROM read_parquet('{data}/crm/*.parquet')"""
+    return con.execute(f"SELECT * FROM ({sql}) ORDER BY event_id").df()
+
+
+def test_the_one_file_shape_is_the_same_rows_in_one_file(tmp_path: Path) -> None:
+    generate(tmp_path / "nightly", SMALL, seed=7)
+    info = generate(tmp_path / "one", SMALL, seed=7, shape="one-file")
+    assert [p.relative_to(tmp_path / "one").as_posix() for p in (tmp_path / "one").rglob("*.parquet")] == \
+        ["events/events.parquet"]
+    assert info["files"] == 1 and info["shape"] == "one-file"
+    pd.testing.assert_frame_equal(_all_rows(tmp_path / "one", "one-file"), _all_rows(tmp_path / "nightly", ""),
+                                  check_dtype=False)
+    # One source, whose other columns (deal_stage, score) are the properties the stage rules test.
+    cfg = parse_config(config_dict(tmp_path / "one", shape="one-file"), tmp_path, "benchmark config")
+    assert [s.name for s in cfg.sources] == ["events"] and len(cfg.sources[0].files()) == 1
+
+
+def test_the_anonymous_shape_is_mostly_anonymous_with_late_logins(tmp_path: Path) -> None:
+    generate(tmp_path / "a", SMALL, seed=7, shape="anonymous")
+    generate(tmp_path / "again", SMALL, seed=7, shape="anonymous")
+    assert _files(tmp_path / "again") == _files(tmp_path / "a")  # reproducible from the seed
+    generate(tmp_path / "d", SMALL, seed=7)
+    default, anonymous = _all_rows(tmp_path / "d", ""), _all_rows(tmp_path / "a", "")
+    share = {name: rows.user_id.isna().mean() for name, rows in (("default", default), ("anonymous", anonymous))}
+    assert share["default"] < 0.6 < 0.75 < share["anonymous"]  # most events are anonymous
+
+    # Visitors who log in later: anonymous ids seen without, then with a user id (stitching moves their history).
+    def later_logins(rows: pd.DataFrame) -> int:
+        web = rows[rows.anonymous_id.notna()]
+        return len(set(web[web.user_id.isna()].anonymous_id) & set(web[web.user_id.notna()].anonymous_id))
+
+    assert later_logins(anonymous) > 20
+    assert len(anonymous) == SMALL
+
+
+def _report(events: int, cjm_run: float, night: float | None = None) -> dict[str, object]:
+    """A result as benchmarks.run writes it, with whole-process figures chosen by hand."""
+    report: dict[str, object] = {
+        "events": events,
+        "floor_stored": {"seconds": 8.0, "cpu_seconds": 9.0, "process_seconds": 10.0, "process_cpu_seconds": 12.0,
+                         "peak_rss_mb": 950.0},
+        "cjm_run": {"seconds": cjm_run, "cpu_seconds": 60.0, "peak_rss_mb": 2500.0},
+        # 130 s as a process, of which 5 s are the counts taken for the comparison (left out)
+        "retentioneering": {"steps": [], "seconds": 100.0, "cpu_seconds": 110.0, "process_seconds": 130.0,
+                            "process_cpu_seconds": 140.0, "peak_rss_mb": 6000.0, "counts": {"untimed_seconds": 5.0}},
+    }
+    if night is not None:
+        report["cjm_run_night"] = {"seconds": night, "cpu_seconds": 3.0, "peak_rss_mb": 400.0, "fraction": 0.01}
+    return report
+
+
+def test_the_issues_ratios_are_between_whole_processes_and_marked_against_their_targets() -> None:
+    from benchmarks.compare import targets
+
+    at_10m = {t["ratio"]: t for t in targets(_report(10_000_000, cjm_run=25.0, night=2.0))}
+    assert at_10m["cjm_run_over_floor"]["value"] == 2.5 and at_10m["cjm_run_over_floor"]["cpu"] == 5.0  # 25/10, 60/12
+    assert not at_10m["cjm_run_over_floor"]["met"] and at_10m["cjm_run_over_floor"]["limit"] == 2
+    assert at_10m["retentioneering_over_cjm_run"]["value"] == 5.0  # (130 - 5) / 25
+    assert at_10m["retentioneering_over_cjm_run"]["cpu"] == round(140 / 60, 2)
+    assert at_10m["retentioneering_over_cjm_run"]["met"]  # at least 5
+    assert at_10m["cjm_run_peak_rss_mb"]["value"] == 2500.0 and not at_10m["cjm_run_peak_rss_mb"]["met"]
+    assert at_10m["night_over_full_run"]["value"] == 0.08 and at_10m["night_over_full_run"]["met"]
+    assert at_10m["night_over_full_run"]["cpu"] == 0.05 and "0.01" in at_10m["night_over_full_run"]["target"]
+    # Below 10M the floor's limit is 3 (fixed costs); a night that was not measured has no target line.
+    at_1m = {t["ratio"]: t for t in targets(_report(1_000_000, cjm_run=25.0))}
+    assert at_1m["cjm_run_over_floor"]["limit"] == 3 and at_1m["cjm_run_over_floor"]["met"]
+    assert "night_over_full_run" not in at_1m
+    # A failed cjm run has no ratios: nothing is marked as met on figures that do not exist.
+    failed = _report(1_000_000, cjm_run=25.0)
+    failed["cjm_run"] = {"failed": "boom", "seconds": 1.0, "cpu_seconds": 1.0, "peak_rss_mb": 1.0}
+    assert targets(failed) == []
+
+
+def test_the_benchmark_times_cjm_run_and_its_night_as_whole_processes(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from benchmarks import run
+
+    out = tmp_path / "result.json"
+    assert run.main(["--events", str(SMALL), "--seed", "7", "--shape", "one-file", "--data-dir", str(tmp_path / "d"),
+                     "--skip", "pipeline,pandas,publish,retentioneering", "--incremental", "0.05", "--out", str(out),
+                     "--keep"]) == 0
+    report = json.loads(out.read_text(encoding="utf-8"))
+    runs = {key: report[key] for key in ("cjm_run", "cjm_run_night")}
+    for r in runs.values():
+        assert "failed" not in r and r["seconds"] > 0 and r["cpu_seconds"] > 0
+        assert r["peak_rss_mb"] >= r["hwm_mb"] > 50  # a Python process with DuckDB: tens of MB at least
+    assert "--no-prefect" in runs["cjm_run"]["command"]
+    # Where its time went, from the product's run_log: every step of the run, and the rest outside them.
+    steps = [s["step"] for s in runs["cjm_run"]["steps"]]
+    assert steps[0] == "load_sources" and {"sessionize", "publish_reports", "publish_marts"} <= set(steps)
+    assert runs["cjm_run"]["outside_steps_seconds"] == pytest.approx(
+        runs["cjm_run"]["seconds"] - sum(s["seconds"] for s in runs["cjm_run"]["steps"]), abs=0.01)
+    assert runs["cjm_run"]["outside_steps_seconds"] > 0
+    # The command did everything on its own warehouse: the history, then the night, and published the marts.
+    folder = Path(report["workdir"]) / "cjm_run"
+    con = duckdb.connect(str(folder / "warehouse" / "cjm.duckdb"), read_only=True)
+    row = con.execute("SELECT (SELECT count(*) FROM events), "
+                      "(SELECT count(DISTINCT run_id) FROM load_manifest)").fetchone()
+    con.close()
+    assert row == (SMALL + round(SMALL * 0.05), 2)
+    assert (folder / "reports" / "index.html").is_file()
+    fl = report["floor_stored"]
+    assert fl["rows"] == SMALL and fl["process_seconds"] > fl["seconds"]  # the process: start, import, query
+    ratios = report["ratios"]
+    assert ratios["cjm_run_over_floor"] == round(runs["cjm_run"]["seconds"] / fl["process_seconds"], 2)
+    assert ratios["night_over_full_run"] == round(runs["cjm_run_night"]["seconds"] / runs["cjm_run"]["seconds"], 3)
+    assert [t["ratio"] for t in report["targets"]] == ["cjm_run_over_floor", "cjm_run_peak_rss_mb",
+                                                       "night_over_full_run"]
+    printed = capsys.readouterr().out
+    assert "issue 16's targets" in printed and "cjm run / floor" in printed
+    assert ("PASS" in printed) or ("short" in printed)
