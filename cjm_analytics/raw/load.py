@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -238,22 +239,28 @@ def _load_batch(con: duckdb.DuckDBPyConnection, source: Source, plan: LoadPlan, 
     to_read = [f for f in plan.read if f.size > 0]  # an empty file loads with no rows
     reporter = progress.current()
     reporter.files(len(to_read), sum(f.size for f in to_read))
-    with _staging_connection(con) as stage, _any_row_order(con), _lossless_arrow(con), transaction(con):
-        run_sql(con, "raw/forget_files", source=source.name, run_id=run_id)
-        for chunk in chunks(stage, source, to_read, memory_budget):
-            _stage_chunk(stage, con, source, chunk, run_started)
-            # The chunk's rows as Arrow tables (JSON stays JSON), read by the transaction's statements; the
-            # staging connection's copy is freed first, and these once appended.
-            staged = {name: stage.sql(f"SELECT * FROM {name}").to_arrow_table() for name in _CHUNK_TABLES}
-            run_sql(stage, "raw/start_chunk")
-            for name, table in staged.items():
-                con.register(name, table)
-            run_sql(con, "raw/append_chunk", source=source.name, source_kind=source.kind, run_id=run_id)
+    with _staging_connection(con) as stage, _any_row_order(con), _lossless_arrow(con):
+        run_sql(stage, "raw/start_chunk")
+        empty = {name: _arrow(stage, name) for name in _CHUNK_TABLES}
+        staged = {name: _ChunkTable(arrow) for name, arrow in empty.items()}
+        for name, view in staged.items():
+            con.register(name, view)  # before the transaction (the class says why)
+        try:
+            with transaction(con):
+                run_sql(con, "raw/forget_files", source=source.name, run_id=run_id)
+                for chunk in chunks(stage, source, to_read, memory_budget):
+                    _stage_chunk(stage, con, source, chunk, run_started)
+                    for name, view in staged.items():
+                        view.table = _arrow(stage, name)
+                    run_sql(stage, "raw/start_chunk")  # the staging connection's copy is freed first
+                    run_sql(con, "raw/append_chunk", source=source.name, source_kind=source.kind, run_id=run_id)
+                    for name, view in staged.items():
+                        view.table = empty[name]  # and the chunk once appended
+                run_sql(con, "raw/append_batch", source=source.name, run_id=run_id,
+                        reading_fingerprint=fingerprint, loaded_at=datetime.now(UTC).replace(tzinfo=None))
+        finally:
             for name in staged:
                 con.unregister(name)
-            del staged
-        run_sql(con, "raw/append_batch", source=source.name, run_id=run_id, reading_fingerprint=fingerprint,
-                loaded_at=datetime.now(UTC).replace(tzinfo=None))
     counts = con.execute("SELECT file, status, rows_read, rows_loaded, rows_rejected, rows_duplicate, "
                          "rows_filtered, coalesce(message, '') FROM batch_counts").fetchall()
     for table in ("batch_duplicates", "batch_file_counts", "batch_counts", "batch_files", "batch_renamed",
@@ -263,6 +270,23 @@ def _load_batch(con: duckdb.DuckDBPyConnection, source: Source, plan: LoadPlan, 
     return {file: FileLoad(source.name, file, status, read, loaded, rejected, duplicate, rows_filtered=filtered,
                            message=message or _nothing_read(status, read, sizes.get(file)))
             for file, status, read, loaded, rejected, duplicate, filtered, message in counts}
+
+
+class _ChunkTable:
+    """One of a chunk's staged tables as the writing connection reads it: an Arrow table (JSON stays JSON) behind
+    a name registered once, before the batch's transaction, and pointed at each chunk's table in turn. A name
+    registered or dropped inside the transaction would keep its Arrow table alive until the commit: every chunk
+    at once (measured)."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def __arrow_c_stream__(self, requested_schema: object = None) -> object:
+        return self.table.__arrow_c_stream__(requested_schema)
+
+
+def _arrow(con: duckdb.DuckDBPyConnection, table: str) -> Any:
+    return con.sql(f"SELECT * FROM {table}").to_arrow_table()
 
 
 def chunks(con: duckdb.DuckDBPyConnection, source: Source, files: list[PresentFile],
