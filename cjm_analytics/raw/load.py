@@ -37,8 +37,9 @@ from cjm_analytics.warehouse import transaction
 _CHUNK_TABLES = ("batch_rows", "batch_parse_rejects", "batch_filtered")
 
 # What a row of a chunk costs in memory while it is appended: its staged row, its Arrow copy, and the hash
-# tables that de-duplicate it (measured at 10M events: docs/performance.md). A chunk's files hold at most
-# memory_budget / BYTES_PER_STAGED_ROW rows, estimated before they are read (`_estimated_rows`).
+# tables that de-duplicate it, with room for the pages DuckDB caches meanwhile (with the default budget, 600k
+# rows a chunk, the load peaked at 903 MB of RSS at 10M events: docs/performance.md). A chunk's files hold at
+# most memory_budget / BYTES_PER_STAGED_ROW rows, estimated before they are read (`_estimated_rows`).
 BYTES_PER_STAGED_ROW = 1000
 DEFAULT_MEMORY_BUDGET = 600 * 10**6  # engine.memory_budget's default
 # A text file's rows, estimated from its bytes (uncompressed): a short event line. Over-estimating only makes
