@@ -5,6 +5,10 @@ re-exports and repeats files."""
 from __future__ import annotations
 
 import os
+import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -131,3 +135,46 @@ def test_chunks_hold_whole_files_in_file_order_within_the_budget(tmp_path: Path,
     sizes = [[f.path.stem for f in chunk] for chunk in load.chunks(con, cfg.sources[0], files, 40)]
     # 10 + 20; 30 + 5; 50 alone (larger than the budget); 1 + 21.
     assert sizes == [["a", "b"], ["c", "d"], ["e"], ["f", "g"]]
+
+
+# The load in a child process that kills itself (SIGKILL: no cleanup, no commit) once the second chunk of a batch
+# of several is appended, inside the batch's transaction.
+CRASH_AFTER_THE_FIRST_CHUNK = """
+import os, signal, sys
+from pathlib import Path
+from cjm_analytics.config import load_config
+from cjm_analytics.nightly import RunContext, load_sources
+from cjm_analytics.raw import load
+
+load.BYTES_PER_STAGED_ROW = 10**12  # every file a chunk of its own
+original = load.run_sql
+appended = []
+def run_sql(con, step, **params):
+    result = original(con, step, **params)
+    appended.extend([step] if step == "raw/append_chunk" else [])
+    if len(appended) == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return result
+load.run_sql = run_sql
+load_sources(RunContext.start(load_config(Path(sys.argv[1]))))
+"""
+
+
+@pytest.mark.slow
+def test_a_load_killed_between_chunks_leaves_the_warehouse_as_it_was(tmp_path: Path) -> None:
+    cfg = load_config(copy_sample(tmp_path / "crashed") / SAMPLE_CONFIG.name)
+    run_steps(cfg, until="load_sources", run_started=RUN_STARTED)
+    before = tmp_path / "before.duckdb"
+    shutil.copy(cfg.warehouse, before)
+    _night(cfg.warehouse.parent.parent)
+    crashed = subprocess.run([sys.executable, "-c", CRASH_AFTER_THE_FIRST_CHUNK, str(cfg.warehouse.parent.parent /
+                                                                                      SAMPLE_CONFIG.name)],
+                             capture_output=True, timeout=120)
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr.decode()
+    assert differences(before, cfg.warehouse) == {}  # nothing of the night's chunks committed
+    run_steps(cfg, until="load_sources", run_started=RUN_STARTED)
+    uninterrupted = load_config(copy_sample(tmp_path / "uninterrupted") / SAMPLE_CONFIG.name)
+    run_steps(uninterrupted, until="load_sources", run_started=RUN_STARTED)
+    _night(uninterrupted.warehouse.parent.parent)
+    run_steps(uninterrupted, until="load_sources", run_started=RUN_STARTED)
+    assert differences(uninterrupted.warehouse, cfg.warehouse) == {}  # the rerun did the night's work
