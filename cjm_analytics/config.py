@@ -480,7 +480,8 @@ class Engine(_Strict):
     work_dir: Path | None = None
     # What the per-customer core steps (sessionize, build_journeys) may hold in memory, on either engine: they
     # process the customers in scope in as many buckets as it takes to fit (core.bucket_count). Without a
-    # duckdb.memory_limit, it is also DuckDB's limit during those steps. A size such as 600MB, at least 64MB.
+    # duckdb.memory_limit, it is also DuckDB's limit during those steps. The load reads each source's files in
+    # chunks that fit it too (raw/load.py chunks). A size such as 600MB, at least 64MB.
     memory_budget: str = "600MB"
 
     @field_validator("memory_budget", mode="before")

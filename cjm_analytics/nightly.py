@@ -111,8 +111,12 @@ def load_sources(ctx: RunContext) -> LoadResult:
     files: list[FileLoad] = []
 
     def work(con: Any) -> dict[str, Any]:
+        # Each source's files are read in chunks that fit engine.memory_budget. Not DuckDB's limit too, as in the
+        # core steps: a file with a very long line needs a reader buffer larger than the budget (and the pages the
+        # load writes and caches are a fraction of the events it appends: docs/performance.md).
         for source in ctx.config.sources:
-            files.extend(load_source(con, source, ctx.run_id, ctx.run_started, ctx.reload))
+            files.extend(load_source(con, source, ctx.run_id, ctx.run_started, ctx.reload,
+                                     ctx.config.engine.memory_budget_bytes))
         return {"files": [f.as_dict() for f in files]}
 
     done = run_step(ctx, "load_sources", work, atomic=False)

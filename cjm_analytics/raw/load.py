@@ -1,10 +1,12 @@
 """Loading source files into the raw layer: every row read is loaded, rejected with a reason, or a duplicate.
 
-A run loads each source's new and changed files as one batch. Every file is staged (temp objects only, so a
-file that cannot be read is refused alone and the others load), mapped to the canonical columns (by the
-source's column map, or by a preset's SQL in sql/raw/presets/) and judged row by row into the batch
-(sql/raw/append_file.sql). The batch is then de-duplicated once and written in one transaction together with
-its manifest rows (sql/raw/append_batch.sql): a source's files of one run are either all loaded or none is.
+A run loads each source's new and changed files as one batch, written in one transaction together with its
+manifest rows: a source's files of one run are either all loaded or none is. The files are read chunk by chunk,
+in file order, each chunk's rows within the memory budget (`chunks`). A chunk's files are staged on a second
+connection outside the transaction (temp objects only, so a file that cannot be read is refused alone and the
+others load), mapped to the canonical columns (by the source's column map, or by a preset's SQL in
+sql/raw/presets/) and judged row by row (sql/raw/append_file.sql); the transaction then de-duplicates and appends
+the chunk (sql/raw/append_chunk.sql), reading its rows as Arrow tables that are freed before the next chunk.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -29,6 +32,19 @@ from cjm_analytics.raw.project import create_staged_rows
 from cjm_analytics.raw.text import explain_refusal, record_column, stage_csv, stage_json_lines, stage_snowplow_text
 from cjm_analytics.sql_steps import quote_ident, quote_literal, run_sql
 from cjm_analytics.warehouse import transaction
+
+# The staging connection's tables of one chunk (sql/raw/start_chunk.sql), as the transaction reads them.
+_CHUNK_TABLES = ("batch_rows", "batch_parse_rejects", "batch_filtered")
+
+# What a row of a chunk costs in memory while it is appended: its staged row, its Arrow copy, and the hash
+# tables that de-duplicate it, with room for the pages DuckDB caches meanwhile (with the default budget, 600k
+# rows a chunk, the load peaked at 903 MB of RSS at 10M events: docs/performance.md). A chunk's files hold at
+# most memory_budget / BYTES_PER_STAGED_ROW rows, estimated before they are read (`_estimated_rows`).
+BYTES_PER_STAGED_ROW = 1000
+DEFAULT_MEMORY_BUDGET = 600 * 10**6  # engine.memory_budget's default
+# A text file's rows, estimated from its bytes (uncompressed): a short event line. Over-estimating only makes
+# more, smaller chunks.
+_TEXT_BYTES_PER_ROW = 100
 
 
 @dataclass(frozen=True)
@@ -175,11 +191,12 @@ def _manifest(con: duckdb.DuckDBPyConnection, source: Source) -> list[ManifestEn
 
 
 def load_source(con: duckdb.DuckDBPyConnection, source: Source, run_id: str, run_started: datetime,
-                reload: bool = False) -> list[FileLoad]:
+                reload: bool = False, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> list[FileLoad]:
     """Carry out the source's LoadPlan (raw/lifecycle.py) in one transaction: what happened to each file.
 
     A file whose content was loaded with tonight's settings loads nothing; the others are staged (temp tables
-    only) and written together with renames, retractions and their manifest rows.
+    only), chunk by chunk within memory_budget (bytes), and written together with renames, retractions and their
+    manifest rows.
     """
     run_sql(con, "raw/macros")
     files = [PresentFile.of(index, path) for index, path in enumerate(source.files())]
@@ -193,7 +210,7 @@ def load_source(con: duckdb.DuckDBPyConnection, source: Source, run_id: str, run
     loads |= {str(f.path): FileLoad(source.name, str(f.path), "renamed", message=f"renamed from {old.file}")
               for old, f in plan.renamed}
     if plan.writes:
-        loads |= _load_batch(con, source, plan, fingerprint, run_id, run_started)
+        loads |= _load_batch(con, source, plan, fingerprint, run_id, run_started, memory_budget)
     gone = [FileLoad(source.name, e.file, "retracted", rows_removed=e.rows_loaded,
                      message=f"gone from the folder: its {e.rows_loaded:,} event(s) retracted")
             for e in plan.retracted]
@@ -203,8 +220,8 @@ def load_source(con: duckdb.DuckDBPyConnection, source: Source, run_id: str, run
 
 
 def _load_batch(con: duckdb.DuckDBPyConnection, source: Source, plan: LoadPlan, fingerprint: str, run_id: str,
-                run_started: datetime) -> dict[str, FileLoad]:
-    """Stage every file to read (temp tables only), then write the plan in one transaction; what each file got."""
+                run_started: datetime, memory_budget: int) -> dict[str, FileLoad]:
+    """Write the plan in one transaction, reading the files chunk by chunk (`chunks`); what each file got."""
     run_sql(con, "raw/start_batch")
     if plan.read:
         con.executemany(
@@ -221,34 +238,113 @@ def _load_batch(con: duckdb.DuckDBPyConnection, source: Source, plan: LoadPlan, 
     if plan.cleared_refusals:
         con.executemany("INSERT INTO batch_cleared_refusals VALUES ($1)", [[f] for f in plan.cleared_refusals])
     to_read = [f for f in plan.read if f.size > 0]  # an empty file loads with no rows
-    parquet = [f for f in to_read if source.format not in PRESETS and file_format(source, f.path) == "parquet"]
     reporter = progress.current()
     reporter.files(len(to_read), sum(f.size for f in to_read))
-    for f in to_read:
-        if f not in parquet:
-            _append_files(con, source, [f], None, run_started)
-            reporter.file_read(f.size)
-    for group, columns in _by_schema(con, parquet):
-        # One statement for the group; if one of its files cannot be read, each file on its own.
-        if not _append_files(con, source, group, columns, run_started) and len(group) > 1:
-            for f in group:
-                _append_files(con, source, [f], columns, run_started)
-        for f in group:
-            reporter.file_read(f.size)
-    with _any_row_order(con), transaction(con):
-        run_sql(con, "raw/forget_files", source=source.name, run_id=run_id)
-        run_sql(con, "raw/append_batch", source=source.name, source_kind=source.kind, run_id=run_id,
-                reading_fingerprint=fingerprint, loaded_at=datetime.now(UTC).replace(tzinfo=None))
+    with _staging_connection(con) as stage, _any_row_order(con), _lossless_arrow(con):
+        run_sql(stage, "raw/start_chunk")
+        empty = {name: _arrow(stage, name) for name in _CHUNK_TABLES}
+        staged = {name: _ChunkTable(arrow) for name, arrow in empty.items()}
+        for name, view in staged.items():
+            con.register(name, view)  # before the transaction (the class says why)
+        try:
+            with transaction(con):
+                run_sql(con, "raw/forget_files", source=source.name, run_id=run_id)
+                for chunk in chunks(stage, source, to_read, memory_budget):
+                    _stage_chunk(stage, con, source, chunk, run_started)
+                    for name, view in staged.items():
+                        view.table = _arrow(stage, name)
+                    run_sql(stage, "raw/start_chunk")  # the staging connection's copy is freed first
+                    run_sql(con, "raw/append_chunk", source=source.name, source_kind=source.kind, run_id=run_id)
+                    for name, view in staged.items():
+                        view.table = empty[name]  # and the chunk once appended
+                run_sql(con, "raw/append_batch", source=source.name, run_id=run_id,
+                        reading_fingerprint=fingerprint, loaded_at=datetime.now(UTC).replace(tzinfo=None))
+        finally:
+            for name in staged:
+                con.unregister(name)
     counts = con.execute("SELECT file, status, rows_read, rows_loaded, rows_rejected, rows_duplicate, "
                          "rows_filtered, coalesce(message, '') FROM batch_counts").fetchall()
-    for table in ("batch_rows", "batch_parse_rejects", "batch_duplicates", "batch_filtered", "batch_counts",
-                  "batch_files", "batch_renamed", "batch_retracted", "batch_cleared_refusals", "batch_forgotten",
-                  "batch_refusals_done"):
-        con.execute(f"DROP TABLE IF EXISTS {table}")  # the batch can be large: free it now
+    for table in ("batch_duplicates", "batch_file_counts", "batch_counts", "batch_files", "batch_renamed",
+                  "batch_retracted", "batch_cleared_refusals", "batch_forgotten", "batch_refusals_done"):
+        con.execute(f"DROP TABLE IF EXISTS {table}")
     sizes = {str(f.path): f.size for f in plan.read}
     return {file: FileLoad(source.name, file, status, read, loaded, rejected, duplicate, rows_filtered=filtered,
                            message=message or _nothing_read(status, read, sizes.get(file)))
             for file, status, read, loaded, rejected, duplicate, filtered, message in counts}
+
+
+class _ChunkTable:
+    """One of a chunk's staged tables as the writing connection reads it: an Arrow table (JSON stays JSON) behind
+    a name registered once, before the batch's transaction, and pointed at each chunk's table in turn. A name
+    registered or dropped inside the transaction would keep its Arrow table alive until the commit: every chunk
+    at once (measured)."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def __arrow_c_stream__(self, requested_schema: object = None) -> object:
+        return self.table.__arrow_c_stream__(requested_schema)
+
+
+def _arrow(con: duckdb.DuckDBPyConnection, table: str) -> Any:
+    return con.sql(f"SELECT * FROM {table}").to_arrow_table()
+
+
+def chunks(con: duckdb.DuckDBPyConnection, source: Source, files: list[PresentFile],
+           memory_budget: int) -> Iterator[list[PresentFile]]:
+    """The files in file order, in runs whose estimated rows fit memory_budget; a file is never split, so one
+    larger than the budget is a chunk of its own."""
+    most = max(1, memory_budget // BYTES_PER_STAGED_ROW)
+    chunk: list[PresentFile] = []
+    rows = 0
+    for f in files:
+        estimate = _estimated_rows(con, source, f)
+        if chunk and rows + estimate > most:
+            yield chunk
+            chunk, rows = [], 0
+        chunk.append(f)
+        rows += estimate
+    if chunk:
+        yield chunk
+
+
+def _estimated_rows(con: duckdb.DuckDBPyConnection, source: Source, f: PresentFile) -> int:
+    """A Parquet file's rows from its footer; a text file's from its size (a .gz file's from the size its
+    trailer gives). 0 when unknown: the file's reading will say what is wrong with it."""
+    name = f.path.name.lower()
+    try:
+        if name.removesuffix(".gz").endswith(".parquet"):
+            row = con.execute("SELECT sum(num_rows) FROM parquet_file_metadata($path)",
+                              {"path": str(f.path)}).fetchone()
+            return int(row[0]) if row and row[0] is not None else 0
+        size = f.size
+        if name.endswith(".gz") and size >= 4:
+            with f.path.open("rb") as handle:  # ISIZE: the uncompressed size modulo 2**32 (RFC 1952)
+                handle.seek(-4, 2)
+                size = max(size, int.from_bytes(handle.read(4), "little"))
+        return size // _TEXT_BYTES_PER_ROW + 1
+    except (duckdb.Error, OSError):
+        return 0
+
+
+def _stage_chunk(stage: duckdb.DuckDBPyConnection, writer: duckdb.DuckDBPyConnection, source: Source,
+                 chunk: list[PresentFile], run_started: datetime) -> None:
+    """The chunk's files staged and judged into the staging connection's chunk tables; a file that cannot be
+    read is refused in the writer's batch_files."""
+    run_sql(stage, "raw/start_chunk")
+    reporter = progress.current()
+    parquet = [f for f in chunk if source.format not in PRESETS and file_format(source, f.path) == "parquet"]
+    for f in chunk:
+        if f not in parquet:
+            _append_files(stage, writer, source, [f], None, run_started)
+            reporter.file_read(f.size)
+    for group, columns in _by_schema(stage, writer, parquet):
+        # One statement for the group; if one of its files cannot be read, each file on its own.
+        if not _append_files(stage, writer, source, group, columns, run_started) and len(group) > 1:
+            for f in group:
+                _append_files(stage, writer, source, [f], columns, run_started)
+        for f in group:
+            reporter.file_read(f.size)
 
 
 def _nothing_read(status: str, rows_read: int, size: int | None) -> str:
@@ -258,7 +354,7 @@ def _nothing_read(status: str, rows_read: int, size: int | None) -> str:
     return "the file is empty: 0 rows" if size == 0 else "no data row (only a header?): 0 rows"
 
 
-def _by_schema(con: duckdb.DuckDBPyConnection,
+def _by_schema(con: duckdb.DuckDBPyConnection, writer: duckdb.DuckDBPyConnection,
                files: list[PresentFile]) -> list[tuple[list[PresentFile], dict[str, str]]]:
     """Parquet files grouped by their columns and types; a file whose footer cannot be read is refused."""
     groups: dict[tuple[tuple[str, str], ...], list[PresentFile]] = {}
@@ -266,17 +362,18 @@ def _by_schema(con: duckdb.DuckDBPyConnection,
         try:
             columns = _parquet_columns(con, f.path)
         except duckdb.Error as e:
-            _refuse(con, f, str(e))
+            _refuse(writer, f, str(e))
             continue
         groups.setdefault(tuple(columns.items()), []).append(f)
     return [(group, dict(schema)) for schema, group in groups.items()]
 
 
-def _append_files(con: duckdb.DuckDBPyConnection, source: Source, files: list[PresentFile],
-                  parquet_columns: dict[str, str] | None, run_started: datetime) -> bool:
-    """Stage files (several only for Parquet of one schema) and add their judged rows to the batch.
+def _append_files(con: duckdb.DuckDBPyConnection, writer: duckdb.DuckDBPyConnection, source: Source,
+                  files: list[PresentFile], parquet_columns: dict[str, str] | None, run_started: datetime) -> bool:
+    """Stage files (several only for Parquet of one schema) and add their judged rows to the chunk (on the staging
+    connection `con`).
 
-    False if they could not be read; a single file is then refused.
+    False if they could not be read; a single file is then refused (in the `writer`'s batch_files).
     """
     try:
         if parquet_columns is None:
@@ -303,7 +400,7 @@ def _append_files(con: duckdb.DuckDBPyConnection, source: Source, files: list[Pr
         # Each statement adds all of its rows or none, but the reader's rejects may be in already.
         con.execute("DELETE FROM batch_parse_rejects WHERE file_index = $index", {"index": files[0].index})
         if len(files) == 1:
-            _refuse(con, files[0], str(e))
+            _refuse(writer, files[0], str(e))
         return False
     return True
 
@@ -312,6 +409,33 @@ def _refuse(con: duckdb.DuckDBPyConnection, f: PresentFile, error: str) -> None:
     """The whole file goes into the batch as refused, with the reader's error and its likely cause."""
     con.execute("UPDATE batch_files SET status = 'refused', message = $message WHERE file_index = $index",
                 {"message": explain_refusal(f.path, error.splitlines()[0]), "index": f.index})
+
+
+@contextmanager
+def _staging_connection(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A second connection to the warehouse's database, for staging files outside the batch's transaction: a
+    failed read there fails one statement, where in the transaction it would abort the whole batch; and its temp
+    tables are freed chunk by chunk, where a transaction's are kept until it ends. The session's own settings
+    are copied (the database's, such as memory_limit, are shared)."""
+    stage = con.cursor()
+    try:
+        stage.execute("SET TimeZone = 'UTC'")  # as warehouse.connect: every cast means the same everywhere
+        run_sql(stage, "raw/macros")
+        yield stage
+    finally:
+        stage.close()
+
+
+@contextmanager
+def _lossless_arrow(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Arrow tables that keep DuckDB's types (JSON as JSON): a chunk's properties reach raw_events without being
+    parsed again."""
+    before = con.execute("SELECT current_setting('arrow_lossless_conversion')").fetchone()
+    con.execute("SET arrow_lossless_conversion = true")
+    try:
+        yield
+    finally:
+        con.execute(f"SET arrow_lossless_conversion = {bool(before and before[0])}")
 
 
 @contextmanager

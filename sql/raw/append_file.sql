@@ -1,6 +1,7 @@
--- One staged file (or several Parquet files of one schema) into its source's batch (sql/raw/start_batch.sql):
--- the rows the reader could not split as they are, every other row judged: accepted, or rejected with a
--- reason. Temp tables only: the warehouse is written once per batch, by sql/raw/append_batch.sql.
+-- One staged file (or several Parquet files of one schema) into its chunk of the source's batch
+-- (sql/raw/start_chunk.sql): the rows the reader could not split as they are, every other row judged: accepted,
+-- or rejected with a reason. Temp tables only: the warehouse is written in the batch's transaction, by
+-- sql/raw/append_chunk.sql.
 --
 -- staged_rows (a temp view) holds each row's file_index and the canonical columns as read: text, except
 -- ts_read, the reading of a typed timestamp column (NULL for text). `record` is the row as read;

@@ -1,4 +1,4 @@
--- What the source's plan removes or moves before the batch is appended (sql/raw/append_batch.sql, same
+-- What the source's plan removes or moves before the batch is appended (sql/raw/append_chunk.sql, same
 -- transaction; the plan: cjm_analytics/raw/lifecycle.py).
 
 -- Renamed files: the same content at a new path, so only the path changes.

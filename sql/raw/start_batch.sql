@@ -1,5 +1,7 @@
--- A source's batch: this run's new and changed files of one source, staged file by file
--- (sql/raw/append_file.sql) and written to the warehouse at once (sql/raw/append_batch.sql).
+-- A source's batch: this run's new and changed files of one source and the rest of its plan, written to the
+-- warehouse in one transaction (sql/raw/forget_files.sql, then sql/raw/append_chunk.sql for each chunk of files,
+-- then sql/raw/append_batch.sql). Temp tables of the writing connection, all small: the rows themselves are
+-- staged chunk by chunk on another connection (sql/raw/start_chunk.sql).
 -- file_index is the file's place in the source's file order: the first occurrence of an id wins by it.
 CREATE OR REPLACE TEMP TABLE batch_files (
     file_index   INTEGER NOT NULL,
@@ -12,32 +14,19 @@ CREATE OR REPLACE TEMP TABLE batch_files (
     message      VARCHAR            -- why a refused file could not be read
 );
 
-CREATE OR REPLACE TEMP TABLE batch_rows (
+-- Per file of the batch, its counts from the chunk that read it (sql/raw/append_chunk.sql).
+CREATE OR REPLACE TEMP TABLE batch_file_counts (
     file_index    INTEGER NOT NULL,
-    row_number    BIGINT NOT NULL,
-    event_id      VARCHAR,  -- accepted rows only
-    customer_id   VARCHAR,
-    anonymous_id  VARCHAR,
-    event_name    VARCHAR,
-    ts            TIMESTAMP,
-    channel       VARCHAR,
-    properties    JSON,
-    reject_reason VARCHAR,
-    raw           VARCHAR   -- rejected rows only
-);
-
--- Rows the source's filter (where / where_not) left out, counted per file.
-CREATE OR REPLACE TEMP TABLE batch_filtered (
-    file_index    INTEGER NOT NULL,
+    rows_judged   BIGINT NOT NULL,
+    rows_rejected BIGINT NOT NULL,  -- of the judged rows
+    rows_unsplit  BIGINT NOT NULL,  -- rows the reader could not split
     rows_filtered BIGINT NOT NULL
 );
 
--- Rows the reader could not split, with the reader's reason.
-CREATE OR REPLACE TEMP TABLE batch_parse_rejects (
+-- The rows of the batch that are duplicates (sql/raw/append_chunk.sql): few, and only their places.
+CREATE OR REPLACE TEMP TABLE batch_duplicates (
     file_index INTEGER NOT NULL,
-    row_number BIGINT,
-    reason     VARCHAR NOT NULL,
-    raw        VARCHAR
+    row_number BIGINT NOT NULL
 );
 
 -- The rest of the source's plan (cjm_analytics/raw/lifecycle.py), written in the same transaction.
