@@ -112,8 +112,8 @@ def moment_rows(head: Row, drivers: pd.DataFrame, lost: int) -> list[Row]:
 def driver_rows(con: duckdb.DuckDBPyConnection, map_rows: pd.DataFrame, goal_order: int,
                 min_support: int) -> list[Row]:
     """moment_of_truth and opportunity rows, per persona large enough to read and stage before the goal."""
-    placed = con.execute("SELECT DISTINCT stage_order, touchpoint FROM jm_placed WHERE before_moving_on "
-                         "AND touchpoint IS NOT NULL ORDER BY ALL").fetchall()
+    placed = con.execute("SELECT DISTINCT stage_order, touchpoint FROM stage_touchpoints WHERE before_moving_on "
+                         "ORDER BY ALL").fetchall()
     touchpoints: dict[int, list[str]] = {}
     for order, touchpoint in placed:
         touchpoints.setdefault(int(order), []).append(str(touchpoint))
@@ -184,6 +184,5 @@ def build_journey_map(con: duckdb.DuckDBPyConnection, cfg: Config) -> None:
         con.register("jm_extra", extra)
         con.execute("INSERT INTO journey_map BY NAME SELECT * FROM jm_extra")
         con.unregister("jm_extra")
-    for temp in ("jm_personas", "jm_customers", "jm_stage_moments", "jm_entries", "jm_placed",
-                 "cjm_driver_population", "cjm_driver_history", "cjm_driver_flags"):
+    for temp in ("jm_personas", "jm_customers", "cjm_driver_population", "cjm_driver_history", "cjm_driver_flags"):
         con.execute(f"DROP TABLE IF EXISTS {temp}")
