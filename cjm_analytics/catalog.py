@@ -251,6 +251,7 @@ _TABLES = (
           per_customer=True),
     Table("stage_channels", "core", "Each journey customer's sessions per channel at each stage (the journey map's).",
           per_customer=True),
+    Table("touchpoint_firsts", "core", "Each customer's first event with each touchpoint.", per_customer=True),
     Table("channel_touches", "core", "One row per touch of each customer's channel path.", per_customer=True),
     # marts (sql/marts/), in the order the aggregate step counts them
     Table("stage_conversion_daily", "mart", "The stage funnel of the journeys that started on each cohort date.",

@@ -182,13 +182,14 @@ def build_journeys(
     con: duckdb.DuckDBPyConnection, goal_order: int, full: bool = True, memory_budget: int = DEFAULT_MEMORY_BUDGET,
 ) -> dict[str, int]:
     """Collapsed stage paths (journey_steps), one journeys row per journey customer, and the per-customer
-    inputs of the nightly analyses (stage_entries, stage_touchpoints, stage_channels, channel_touches): the marts
-    then aggregate small tables, and a night recomputes only its dirty customers' rows of them.
+    inputs of the nightly analyses (stage_entries, stage_touchpoints, stage_channels, touchpoint_firsts,
+    channel_touches): the marts then aggregate small tables, and a night recomputes only its dirty customers'
+    rows of them.
     Bucket by bucket of customers, as sessionize."""
     scope(con, full)
     buckets = bucket_count(_count(con, f"SELECT count(*) FROM {'events' if full else 'scope_events'}"), memory_budget)
     for table in ("journey_steps", "journeys", "stage_entries", "stage_touchpoints", "stage_channels",
-                  "channel_touches"):
+                  "touchpoint_firsts", "channel_touches"):
         clear_scope(con, table, full)
     for _ in in_buckets(con, buckets):
         run_sql(con, "core/journey_steps")

@@ -15,12 +15,7 @@ import numpy as np
 import pandas as pd
 
 from cjm_analytics.analysis import stats
-from cjm_analytics.analysis.drivers import (
-    DRIVER_COLUMNS,
-    MAX_PROPERTY_VALUES,
-    collect_candidates,
-    driver_statistics,
-)
+from cjm_analytics.analysis.drivers import DRIVER_COLUMNS, DRIVER_TABLES, driver_statistics
 from cjm_analytics.analysis.emotion import survey_params
 from cjm_analytics.analysis.segments import SEGMENT_TABLE, compare_segments, segment_table
 from cjm_analytics.config import Config
@@ -65,7 +60,10 @@ def stage_driver_counts(con: duckdb.DuckDBPyConnection, stage_order: int, touchp
     """The 2x2 counts of the touchpoint drivers of reaching the stage after stage_order (analysis.drivers'
     population, no-leakage history and candidates), per persona, for the stage's own touchpoints. For all
     customers they are the counts of conversion_drivers(kinds=("touchpoint",)) for these touchpoints."""
-    tables = collect_candidates(con, stage_order, stage_order + 1, ["touchpoint"], None, MAX_PROPERTY_VALUES)
+    tables = {"population": DRIVER_TABLES["population"], "flags": DRIVER_TABLES["flags"]}
+    run_sql(con, "analysis/drivers_population", from_order=stage_order, to_order=stage_order + 1)
+    # The candidates from the per-customer touchpoint_firsts, not a scan of every event (collect_candidates).
+    run_sql(con, "marts/journey_map_driver_flags", touchpoints=touchpoints, population=tables["population"])
     # One query for every persona: a customer's candidates do not depend on who else is in the population.
     return query_sql(con, "marts/journey_map_driver_counts", touchpoints=touchpoints, min_support=min_support,
                      **tables)

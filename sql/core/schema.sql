@@ -120,6 +120,15 @@ CREATE TABLE IF NOT EXISTS stage_channels (
     sessions     BIGINT NOT NULL
 );
 
+-- Per customer and touchpoint, the customer's first event with it: what the journey map's moments of truth ask
+-- of each stage's population (a touchpoint counts when it came before the customer's cutoff), without a scan of
+-- every event each night.
+CREATE TABLE IF NOT EXISTS touchpoint_firsts (
+    customer_key VARCHAR NOT NULL,
+    touchpoint   VARCHAR NOT NULL,  -- events.touchpoint (events without one have none)
+    event_number BIGINT NOT NULL    -- of the customer's first event with it
+);
+
 -- Per customer, the collapsed channel path of attribution: one row per touch.
 CREATE TABLE IF NOT EXISTS channel_touches (
     customer_key VARCHAR NOT NULL,

@@ -1,6 +1,8 @@
--- The journey map's per-customer rows (stage_touchpoints, stage_channels) for the customers in scope: every event
--- of a journey customer placed at the stage of the latest mapped event at or before it (itself included); events
--- before the first mapped one belong to no stage and are left out. Needs this scope's stage_entries (moved_ts).
+-- The journey map's per-customer rows (stage_touchpoints, stage_channels, touchpoint_firsts) for the customers in
+-- scope. Every event of a journey customer is placed at the stage of the latest mapped event at or before it
+-- (itself included); events before the first mapped one belong to no stage and are left out. Needs this scope's
+-- stage_entries (moved_ts).
+
 -- The bucket filter of scope_events makes DuckDB estimate a handful of rows, and below this threshold it turns an
 -- ASOF join into a nested loop over every pair of a customer's events: always the ASOF join here.
 SET asof_loop_join_threshold = 0;
@@ -44,3 +46,11 @@ GROUP BY ALL;
 DROP TABLE scope_placed;
 
 RESET asof_loop_join_threshold;
+
+-- Each customer's first event with each touchpoint (the journey map's driver candidates, cjm_analytics.analysis.
+-- journey_map.stage_driver_counts).
+INSERT INTO touchpoint_firsts BY NAME
+SELECT customer_key, touchpoint, min(event_number) AS event_number
+FROM scope_events
+WHERE touchpoint IS NOT NULL
+GROUP BY ALL;
