@@ -187,6 +187,8 @@ def build_journeys(
     rows of them.
     Bucket by bucket of customers, as sessionize."""
     scope(con, full)
+    if not full:
+        run_sql(con, "core/scope_dirty_cached")
     buckets = bucket_count(_count(con, f"SELECT count(*) FROM {'events' if full else 'scope_events'}"), memory_budget)
     for table in ("journey_steps", "journeys", "stage_entries", "stage_touchpoints", "stage_channels",
                   "touchpoint_firsts", "channel_touches"):
@@ -197,6 +199,10 @@ def build_journeys(
         run_sql(con, "core/stage_entries")
         run_sql(con, "core/stage_placements")
         run_sql(con, "core/channel_touches")
+    if not full:  # the views over the tables again, then the copies go
+        scope(con, full)
+        con.execute("DROP TABLE dirty_events")
+        con.execute("DROP TABLE dirty_sessions")
     row = con.execute("SELECT count(*), count(*) FILTER (WHERE converted) FROM journeys").fetchone()
     journeys, converted = row if row else (0, 0)
     return {"journeys": journeys, "converted": converted, "buckets": buckets}
