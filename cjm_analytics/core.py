@@ -154,6 +154,8 @@ def sessionize(
     (write_rules). With session_field (the tracker's session id, a property), a session starts where it changes
     (sessions.from). Bucket by bucket of customers, each within memory_budget (bucket_count)."""
     scope(con, full)
+    if not full:
+        run_sql(con, "core/scope_dirty_raw_cached")
     # A full refresh reads every raw row: its count is the table's, without evaluating the scope.
     buckets = bucket_count(_count(con, f"SELECT count(*) FROM {'raw_events' if full else 'scope_raw_events'}"),
                            memory_budget)
@@ -169,6 +171,9 @@ def sessionize(
             session_path=None if session_field is None else "$." + json.dumps(session_field),
         )
         run_sql(con, "core/sessions")
+    if not full:  # the view over raw_events again, then the copy goes
+        scope(con, full)
+        con.execute("DROP TABLE dirty_raw_events")
     # A customer's first event is event_number 1: counting those avoids a distinct count of 10M strings.
     row = con.execute("SELECT count(*), count(stage), count(*) FILTER (WHERE event_number = 1) FROM scope_events"
                       ).fetchone()
