@@ -36,11 +36,14 @@ def build_personas(con: duckdb.DuckDBPyConnection, cfg: Config) -> None:
     run_sql(con, "marts/journey_map_personas", persona_type=ALL_TYPE, max_personas=1, segments=SEGMENT_TABLE)
     con.execute("UPDATE jm_personas SET persona = $p", {"p": ALL_PERSONA})
     for persona_type in cfg.journey_map.personas:
-        try:
-            segments = segment_table(con, persona_type)
-        except AnalysisError:  # no event has the property: every customer is "(none)", which the page shows
-            run_sql(con, "analysis/segments_none")
-            segments = SEGMENT_TABLE
+        segments = SEGMENT_TABLE
+        if persona_type == "first_touch_channel":  # the default: journeys.first_channel, not a scan of every event
+            run_sql(con, "marts/journey_map_first_touch")
+        else:
+            try:
+                segments = segment_table(con, persona_type)
+            except AnalysisError:  # no event has the property: every customer is "(none)", which the page shows
+                run_sql(con, "analysis/segments_none")
         run_sql(con, "marts/journey_map_personas", persona_type=persona_type,
                 max_personas=cfg.journey_map.max_personas, segments=segments)
 
