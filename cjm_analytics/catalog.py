@@ -245,8 +245,13 @@ _TABLES = (
           columns=("customer_key", "first_ts", "last_ts", "stage_path", "path_length", "furthest_stage",
                    "furthest_stage_order", "converted", "converted_at", "hours_to_convert", "n_sessions", "n_events",
                    "first_channel", "cohort_date", "last_touchpoint"), column_docs=_JOURNEYS_DOCS),
-    Table("stage_entries", "core", "Each journey customer's first event at each stage they reached.",
+    Table("stage_entries", "core", "Each journey customer's first event at each stage they reached, and when they "
+          "moved beyond it.", per_customer=True),
+    Table("stage_touchpoints", "core", "Each journey customer's touchpoints at each stage (the journey map's).",
           per_customer=True),
+    Table("stage_channels", "core", "Each journey customer's sessions per channel at each stage (the journey map's).",
+          per_customer=True),
+    Table("touchpoint_firsts", "core", "Each customer's first event with each touchpoint.", per_customer=True),
     Table("channel_touches", "core", "One row per touch of each customer's channel path.", per_customer=True),
     # marts (sql/marts/), in the order the aggregate step counts them
     Table("stage_conversion_daily", "mart", "The stage funnel of the journeys that started on each cohort date.",

@@ -155,6 +155,8 @@ def sessionize(
     (sessions.from); with inactivity_minutes None (sessions: off), a customer's events are one session. Bucket by
     bucket of customers, each within memory_budget (bucket_count)."""
     scope(con, full)
+    if not full:
+        run_sql(con, "core/scope_dirty_raw_cached")
     # A full refresh reads every raw row: its count is the table's, without evaluating the scope.
     buckets = bucket_count(_count(con, f"SELECT count(*) FROM {'raw_events' if full else 'scope_raw_events'}"),
                            memory_budget)
@@ -170,6 +172,9 @@ def sessionize(
             session_path=None if session_field is None else "$." + json.dumps(session_field),
         )
         run_sql(con, "core/sessions")
+    if not full:  # the view over raw_events again, then the copy goes
+        scope(con, full)
+        con.execute("DROP TABLE dirty_raw_events")
     # A customer's first event is event_number 1: counting those avoids a distinct count of 10M strings.
     row = con.execute("SELECT count(*), count(stage), count(*) FILTER (WHERE event_number = 1) FROM scope_events"
                       ).fetchone()
@@ -183,17 +188,27 @@ def build_journeys(
     con: duckdb.DuckDBPyConnection, goal_order: int, full: bool = True, memory_budget: int = DEFAULT_MEMORY_BUDGET,
 ) -> dict[str, int]:
     """Collapsed stage paths (journey_steps), one journeys row per journey customer, and the per-customer
-    inputs of the nightly analyses (stage_entries, channel_touches): the marts then aggregate small tables.
+    inputs of the nightly analyses (stage_entries, stage_touchpoints, stage_channels, touchpoint_firsts,
+    channel_touches): the marts then aggregate small tables, and a night recomputes only its dirty customers'
+    rows of them.
     Bucket by bucket of customers, as sessionize."""
     scope(con, full)
+    if not full:
+        run_sql(con, "core/scope_dirty_cached")
     buckets = bucket_count(_count(con, f"SELECT count(*) FROM {'events' if full else 'scope_events'}"), memory_budget)
-    for table in ("journey_steps", "journeys", "stage_entries", "channel_touches"):
+    for table in ("journey_steps", "journeys", "stage_entries", "stage_touchpoints", "stage_channels",
+                  "touchpoint_firsts", "channel_touches"):
         clear_scope(con, table, full)
     for _ in in_buckets(con, buckets):
         run_sql(con, "core/journey_steps")
         run_sql(con, "core/journeys", goal_order=goal_order)
         run_sql(con, "core/stage_entries")
+        run_sql(con, "core/stage_placements")
         run_sql(con, "core/channel_touches")
+    if not full:  # the views over the tables again, then the copies go
+        scope(con, full)
+        con.execute("DROP TABLE dirty_events")
+        con.execute("DROP TABLE dirty_sessions")
     row = con.execute("SELECT count(*), count(*) FILTER (WHERE converted) FROM journeys").fetchone()
     journeys, converted = row if row else (0, 0)
     return {"journeys": journeys, "converted": converted, "buckets": buckets}

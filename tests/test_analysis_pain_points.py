@@ -120,7 +120,8 @@ def test_core_last_touchpoints(con: duckdb.DuckDBPyConnection) -> None:
 
 def test_core_stage_entries(con: duckdb.DuckDBPyConnection) -> None:
     # (customer, stage_order, number of the first event at the stage, touchpoint of the event before it)
-    rows = con.execute("SELECT * FROM stage_entries ORDER BY customer_key, stage_order").fetchall()
+    rows = con.execute("SELECT customer_key, stage_order, event_number, prev_touchpoint FROM stage_entries "
+                       "ORDER BY customer_key, stage_order").fetchall()
     assert rows == [
         ("d1", 1, 1, None),  # landing is the very first event: nothing before it
         ("d2", 1, 1, None),  # help_page and support_chat are not stages

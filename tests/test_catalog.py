@@ -44,4 +44,4 @@ def test_the_catalog_lists_every_table_of_a_built_warehouse_with_its_columns(sam
         if table.per_customer:  # core.clear_scope clears them by customer_key (identities by anonymous id)
             assert table.layer == "core" and ("customer_key" in built[name] or name == "identities"), name
     assert CUSTOMER_TABLES == ("identities", "events", "sessions", "journey_steps", "journeys", "stage_entries",
-                               "channel_touches")
+                               "stage_touchpoints", "stage_channels", "touchpoint_firsts", "channel_touches")

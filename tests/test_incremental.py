@@ -160,6 +160,39 @@ def test_a_login_moves_earlier_anonymous_history_to_the_customer(tmp_path: Path)
     assert differences(cfg.warehouse, full_run_copy(cfg)) == {}
 
 
+def test_a_night_that_moves_a_customer_on_places_their_events_again(tmp_path: Path) -> None:
+    # The journey map's per-customer rows are kept by the core layer: a night that adds a later stage changes when
+    # the customer moved on, and where tonight's events are placed (at the stage of the latest mapped event).
+    write_csv(tmp_path / "web" / "night1.csv", f"""
+        {HEADER}
+        1,,u1,landing,2026-11-01T10:00:00Z,ads
+        2,,u1,page,2026-11-01T10:05:00Z,
+    """)
+    cfg = make_config(tmp_path)
+    run_steps(cfg, run_started=RUN_STARTED)
+    assert rows(cfg, "SELECT stage_order, touchpoint, before_moving_on FROM stage_touchpoints ORDER BY ALL") == [
+        (1, "landing", True), (1, "page", True)]
+    write_csv(tmp_path / "web" / "night2.csv", f"""
+        {HEADER}
+        3,,u1,add_to_cart,2026-11-01T10:10:00Z,
+        4,,u1,page,2026-11-01T12:00:00Z,email
+        5,,u1,product_view,2026-11-01T12:05:00Z,
+    """)
+    run_steps(cfg, run_started=RUN_STARTED)
+    at = datetime(2026, 11, 1, 10, 0)
+    assert rows(cfg, "SELECT stage_order, ts, moved_ts FROM stage_entries ORDER BY ALL") == [
+        (1, at, at + timedelta(minutes=10)), (2, at + timedelta(minutes=10), None)]
+    # product_view came back to browse after the customer had moved on to the cart: placed at browse, too late
+    # to count for moving on.
+    assert rows(cfg, "SELECT stage_order, touchpoint, before_moving_on FROM stage_touchpoints ORDER BY ALL") == [
+        (1, "landing", True), (1, "page", True), (1, "product_view", False), (2, "add_to_cart", True),
+        (2, "page", True)]
+    # Two sessions (ads: events 1-3; email: events 4-5), each with events at both stages.
+    assert rows(cfg, "SELECT stage_order, channel, sessions FROM stage_channels ORDER BY ALL") == [
+        (1, "ads", 1), (1, "email", 1), (2, "ads", 1), (2, "email", 1)]
+    assert differences(cfg.warehouse, full_run_copy(cfg)) == {}
+
+
 def test_a_reexported_file_replaces_its_rows(tmp_path: Path) -> None:
     day = write_csv(tmp_path / "web" / "day.csv", f"""
         {HEADER}

@@ -406,6 +406,27 @@ def test_moments_of_truth_are_the_drivers_of_all_customers(sample: Config) -> No
     con.close()
 
 
+def test_the_maps_driver_candidates_are_those_of_every_event_before_the_cutoff(sample: Config) -> None:
+    """The map reads each customer's first event per touchpoint (touchpoint_firsts); the drivers' own history reads
+    every event before the cutoff (analysis/drivers_history.sql): the same customers have the same touchpoints."""
+    from cjm_analytics.analysis.drivers import collect_candidates
+    from cjm_analytics.sql_steps import run_sql
+
+    con = duckdb.connect(str(sample.warehouse), read_only=True)
+    touchpoints = [str(t) for (t,) in con.execute("SELECT DISTINCT touchpoint FROM events "
+                                                  "WHERE touchpoint IS NOT NULL").fetchall()]
+    flags = "SELECT customer_key, converted, value FROM cjm_driver_flags WHERE kind = 'touchpoint' ORDER BY ALL"
+    checked = 0
+    for order in range(1, sample.goal_order):
+        collect_candidates(con, order, order + 1, ["touchpoint"], None, 20)
+        want = con.execute(flags).fetchall()
+        run_sql(con, "marts/journey_map_driver_flags", touchpoints=touchpoints, population="cjm_driver_population")
+        assert con.execute(flags).fetchall() == want
+        checked += len(want)
+    assert checked > 100
+    con.close()
+
+
 @pytest.mark.parametrize(("section", "message"), [
     ({"personas": ["plan", "plan"]}, "journey_map.personas: duplicate persona type(s) plan"),
     ({"personas": [""]}, "journey_map.personas[0]: String should have at least 1 character"),

@@ -15,12 +15,7 @@ import numpy as np
 import pandas as pd
 
 from cjm_analytics.analysis import stats
-from cjm_analytics.analysis.drivers import (
-    DRIVER_COLUMNS,
-    MAX_PROPERTY_VALUES,
-    collect_candidates,
-    driver_statistics,
-)
+from cjm_analytics.analysis.drivers import DRIVER_COLUMNS, DRIVER_TABLES, driver_statistics
 from cjm_analytics.analysis.emotion import survey_params
 from cjm_analytics.analysis.segments import SEGMENT_TABLE, compare_segments, segment_table
 from cjm_analytics.config import Config
@@ -41,11 +36,14 @@ def build_personas(con: duckdb.DuckDBPyConnection, cfg: Config) -> None:
     run_sql(con, "marts/journey_map_personas", persona_type=ALL_TYPE, max_personas=1, segments=SEGMENT_TABLE)
     con.execute("UPDATE jm_personas SET persona = $p", {"p": ALL_PERSONA})
     for persona_type in cfg.journey_map.personas:
-        try:
-            segments = segment_table(con, persona_type)
-        except AnalysisError:  # no event has the property: every customer is "(none)", which the page shows
-            run_sql(con, "analysis/segments_none")
-            segments = SEGMENT_TABLE
+        segments = SEGMENT_TABLE
+        if persona_type == "first_touch_channel":  # the default: journeys.first_channel, not a scan of every event
+            run_sql(con, "marts/journey_map_first_touch")
+        else:
+            try:
+                segments = segment_table(con, persona_type)
+            except AnalysisError:  # no event has the property: every customer is "(none)", which the page shows
+                run_sql(con, "analysis/segments_none")
         run_sql(con, "marts/journey_map_personas", persona_type=persona_type,
                 max_personas=cfg.journey_map.max_personas, segments=segments)
 
@@ -65,7 +63,10 @@ def stage_driver_counts(con: duckdb.DuckDBPyConnection, stage_order: int, touchp
     """The 2x2 counts of the touchpoint drivers of reaching the stage after stage_order (analysis.drivers'
     population, no-leakage history and candidates), per persona, for the stage's own touchpoints. For all
     customers they are the counts of conversion_drivers(kinds=("touchpoint",)) for these touchpoints."""
-    tables = collect_candidates(con, stage_order, stage_order + 1, ["touchpoint"], None, MAX_PROPERTY_VALUES)
+    tables = {"population": DRIVER_TABLES["population"], "flags": DRIVER_TABLES["flags"]}
+    run_sql(con, "analysis/drivers_population", from_order=stage_order, to_order=stage_order + 1)
+    # The candidates from the per-customer touchpoint_firsts, not a scan of every event (collect_candidates).
+    run_sql(con, "marts/journey_map_driver_flags", touchpoints=touchpoints, population=tables["population"])
     # One query for every persona: a customer's candidates do not depend on who else is in the population.
     return query_sql(con, "marts/journey_map_driver_counts", touchpoints=touchpoints, min_support=min_support,
                      **tables)
@@ -112,8 +113,8 @@ def moment_rows(head: Row, drivers: pd.DataFrame, lost: int) -> list[Row]:
 def driver_rows(con: duckdb.DuckDBPyConnection, map_rows: pd.DataFrame, goal_order: int,
                 min_support: int) -> list[Row]:
     """moment_of_truth and opportunity rows, per persona large enough to read and stage before the goal."""
-    placed = con.execute("SELECT DISTINCT stage_order, touchpoint FROM jm_placed WHERE before_moving_on "
-                         "AND touchpoint IS NOT NULL ORDER BY ALL").fetchall()
+    placed = con.execute("SELECT DISTINCT stage_order, touchpoint FROM stage_touchpoints WHERE before_moving_on "
+                         "ORDER BY ALL").fetchall()
     touchpoints: dict[int, list[str]] = {}
     for order, touchpoint in placed:
         touchpoints.setdefault(int(order), []).append(str(touchpoint))
@@ -184,6 +185,5 @@ def build_journey_map(con: duckdb.DuckDBPyConnection, cfg: Config) -> None:
         con.register("jm_extra", extra)
         con.execute("INSERT INTO journey_map BY NAME SELECT * FROM jm_extra")
         con.unregister("jm_extra")
-    for temp in ("jm_personas", "jm_customers", "jm_stage_moments", "jm_entries", "jm_placed",
-                 "cjm_driver_population", "cjm_driver_history", "cjm_driver_flags"):
+    for temp in ("jm_personas", "jm_customers", "cjm_driver_population", "cjm_driver_history", "cjm_driver_flags"):
         con.execute(f"DROP TABLE IF EXISTS {temp}")

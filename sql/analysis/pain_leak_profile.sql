@@ -1,8 +1,9 @@
 -- Per stage before the goal: the customers lost there (the stage funnel's exited) and what marks them. A customer
 -- who stops at or after the goal has completed: that is retention, not a leak (docs/definitions.md).
 -- A mark whose input is not configured (no support events, no surveys) is NULL, never 0.
+-- A customer's last event ends their last session: sessions answers "when last seen" with a quarter of the rows.
 WITH data_end AS (
-    SELECT max(ts) AS ts FROM events
+    SELECT max(session_end) AS ts FROM sessions
 ),
 
 droppers AS (
@@ -19,13 +20,17 @@ support_names AS (
 ),
 
 activity AS (
-    SELECT
-        e.customer_key,
-        max(e.ts) AS last_ts,
-        bool_or(e.event_name IN (SELECT event_name FROM support_names)) AS contacted_support
-    FROM events AS e
-    INNER JOIN droppers AS d ON e.customer_key = d.customer_key
-    GROUP BY e.customer_key
+    SELECT s.customer_key, max(s.session_end) AS last_ts
+    FROM sessions AS s
+    INNER JOIN droppers AS d ON s.customer_key = d.customer_key
+    GROUP BY s.customer_key
+),
+
+-- Events are read only when support events are configured (else the share is NULL whatever this holds).
+supported AS (
+    SELECT DISTINCT customer_key
+    FROM events
+    WHERE $support_configured AND event_name IN (SELECT event_name FROM support_names)
 ),
 
 low_scorers AS (
@@ -42,11 +47,12 @@ marked AS (
     SELECT
         d.stage_order,
         (epoch_us((SELECT ts FROM data_end)) - epoch_us(a.last_ts)) / 3.6e9 AS hours_since_last_event,
-        a.contacted_support,
+        u.customer_key IS NOT NULL AS contacted_support,
         l.customer_key IS NOT NULL AS low_score,
         p.customer_key IS NOT NULL AS looped
     FROM droppers AS d
     INNER JOIN activity AS a ON d.customer_key = a.customer_key
+    LEFT JOIN supported AS u ON d.customer_key = u.customer_key
     LEFT JOIN low_scorers AS l ON d.customer_key = l.customer_key
     LEFT JOIN loopers AS p ON d.customer_key = p.customer_key
 ),

@@ -9,11 +9,10 @@ WITH data_end AS (
     SELECT max(ts) AS ts FROM events
 ),
 
+-- Each customer's first event at each stage (stage_entries: kept per customer, not a scan of every event).
 firsts AS (
-    SELECT customer_key, stage_order, min(ts) AS first_ts
-    FROM events
-    WHERE stage_order IS NOT NULL
-    GROUP BY ALL
+    SELECT customer_key, stage_order, ts AS first_ts
+    FROM stage_entries
 ),
 
 -- reached(k) = the first event at stage k or beyond, for k up to the goal (after it, nothing is measured).

@@ -91,12 +91,42 @@ CREATE TABLE IF NOT EXISTS journeys (
     last_touchpoint      VARCHAR
 );
 
--- Per journey customer and stage reached: the first event at the stage and the touchpoint just before it.
+-- Per journey customer and stage reached: the first event at the stage and the touchpoint just before it, and
+-- when the customer first moved beyond it (the journey map's time in stage, the time-to-next spells).
 CREATE TABLE IF NOT EXISTS stage_entries (
     customer_key    VARCHAR NOT NULL,
     stage_order     INTEGER NOT NULL,
     event_number    BIGINT NOT NULL,
-    prev_touchpoint VARCHAR
+    prev_touchpoint VARCHAR,
+    ts              TIMESTAMP NOT NULL,  -- of the first event at the stage
+    moved_ts        TIMESTAMP            -- the first event at a later stage at or after ts; NULL: not moved on
+);
+
+-- Per journey customer and stage, each touchpoint of the events placed at that stage (an event is at the stage
+-- of the latest mapped event at or before it): the journey map's "what they do", counted per persona nightly.
+CREATE TABLE IF NOT EXISTS stage_touchpoints (
+    customer_key     VARCHAR NOT NULL,
+    stage_order      INTEGER NOT NULL,
+    touchpoint       VARCHAR NOT NULL,  -- the event's touchpoint, else its name
+    before_moving_on BOOLEAN NOT NULL   -- some of those events came before the customer first moved beyond the stage
+);
+
+-- Per journey customer, stage and session channel: how many of the customer's sessions had events placed at
+-- the stage (the journey map's channel mix).
+CREATE TABLE IF NOT EXISTS stage_channels (
+    customer_key VARCHAR NOT NULL,
+    stage_order  INTEGER NOT NULL,
+    channel      VARCHAR,  -- sessions.channel
+    sessions     BIGINT NOT NULL
+);
+
+-- Per customer and touchpoint, the customer's first event with it: what the journey map's moments of truth ask
+-- of each stage's population (a touchpoint counts when it came before the customer's cutoff), without a scan of
+-- every event each night.
+CREATE TABLE IF NOT EXISTS touchpoint_firsts (
+    customer_key VARCHAR NOT NULL,
+    touchpoint   VARCHAR NOT NULL,  -- events.touchpoint (events without one have none)
+    event_number BIGINT NOT NULL    -- of the customer's first event with it
 );
 
 -- Per customer, the collapsed channel path of attribution: one row per touch.

@@ -45,17 +45,10 @@ funnel AS (
     FROM ladder
 ),
 
--- What each customer did at each stage, made distinct before the personas multiply the rows.
+-- What each customer did at each stage, distinct per customer (the core table) before the personas multiply the rows.
 customer_touchpoints AS (
-    SELECT DISTINCT customer_key, stage_order, touchpoint AS label
-    FROM jm_placed
-),
-
--- A session's channel: sessions.channel, its first event's channel that is not NULL.
-customer_sessions AS (
-    SELECT p.customer_key, p.stage_order, p.session_number, coalesce(s.channel, '(no channel)') AS label
-    FROM (SELECT DISTINCT customer_key, stage_order, session_number FROM jm_placed) AS p
-    LEFT JOIN sessions AS s ON p.customer_key = s.customer_key AND p.session_number = s.session_number
+    SELECT customer_key, stage_order, touchpoint AS label
+    FROM stage_touchpoints
 ),
 
 stage_customers AS (
@@ -72,9 +65,11 @@ touchpoints AS (
     GROUP BY ALL
 ),
 
+-- A session's channel: sessions.channel, its first event's channel that is not NULL.
 channels AS (
-    SELECT c.persona_type, c.persona, s.stage_order, s.label, count(*) AS hits
-    FROM customer_sessions AS s
+    SELECT c.persona_type, c.persona, s.stage_order, coalesce(s.channel, '(no channel)') AS label,
+           CAST(sum(s.sessions) AS BIGINT) AS hits
+    FROM stage_channels AS s
     INNER JOIN jm_customers AS c ON s.customer_key = c.customer_key
     GROUP BY ALL
 ),
@@ -88,8 +83,8 @@ stage_sessions AS (
 -- Time in a stage: from the first event at it to the first event at a later stage, for customers who moved on.
 stay AS (
     SELECT c.persona_type, c.persona, x.stage_order,
-           (epoch_us(x.moved_ts) - epoch_us(x.entry_ts)) / 3.6e9 AS hours
-    FROM jm_entries AS x
+           (epoch_us(x.moved_ts) - epoch_us(x.ts)) / 3.6e9 AS hours
+    FROM stage_entries AS x
     INNER JOIN jm_customers AS c ON x.customer_key = c.customer_key
     WHERE x.moved_ts IS NOT NULL
 ),
@@ -108,7 +103,7 @@ support_names AS (
 ),
 
 supported AS (
-    SELECT DISTINCT customer_key FROM events WHERE event_name IN (SELECT event_name FROM support_names)
+    SELECT DISTINCT customer_key FROM events WHERE $has_support AND event_name IN (SELECT event_name FROM support_names)
 ),
 
 responses AS (
@@ -121,11 +116,21 @@ low_scorers AS (
     SELECT DISTINCT customer_key FROM responses WHERE valid AND score < low_below
 ),
 
--- An answer belongs to the stage the customer was at (as every event of jm_placed, and as the emotion curve).
+-- At equal times the path order (ts, stage_order) makes the highest stage the latest (as the emotion curve).
+-- Only the customers who answered: the other events' placing is kept per customer (stage_touchpoints).
+responder_moments AS (
+    SELECT customer_key, ts, max(stage_order) AS stage_order
+    FROM events
+    WHERE $has_surveys AND stage_order IS NOT NULL AND customer_key IN (SELECT customer_key FROM responses)
+    GROUP BY customer_key, ts
+),
+
+-- An answer belongs to the stage the customer was at (as every event of stage_touchpoints, and as the emotion
+-- curve).
 placed_responses AS (
     SELECT c.persona_type, c.persona, m.stage_order, r.kind, r.raw_score, r.score
     FROM responses AS r
-    ASOF INNER JOIN jm_stage_moments AS m ON r.customer_key = m.customer_key AND r.ts >= m.ts
+    ASOF INNER JOIN responder_moments AS m ON r.customer_key = m.customer_key AND r.ts >= m.ts
     INNER JOIN jm_customers AS c ON r.customer_key = c.customer_key
     WHERE r.valid
 ),

@@ -32,7 +32,8 @@ SELECT
     CAST(l.events_rejected AS BIGINT) AS events_rejected,
     CAST(l.events_duplicate AS BIGINT) AS events_duplicate,
     l.files_refused,
-    (SELECT count(DISTINCT customer_key) FROM events) AS customers,
+    -- A customer's first event is event_number 1: counting those avoids a distinct count of every event's key.
+    (SELECT count(*) FROM events WHERE event_number = 1) AS customers,
     j.journey_customers,
     -- NULL with sessions: off, where every journey is one session: a count of them would be the journeys again.
     CASE WHEN $sessions_off THEN NULL ELSE (SELECT count(*) FROM sessions) END AS sessions,
