@@ -240,7 +240,12 @@ def _load_batch(con: duckdb.DuckDBPyConnection, source: Source, plan: LoadPlan, 
     to_read = [f for f in plan.read if f.size > 0]  # an empty file loads with no rows
     reporter = progress.current()
     reporter.files(len(to_read), sum(f.size for f in to_read))
-    with _staging_connection(con) as stage, _any_row_order(con), _lossless_arrow(con):
+    # preserve_insertion_order off: raw_events' row order means nothing, and DuckDB then compresses and writes the
+    # batch's row groups in parallel as it inserts them (keeping the order leaves them to be compressed again at the
+    # next checkpoint: 5-7 CPU s more at 10M events). arrow_lossless_conversion on: a chunk's Arrow tables keep
+    # DuckDB's types (JSON as JSON), so its properties reach raw_events without being parsed again.
+    with _staging_connection(con) as stage, _setting(con, "preserve_insertion_order", False), \
+            _setting(con, "arrow_lossless_conversion", True):
         run_sql(stage, "raw/start_chunk")
         empty = {name: _arrow(stage, name) for name in _CHUNK_TABLES}
         staged = {name: _ChunkTable(arrow) for name, arrow in empty.items()}
@@ -427,28 +432,12 @@ def _staging_connection(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckD
 
 
 @contextmanager
-def _lossless_arrow(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """Arrow tables that keep DuckDB's types (JSON as JSON): a chunk's properties reach raw_events without being
-    parsed again."""
-    before = con.execute("SELECT current_setting('arrow_lossless_conversion')").fetchone()
-    con.execute("SET arrow_lossless_conversion = true")
+def _setting(con: duckdb.DuckDBPyConnection, name: str, value: bool) -> Iterator[None]:
+    """A boolean DuckDB setting for the length of the block, then back to what it was."""
+    before = con.execute("SELECT current_setting($name)", {"name": name}).fetchone()
+    con.execute(f"SET {name} = {value}")
     try:
         yield
     finally:
-        con.execute(f"SET arrow_lossless_conversion = {bool(before and before[0])}")
-
-
-@contextmanager
-def _any_row_order(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """Let DuckDB write rows in any order (raw_events' row order means nothing).
-
-    It then compresses and writes the batch's row groups in parallel as it inserts them; keeping the order
-    leaves them to be compressed again at the next checkpoint (measured: 5-7 CPU s more at 10M events).
-    """
-    before = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()
-    con.execute("SET preserve_insertion_order = false")
-    try:
-        yield
-    finally:
-        con.execute(f"SET preserve_insertion_order = {bool(before and before[0])}")
+        con.execute(f"SET {name} = {bool(before and before[0])}")
 
