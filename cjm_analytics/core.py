@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import duckdb
 
 from cjm_analytics.catalog import CUSTOMER_TABLES as _CUSTOMER_TABLES
-from cjm_analytics.config import Config, Stage, Touchpoints
+from cjm_analytics.config import Config, Engine, Stage, Touchpoints
 from cjm_analytics.sql_steps import run_sql, sql_text
 
 # The config's rules as tables (sql/core/schema.sql), written by write_rules.
@@ -77,7 +77,7 @@ def scope(con: duckdb.DuckDBPyConnection, full: bool) -> None:
 # pages DuckDB keeps. Measured at 10M events: 8 buckets of 1.25M events ran within a 700MB limit without
 # spilling (the process peaked at 1.01 GB); the default budget is below that (docs/performance.md).
 BYTES_PER_EVENT = 500
-DEFAULT_MEMORY_BUDGET = 600 * 10**6  # engine.memory_budget's default
+DEFAULT_MEMORY_BUDGET = Engine().memory_budget_bytes  # engine.memory_budget's default, said in config.py
 
 
 def bucket_count(events: int, memory_budget: int) -> int:

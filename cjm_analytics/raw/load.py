@@ -23,7 +23,7 @@ from typing import Any
 import duckdb
 
 from cjm_analytics import progress
-from cjm_analytics.config import PRESETS, ColumnMap, Source
+from cjm_analytics.config import PRESETS, ColumnMap, Engine, Source
 from cjm_analytics.errors import SourceError
 from cjm_analytics.presets import staged_as
 from cjm_analytics.raw import project
@@ -41,7 +41,7 @@ _CHUNK_TABLES = ("batch_rows", "batch_parse_rejects", "batch_filtered")
 # rows a chunk, the load peaked at 903 MB of RSS at 10M events: docs/performance.md). A chunk's files hold at
 # most memory_budget / BYTES_PER_STAGED_ROW rows, estimated before they are read (`_estimated_rows`).
 BYTES_PER_STAGED_ROW = 1000
-DEFAULT_MEMORY_BUDGET = 600 * 10**6  # engine.memory_budget's default
+DEFAULT_MEMORY_BUDGET = Engine().memory_budget_bytes  # engine.memory_budget's default, said in config.py
 # A text file's rows, estimated from its bytes (uncompressed): a short event line. Over-estimating only makes
 # more, smaller chunks.
 _TEXT_BYTES_PER_ROW = 100

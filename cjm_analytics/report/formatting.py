@@ -113,9 +113,7 @@ def fmt_rate(value: Any) -> str:
     """A rate (0..1) as a percentage with one decimal, or two significant digits below 0.1% (0.042%, not 0.0%);
     a dash for NULL."""
     n = number(value)
-    if n is None:
-        return "—"
-    return f"{n * 100:.2g}%" if 0 < abs(n) < 0.001 else f"{n:.1%}"
+    return f"{n * 100:.2g}%" if n is not None and 0 < abs(n) < 0.001 else fmt_pct(n)
 
 
 def fmt_p(value: Any) -> str:
