@@ -19,8 +19,8 @@ name_rules AS (
 
 -- Only what events keeps, plus properties for the mapping: the window sorts below carry every column.
 -- This statement's bucket of the customers in scope only (scope_bucket.sql): its window sorts hold that bucket.
--- A row with a customer id is that customer's (cjm_customer_key): its bucket is decided on that one column, in
--- the scan, before the other columns are read. Only rows without one need the identities to find theirs.
+-- A row with a customer id is that customer's (cjm_customer_key): its bucket is decided on that one column,
+-- without the identities. Only rows without one need the identities to find theirs.
 keyed AS (
     SELECT
         event_id,
