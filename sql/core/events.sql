@@ -61,10 +61,19 @@ touched AS (
     FROM keyed
 ),
 
--- Cleaning rules (regex -> alias, first full match wins), matched once per distinct value.
+-- Cleaning rules (regex -> alias, first full match wins), matched once per distinct value. The values of every
+-- row in scope, not only this bucket's: a lookup, so a superset gives the same aliases, and reading `touched`
+-- twice would make DuckDB materialize it (every row with its properties) before the window sorts.
 touchpoint_aliases AS (
     SELECT t.touchpoint_raw, arg_min(r.alias, r.rule_order) AS alias
-    FROM (SELECT DISTINCT touchpoint_raw FROM touched) AS t
+    FROM (
+        SELECT DISTINCT
+            CASE
+                WHEN $touchpoint_field = 'event_name' THEN event_name
+                ELSE coalesce(json_extract_string(properties, $touchpoint_path), event_name)
+            END AS touchpoint_raw
+        FROM scope_raw_events
+    ) AS t
     INNER JOIN touchpoint_rules AS r ON regexp_full_match(t.touchpoint_raw, r.pattern)
     GROUP BY t.touchpoint_raw
 ),
