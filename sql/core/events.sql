@@ -1,3 +1,7 @@
+-- A touchpoint is the event name or a configured property, before cleaning (said once: events and their aliases).
+CREATE OR REPLACE TEMP MACRO cjm_touchpoint_raw(event_name, properties, field, path) AS
+    CASE WHEN field = 'event_name' THEN event_name ELSE coalesce(json_extract_string(properties, path), event_name) END;
+
 -- Every loaded event of the customers in scope, with its customer_key, stage, touchpoint and session.
 INSERT INTO events BY NAME
 WITH event_names AS (
@@ -50,14 +54,10 @@ keyed AS (
     WHERE e.customer_id IS NULL AND cjm_in_scope_bucket(cjm_customer_key(e.customer_id, i.customer_id, e.anonymous_id))
 ),
 
--- A touchpoint is the event name or a configured property, before cleaning.
 touched AS (
     SELECT
         *,
-        CASE
-            WHEN $touchpoint_field = 'event_name' THEN event_name
-            ELSE coalesce(json_extract_string(properties, $touchpoint_path), event_name)
-        END AS touchpoint_raw
+        cjm_touchpoint_raw(event_name, properties, $touchpoint_field, $touchpoint_path) AS touchpoint_raw
     FROM keyed
 ),
 
@@ -68,10 +68,7 @@ touchpoint_aliases AS (
     SELECT t.touchpoint_raw, arg_min(r.alias, r.rule_order) AS alias
     FROM (
         SELECT DISTINCT
-            CASE
-                WHEN $touchpoint_field = 'event_name' THEN event_name
-                ELSE coalesce(json_extract_string(properties, $touchpoint_path), event_name)
-            END AS touchpoint_raw
+            cjm_touchpoint_raw(event_name, properties, $touchpoint_field, $touchpoint_path) AS touchpoint_raw
         FROM scope_raw_events
     ) AS t
     INNER JOIN touchpoint_rules AS r ON regexp_full_match(t.touchpoint_raw, r.pattern)
