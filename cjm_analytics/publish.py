@@ -242,13 +242,13 @@ def column_docs(table: str, columns: list[tuple[str, str]]) -> dict[str, str]:
 
 
 def _describe(con: duckdb.DuckDBPyConnection, folder: Path, table: str, description: str,
-              docs: dict[str, str], partition: str | None) -> None:
+              docs: dict[str, str], partition: str | None, select: str) -> None:
     """Table and column comments in marts.duckdb, and the same as key-value metadata of every Parquet file.
 
     A comment takes no parameter, hence the quoted literals. The Parquet keys: `description` (the table's line)
     and `column_descriptions` (a JSON object, column -> line); pyarrow reads them with `read_schema(f).metadata`.
-    The Parquet is copied from the table just written in marts.duckdb (the same rows in the same order), not from
-    the mart's query again: that would scan the mart and join its lists as text a second time.
+    The Parquet is written by the mart's query, not read back from the table just written in marts.duckdb: that
+    was measured slower (journeys at 10M: 1.06 CPU s against 0.79).
     """
     name = f"published.{quote_ident(table)}"
     con.execute(f"COMMENT ON TABLE {name} IS {quote_literal(description)}")
@@ -256,7 +256,6 @@ def _describe(con: duckdb.DuckDBPyConnection, folder: Path, table: str, descript
         con.execute(f"COMMENT ON COLUMN {name}.{quote_ident(column)} IS {quote_literal(doc)}")
     metadata = (f"KV_METADATA {{description: {quote_literal(description)}, "
                 f"column_descriptions: {quote_literal(json.dumps(docs, ensure_ascii=False))}}}")
-    select = f"SELECT * FROM {name}"
     target = folder / "parquet" / table
     if partition:
         con.execute(f"COPY ({select}) TO {quote_literal(str(target))} (FORMAT parquet, "
@@ -295,7 +294,7 @@ def write_marts(con: duckdb.DuckDBPyConnection, folder: Path, run_id: str, run_s
             select = _select(con, table, run_id, run_date)
             con.execute(f"CREATE TABLE published.{quote_ident(table)} AS {select}")
             docs = column_docs(table, _columns(con, f"published.{quote_ident(table)}"))
-            _describe(con, folder, table, description, docs, partition)
+            _describe(con, folder, table, description, docs, partition, select)
             rows = con.execute(f"SELECT count(*) FROM published.{quote_ident(table)}").fetchone()
             listing.append((table, True, rows[0] if rows else 0, partition, description, None, run_id, run_date))
         con.execute(f"CREATE TABLE published.{LISTING} ("
@@ -303,7 +302,7 @@ def write_marts(con: duckdb.DuckDBPyConnection, folder: Path, run_id: str, run_s
         con.executemany(f"INSERT INTO published.{LISTING} VALUES ({', '.join('?' * len(_LISTING_COLUMNS))})",
                         listing)
         _describe(con, folder, LISTING, _LISTING_DOC, {name: doc for name, (_, doc) in _LISTING_COLUMNS.items()},
-                  None)
+                  None, f"SELECT * FROM published.{LISTING}")
         con.execute("COMMIT")
     except BaseException:
         with suppress(duckdb.Error):  # not after a failed COMMIT (a full disk), which ended the transaction
