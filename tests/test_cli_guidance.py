@@ -6,7 +6,10 @@ Counts are checked against the hand-made events below, where every figure is kno
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -14,12 +17,14 @@ import pytest
 import yaml as pyyaml
 
 from cjm_analytics import __version__
-from cjm_analytics.cli import main
+from cjm_analytics.cli import build_parser, main
 from cjm_analytics.config import Config
 from cjm_analytics.errors import ConfigError
 from cjm_analytics.suggest import did_you_mean
 from cjm_analytics.validate import validate
 from tests.fixtures import STAGES, WEB_COLUMNS, make_config, run_steps, write_csv
+
+ROOT = Path(__file__).resolve().parent.parent
 
 # 3 customers; landing x2, product_view x1, add_to_cart x1, order x1, newsletter x1 (no stage); one row rejected
 # (no event name). A property `page` on two rows.
@@ -184,3 +189,24 @@ def test_a_path_step_nobody_has_is_a_typo_not_an_empty_answer(tmp_path: Path,
                                                 "'landing'?)")
     code, out, _ = cli(capsys, "analyze", "paths-around", "--config", str(yaml), "--anchor", "cart")
     assert code == 0 and "browse > cart" in out
+
+
+# What `cjm run --help` or `cjm validate` would import if the parser registered every analysis (issue 16).
+HELP = """
+import contextlib, json, sys
+from cjm_analytics.cli import main
+with contextlib.suppress(SystemExit):
+    main(sys.argv[1:])
+print(json.dumps([m for m in ("cjm_analytics.analyze_cli", "plotly", "pandas") if m in sys.modules]))
+"""
+
+
+def test_a_command_other_than_analyze_parses_without_importing_the_analyses() -> None:
+    done = subprocess.run([sys.executable, "-c", HELP, "run", "--help"], cwd=ROOT, capture_output=True, text=True,
+                          check=True)
+    assert "--no-prefect" in done.stdout
+    assert json.loads(done.stdout.splitlines()[-1]) == []
+    # ...while `cjm --help` still lists analyze, and `cjm analyze` parses.
+    assert "analyze" in build_parser([]).format_help()
+    args = ["analyze", "funnel", "--config", "cjm.yaml", "--steps", "a,b"]
+    assert build_parser(args).parse_args(args).analysis == "funnel"

@@ -86,18 +86,32 @@ def _q(value: object) -> str:
 
 
 class _Persona:
-    """The rows of one persona, looked up by measure and stage."""
+    """The rows of one persona, looked up by measure and stage.
+
+    The positions of each (measure, stage) are found in one pass: a map asks ~60 lookups per persona, and a
+    boolean mask over the rows for each cost more than drawing the rest of the site (0.5 CPU s of ~1 s).
+    """
 
     def __init__(self, rows: pd.DataFrame) -> None:
         self.rows = rows
+        self._at: dict[tuple[object, object], int] = {}  # the first row of each (measure, stage)
+        for i, key in enumerate(zip(rows["measure"], rows["stage_order"], strict=True)):
+            self._at.setdefault(key, i)
+        self._ranked: dict[str, dict[object, list[pd.Series]]] = {}
 
     def one(self, measure: str, stage_order: int) -> pd.Series | None:
-        hit = self.rows[(self.rows["measure"] == measure) & (self.rows["stage_order"] == stage_order)]
-        return None if hit.empty else hit.iloc[0]
+        at = self._at.get((measure, stage_order))
+        return None if at is None else self.rows.iloc[at]
 
     def ranked(self, measure: str, stage_order: int) -> list[pd.Series]:
-        hit = self.rows[(self.rows["measure"] == measure) & (self.rows["stage_order"] == stage_order)]
-        return [r for _, r in hit.sort_values("rank").iterrows()]
+        if measure not in self._ranked:  # every stage's rows of the measure at once, each stage's by rank
+            # Stable: rows of one rank (there are none: ranks are row numbers) would keep the mart's order.
+            rows = self.rows[self.rows["measure"] == measure].sort_values(["stage_order", "rank"], kind="stable")
+            by_stage: dict[object, list[pd.Series]] = {}
+            for _, r in rows.iterrows():
+                by_stage.setdefault(r["stage_order"], []).append(r)
+            self._ranked[measure] = by_stage
+        return self._ranked[measure].get(stage_order, [])
 
 
 def _list(items: Sequence[str]) -> str:
