@@ -245,12 +245,13 @@ def floor_sql(cfg: Config) -> tuple[str, dict[str, Any]]:
 
 
 def measure_floor(common: dict[str, Any], workdir: Path, duckdb_settings: Callable[[str], dict[str, Any]],
-                  events: int, log: Callable[[str], None]) -> dict[str, Any]:
+                  events: int, log: Callable[[str], None], in_memory: bool = True) -> dict[str, Any]:
     """`floor` (an in-memory database) and `floor_stored` (a database file, checkpointed: the issue's floor), each
-    a whole process of its own (benchmarks/floor.py): `seconds` is the query's, `process_seconds` the process's."""
+    a whole process of its own (benchmarks/floor.py): `seconds` is the query's, `process_seconds` the process's.
+    Without in_memory (`--skip floor_memory`), only the stored one."""
     sql, params = floor_sql(parse_config(common["config"], Path(common["base_dir"]), "benchmark config"))
     out = {}
-    for key, mode in (("floor", "memory"), ("floor_stored", "file")):
+    for key, mode in ((("floor", "memory"),) if in_memory else ()) + (("floor_stored", "file"),):
         log(f"{key}: DuckDB scan + sort by (customer, time), {mode} database ...")
         settings = duckdb_settings(key)
         spec = {"mode": mode, "sql": sql, "parameters": params, "database": str(workdir / f"{key}.duckdb"),

@@ -207,9 +207,12 @@ def test_the_benchmark_times_cjm_run_and_its_night_as_whole_processes(tmp_path: 
 
     out = tmp_path / "result.json"
     assert run.main(["--events", str(SMALL), "--seed", "7", "--shape", "one-file", "--data-dir", str(tmp_path / "d"),
-                     "--skip", "pipeline,pandas,publish,retentioneering", "--incremental", "0.05", "--out", str(out),
-                     "--keep"]) == 0
+                     "--skip", "pipeline,pandas,publish,retentioneering,floor_memory", "--incremental", "0.05",
+                     "--floor-memory-limit", "1GB", "--out", str(out), "--keep"]) == 0
     report = json.loads(out.read_text(encoding="utf-8"))
+    # Only the stored floor, the yardstick, under a limit of its own; cjm run keeps DuckDB's defaults.
+    assert "floor" not in report and report["settings"]["floor_memory_limit"] == "1GB"
+    assert report["settings"]["memory_limit"] is None
     runs = {key: report[key] for key in ("cjm_run", "cjm_run_night")}
     for r in runs.values():
         assert "failed" not in r and r["seconds"] > 0 and r["cpu_seconds"] > 0
