@@ -167,8 +167,8 @@ def ratios(report: dict[str, Any]) -> dict[str, float]:
     p = report.get("pipeline") or {}
     if p.get("completed"):
         total = p["total"]
-        if "floor" in report:
-            for key in ("floor", "floor_stored"):
+        for key in ("floor", "floor_stored"):
+            if key in report:
                 out[f"pipeline_over_{key}"] = round(total["seconds"] / report[key]["seconds"], 2)
         if "pandas" in report:
             out["pandas_over_pipeline"] = round(report["pandas"]["seconds"] / total["seconds"], 2)
