@@ -2,16 +2,19 @@
 
 A run loads each source's new and changed files as one batch, written in one transaction together with its
 manifest rows: a source's files of one run are either all loaded or none is. The files are read chunk by chunk,
-in file order, each chunk's rows within the memory budget (`chunks`). A chunk's files are staged on a second
-connection outside the transaction (temp objects only, so a file that cannot be read is refused alone and the
-others load), mapped to the canonical columns (by the source's column map, or by a preset's SQL in
-sql/raw/presets/) and judged row by row (sql/raw/append_file.sql); the transaction then de-duplicates and appends
-the chunk (sql/raw/append_chunk.sql), reading its rows as Arrow tables that are freed before the next chunk.
+in file order, each chunk's rows within the memory budget (`chunks`; a Parquet file larger than the budget is read
+in pieces, `_stage_pieces`). A chunk's files are staged on a second connection outside the transaction (temp
+objects only, so a file that cannot be read is refused alone and the others load), mapped to the canonical
+columns (by the source's column map, or by a preset's SQL in sql/raw/presets/) and judged row by row
+(sql/raw/append_file.sql); the transaction then appends the chunk (sql/raw/append_chunk.sql), reading its rows
+as Arrow tables that are freed before the next chunk. Once every chunk is in, the batch's duplicates are found
+in one pass over the ids (`dedupe`, sql/raw/dedupe_part.sql) and deleted (sql/raw/append_batch.sql).
 """
 
 from __future__ import annotations
 
 import csv
+import math
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from cjm_analytics import progress
 from cjm_analytics.config import PRESETS, ColumnMap, Engine, Source
@@ -41,6 +45,9 @@ _CHUNK_TABLES = ("batch_rows", "batch_parse_rejects", "batch_filtered")
 # rows a chunk, the load peaked at 903 MB of RSS at 10M events: docs/performance.md). A chunk's files hold at
 # most memory_budget / BYTES_PER_STAGED_ROW rows, estimated before they are read (`_estimated_rows`).
 BYTES_PER_STAGED_ROW = 1000
+# What an id costs in the hash table that finds the batch's duplicates (`dedupe`): the batch's ids are split into
+# parts of hash(event_id) that fit memory_budget at this many bytes each.
+BYTES_PER_ID = 100
 DEFAULT_MEMORY_BUDGET = Engine().memory_budget_bytes  # engine.memory_budget's default, said in config.py
 # A text file's rows, estimated from its bytes (uncompressed): a short event line. Over-estimating only makes
 # more, smaller chunks.
@@ -131,6 +138,19 @@ def _stage_parquet_files(con: duckdb.DuckDBPyConnection, source: Source, files: 
         relation = (f"(SELECT {selected}, file_row_number + 1 AS {record}, "
                     f"[{indexes}][CAST(file_index AS BIGINT) + 1] AS {index} FROM read_parquet([{paths}]))")
     create_staged_rows(con, project.tabular(source, source.columns, relation, columns, index, record))
+
+
+def _stage_parquet_piece(con: duckdb.DuckDBPyConnection, source: Source, f: PresentFile,
+                         columns: dict[str, str], record: str) -> None:
+    """A piece of a Parquet file, the Arrow table piece_rows (`_stage_pieces`), as temp view staged_rows: its
+    columns cast back to the types DuckDB reads from the file, so a piece is judged as the whole file would be."""
+    if not isinstance(source.columns, ColumnMap):
+        raise SourceError("no columns configured")
+    con.execute("CREATE OR REPLACE TEMP TABLE staged_parse_rejects (row_number BIGINT, reason VARCHAR, raw VARCHAR)")
+    index = project.internal_name("cjm_file_index", columns)
+    typed = ", ".join(f"CAST({quote_ident(c)} AS {kind}) AS {quote_ident(c)}" for c, kind in columns.items())
+    relation = f"(SELECT {typed}, {quote_ident(record)}, {f.index} AS {index} FROM piece_rows)"
+    create_staged_rows(con, project.tabular(source, source.columns, relation, columns, index, quote_ident(record)))
 
 
 def _stage_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
@@ -255,13 +275,15 @@ def _load_batch(con: duckdb.DuckDBPyConnection, source: Source, plan: LoadPlan, 
             with transaction(con):
                 run_sql(con, "raw/forget_files", source=source.name, run_id=run_id)
                 for chunk in chunks(stage, source, to_read, memory_budget):
-                    _stage_chunk(stage, con, source, chunk, run_started)
-                    for name, view in staged.items():
-                        view.table = _arrow(stage, name)
-                    run_sql(stage, "raw/start_chunk")  # the staging connection's copy is freed first
-                    run_sql(con, "raw/append_chunk", source=source.name, source_kind=source.kind, run_id=run_id)
-                    for name, view in staged.items():
-                        view.table = empty[name]  # and the chunk once appended
+                    for _ in _staged(stage, con, source, chunk, run_started, memory_budget, run_id):
+                        for name, view in staged.items():
+                            view.table = _arrow(stage, name)
+                        run_sql(stage, "raw/start_chunk")  # the staging connection's copy is freed first
+                        run_sql(con, "raw/append_chunk", source=source.name, source_kind=source.kind,
+                                run_id=run_id)
+                        for name, view in staged.items():
+                            view.table = empty[name]  # and the chunk once appended
+                dedupe(con, source, run_id, memory_budget)
                 run_sql(con, "raw/append_batch", source=source.name, run_id=run_id,
                         reading_fingerprint=fingerprint, loaded_at=datetime.now(UTC).replace(tzinfo=None))
         finally:
@@ -297,9 +319,9 @@ def _arrow(con: duckdb.DuckDBPyConnection, table: str) -> Any:
 
 def chunks(con: duckdb.DuckDBPyConnection, source: Source, files: list[PresentFile],
            memory_budget: int) -> Iterator[list[PresentFile]]:
-    """The files in file order, in runs whose estimated rows fit memory_budget; a file is never split, so one
-    larger than the budget is a chunk of its own."""
-    most = max(1, memory_budget // BYTES_PER_STAGED_ROW)
+    """The files in file order, in runs whose estimated rows fit memory_budget; a file larger than the budget is a
+    chunk of its own (read in pieces if it is Parquet: `_staged`)."""
+    most = _rows_per_chunk(memory_budget)
     chunk: list[PresentFile] = []
     rows = 0
     for f in files:
@@ -311,6 +333,93 @@ def chunks(con: duckdb.DuckDBPyConnection, source: Source, files: list[PresentFi
         rows += estimate
     if chunk:
         yield chunk
+
+
+def _rows_per_chunk(memory_budget: int) -> int:
+    return max(1, memory_budget // BYTES_PER_STAGED_ROW)
+
+
+def _staged(stage: duckdb.DuckDBPyConnection, writer: duckdb.DuckDBPyConnection, source: Source,
+            chunk: list[PresentFile], run_started: datetime, memory_budget: int, run_id: str) -> Iterator[None]:
+    """Stage the chunk into the staging connection's chunk tables, and yield each time they hold a part of it to
+    append: once, or once per piece of a Parquet file larger than the budget."""
+    most = _rows_per_chunk(memory_budget)
+    f = chunk[0]
+    if (len(chunk) == 1 and source.format not in PRESETS and file_format(source, f.path) == "parquet"
+            and _estimated_rows(stage, source, f) > most):
+        yield from _stage_pieces(stage, writer, source, f, most, run_started, run_id)
+    else:
+        _stage_chunk(stage, writer, source, chunk, run_started)
+        yield
+
+
+def _stage_pieces(stage: duckdb.DuckDBPyConnection, writer: duckdb.DuckDBPyConnection, source: Source,
+                  f: PresentFile, most: int, run_started: datetime, run_id: str) -> Iterator[None]:
+    """A Parquet file larger than the budget, staged and judged in pieces of at most `most` rows, each yielded to be
+    appended before the next is read. One query streams the file (DuckDB reads it once, a row group at a time)
+    on a connection of its own, so that staging a piece does not end it. If a piece cannot be read, the file is
+    refused whole and what its earlier pieces appended goes (sql/raw/unappend_file.sql)."""
+    try:
+        columns = _parquet_columns(stage, f.path)
+    except duckdb.Error as e:
+        _refuse(writer, f, str(e))
+        return
+    if {c.lower() for c in columns} & {"file_row_number", "file_index"}:
+        # The file's own column hides the reader's row number, which a piece needs: read whole.
+        _stage_chunk(stage, writer, source, [f], run_started)
+        yield
+        return
+    record = project.internal_name("cjm_record", columns)
+    selected = ", ".join(quote_ident(c) for c in columns)
+    reader = writer.cursor()
+    appended = refused = False
+    try:
+        reader.execute("SET TimeZone = 'UTC'")
+        pieces = reader.sql(f"SELECT {selected}, file_row_number + 1 AS {quote_ident(record)} "
+                            f"FROM read_parquet({quote_literal(str(f.path))}, file_row_number = true)"
+                            ).to_arrow_reader(most)
+        while not refused:
+            try:
+                piece = pa.Table.from_batches([pieces.read_next_batch()])
+            except StopIteration:
+                break
+            run_sql(stage, "raw/start_chunk")
+            stage.register("piece_rows", piece)
+            try:
+                refused = not _append_files(stage, writer, source, [f], columns, run_started, piece_record=record)
+            finally:
+                stage.unregister("piece_rows")
+            del piece
+            if not refused:
+                yield
+                appended = True
+    except (duckdb.Error, pa.ArrowException, OSError) as e:  # the stream could not start or go on
+        _refuse(writer, f, _reading_error(stage, f.path) or str(e))
+        refused = True
+    finally:
+        reader.close()
+    if refused and appended:
+        run_sql(writer, "raw/unappend_file", source=source.name, run_id=run_id, file=str(f.path), file_index=f.index)
+    progress.current().file_read(f.size)
+
+
+def _reading_error(con: duckdb.DuckDBPyConnection, path: Path) -> str | None:
+    """The error DuckDB gives reading every value of a Parquet file (as the whole file's staging would), if any:
+    through a stream the same error reads differently. The file is read again, on failure only."""
+    try:
+        con.execute("SELECT max(hash(t)) FROM read_parquet($path) AS t", {"path": str(path)}).fetchall()
+    except duckdb.Error as e:
+        return str(e)
+    return None
+
+
+def dedupe(con: duckdb.DuckDBPyConnection, source: Source, run_id: str, memory_budget: int) -> None:
+    """Find the batch's duplicates (batch_duplicates) once its chunks are appended, in parts of the ids' hashes
+    whose hash table fits memory_budget: each id is compared once, however many chunks the batch had."""
+    row = con.execute("SELECT coalesce(sum(rows_judged - rows_rejected), 0) FROM batch_file_counts").fetchone()
+    parts = max(1, math.ceil((int(row[0]) if row else 0) * BYTES_PER_ID / memory_budget))
+    for part in range(parts):
+        run_sql(con, "raw/dedupe_part", source=source.name, run_id=run_id, parts=parts, part=part)
 
 
 def _estimated_rows(con: duckdb.DuckDBPyConnection, source: Source, f: PresentFile) -> int:
@@ -374,15 +483,18 @@ def _by_schema(con: duckdb.DuckDBPyConnection, writer: duckdb.DuckDBPyConnection
 
 
 def _append_files(con: duckdb.DuckDBPyConnection, writer: duckdb.DuckDBPyConnection, source: Source,
-                  files: list[PresentFile], parquet_columns: dict[str, str] | None, run_started: datetime) -> bool:
-    """Stage files (several only for Parquet of one schema) and add their judged rows to the chunk (on the staging
-    connection `con`).
+                  files: list[PresentFile], parquet_columns: dict[str, str] | None, run_started: datetime,
+                  piece_record: str | None = None) -> bool:
+    """Stage files (several only for Parquet of one schema; a piece of one, piece_rows, with piece_record) and add
+    their judged rows to the chunk (on the staging connection `con`).
 
     False if they could not be read; a single file is then refused (in the `writer`'s batch_files).
     """
     try:
         if parquet_columns is None:
             _stage(con, source, files[0])
+        elif piece_record is not None:
+            _stage_parquet_piece(con, source, files[0], parquet_columns, piece_record)
         else:
             _stage_parquet_files(con, source, files, parquet_columns)
         run_sql(
