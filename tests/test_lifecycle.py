@@ -326,19 +326,21 @@ def test_any_history_of_the_folder_equals_one_load_of_the_final_folder(tmp_path:
         run_steps(cfg, run_started=RUN_STARTED)
     once = cfg.model_copy(update={"warehouse": root / "once.duckdb"})
     run_steps(once, run_started=RUN_STARTED)
-    con = duckdb.connect()
-    con.execute(f"ATTACH '{cfg.warehouse}' AS nightly (READ_ONLY)")
-    con.execute(f"ATTACH '{once.warehouse}' AS once (READ_ONLY)")
     # Which file holds the loaded copy of a row exported twice depends on the order files came in (README).
     compared = {"raw_events": "* EXCLUDE (run_id, file, row_number)", "rejects": "* EXCLUDE (run_id)",
                 "load_manifest": "source, file, content_hash, status, rows_read, rows_rejected",
                 "events": "*", "sessions": "*", "journeys": "*", "stage_funnel": "*", "stage_transitions": "*",
                 "sankey_links": "*"}
-    for name, cols in compared.items():
-        for a, b in (("nightly", "once"), ("once", "nightly")):
-            only = con.execute(f"SELECT {cols} FROM {a}.{name} EXCEPT ALL SELECT {cols} FROM {b}.{name}").fetchall()
-            assert only == [], (name, f"only in {a}", only)
-    con.close()
+    # Closed whatever the outcome: a failing example must not leave the warehouse attached for the next ones,
+    # which would then fail on the open file instead of showing the real difference.
+    with duckdb.connect() as con:
+        con.execute(f"ATTACH '{cfg.warehouse}' AS nightly (READ_ONLY)")
+        con.execute(f"ATTACH '{once.warehouse}' AS once (READ_ONLY)")
+        for name, cols in compared.items():
+            for a, b in (("nightly", "once"), ("once", "nightly")):
+                only = con.execute(f"SELECT {cols} FROM {a}.{name} EXCEPT ALL SELECT {cols} FROM {b}.{name}"
+                                   ).fetchall()
+                assert only == [], (name, f"only in {a}", only)
 
 
 # --- a file's own column names never collide with the loader's -------------------------------------------
