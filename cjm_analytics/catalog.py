@@ -230,6 +230,10 @@ _TABLES = (
     Table("pending_changes", "raw", "Ids of the rows loaded or removed since the core tables were last built."),
     Table("dirty_customers", "raw", "The customers the core steps recompute on an incremental night."),
     Table("pipeline_state", "raw", "What the core tables were built with, and whether a full refresh is pending."),
+    Table("retired_customers", "raw", "A night's dirty customers whose rows the marts' summaries counted, kept."),
+    Table("retired_journeys", "raw", "Those customers' journeys rows as the summaries counted them."),
+    Table("retired_stage_entries", "raw", "Those customers' stage_entries rows as the summaries counted them."),
+    Table("retired_touchpoint_firsts", "raw", "Those customers' touchpoint_firsts rows as the summaries counted them."),
     # core (sql/core/schema.sql; the rule tables from the config, core.write_stage_rules)
     Table("stage_list", "core", "The configured stages in journey order."),
     Table("stage_rules", "core", "The configured stage rules, in config order."),
@@ -285,6 +289,13 @@ _TABLES = (
           columns=("persona_type", "persona", "persona_size", "too_small", "stage", "stage_order", "measure", "rank",
                    "label", "value", "ci_low", "ci_high", "customers", "hits", "rate_with", "rate_without", "p_value",
                    "q_value", "significant"), column_docs=_JOURNEY_MAP_DOCS),
+    # maintained per dirty customer (marts.maintain_summaries), read by the journey map
+    Table("summary_driver_population", "mart",
+          "Per first-touch channel and stage before the goal: the conversion drivers' population and converters.",
+          columns=("segment", "from_order", "population", "population_converted")),
+    Table("summary_driver_touchpoints", "mart",
+          "Per first-touch channel, stage before the goal and touchpoint: the drivers' customers with it.",
+          columns=("segment", "from_order", "touchpoint", "customers_with", "converted_with")),
     # the analyst's answers stored nightly (cjm_analytics/analysis/)
     Table("leaks", "analysis-mart", "The stages ranked by customers lost, with what marks the customers lost there.",
           published=True, column_docs=_LEAKS_DOCS,

@@ -174,10 +174,11 @@ def build_journeys_step(ctx: RunContext) -> StepResult:
 
 
 def aggregate_step(ctx: RunContext) -> StepResult:
-    """The marts, rebuilt from the journeys; the run's pending changes are done with in the same commit."""
+    """The marts, rebuilt from the journeys (their summaries maintained per dirty customer on a night); the run's
+    pending changes are done with in the same commit."""
 
     def work(con: Any) -> dict[str, Any]:
-        counts = build_marts(con, ctx.config, ctx.run_id, ctx.run_started)
+        counts = build_marts(con, ctx.config, ctx.run_id, ctx.run_started, full=ctx.is_full(con))
         finish_core(con, ctx.fingerprint)
         return counts
 

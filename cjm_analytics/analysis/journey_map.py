@@ -26,6 +26,9 @@ ALL_TYPE = "all"
 ALL_PERSONA = "all customers"
 TOP_N = 5  # top touchpoints and channels per stage
 MOMENTS_PER_STAGE = 3
+# The persona types that are a function of the first-touch channel: their conversion drivers are read from the
+# summaries the aggregate step maintains per dirty customer (cjm_analytics.marts.maintain_summaries).
+SUMMARIZED_TYPES = (ALL_TYPE, "first_touch_channel")
 
 
 def build_personas(con: duckdb.DuckDBPyConnection, cfg: Config) -> None:
@@ -70,6 +73,14 @@ def stage_driver_counts(con: duckdb.DuckDBPyConnection, stage_order: int, touchp
     # One query for every persona: a customer's candidates do not depend on who else is in the population.
     return query_sql(con, "marts/journey_map_driver_counts", touchpoints=touchpoints, min_support=min_support,
                      **tables)
+
+
+def summary_driver_counts(con: duckdb.DuckDBPyConnection, stage_order: int, touchpoints: list[str],
+                          min_support: int) -> pd.DataFrame:
+    """stage_driver_counts for the personas of SUMMARIZED_TYPES, summed from the maintained summaries over the
+    first-touch channels in each persona (jm_segment_personas) instead of counted over every customer."""
+    return query_sql(con, "marts/journey_map_driver_summary_counts", from_order=stage_order,
+                     touchpoints=touchpoints, min_support=min_support)
 
 
 Row = dict[str, Any]
@@ -122,9 +133,14 @@ def driver_rows(con: duckdb.DuckDBPyConnection, map_rows: pd.DataFrame, goal_ord
     heads = map_rows[(map_rows["measure"] == "lost") & ~map_rows["too_small"].astype(bool)
                      & (map_rows["customers"] >= 2 * min_support)]
     out: list[Row] = []
+    run_sql(con, "marts/journey_map_segment_personas", persona_types=list(SUMMARIZED_TYPES))
+    others = set(heads["persona_type"]) - set(SUMMARIZED_TYPES)  # personas of event properties: counted here
     # Only stages with a persona large enough to test cost a query (a small warehouse costs none).
     for order in sorted(o for o in touchpoints if o < goal_order and (heads["stage_order"] == o).any()):
-        counts = stage_driver_counts(con, order, touchpoints[order], min_support)
+        counts = summary_driver_counts(con, order, touchpoints[order], min_support)
+        if others:
+            counted = stage_driver_counts(con, order, touchpoints[order], min_support)
+            counts = pd.concat([counts, counted[counted["persona_type"].isin(others)]], ignore_index=True)
         per_persona = dict(iter(counts.groupby(["persona_type", "persona"])))
         for head in cast(list[Row], heads[heads["stage_order"] == order].to_dict("records")):
             found = per_persona.get((head["persona_type"], head["persona"]))
@@ -185,5 +201,6 @@ def build_journey_map(con: duckdb.DuckDBPyConnection, cfg: Config) -> None:
         con.register("jm_extra", extra)
         con.execute("INSERT INTO journey_map BY NAME SELECT * FROM jm_extra")
         con.unregister("jm_extra")
-    for temp in ("jm_personas", "jm_customers", "cjm_driver_population", "cjm_driver_history", "cjm_driver_flags"):
+    for temp in ("jm_personas", "jm_customers", "jm_segment_personas", "cjm_driver_population", "cjm_driver_history",
+                 "cjm_driver_flags"):
         con.execute(f"DROP TABLE IF EXISTS {temp}")
