@@ -234,6 +234,8 @@ _TABLES = (
     Table("retired_journeys", "raw", "Those customers' journeys rows as the summaries counted them."),
     Table("retired_stage_entries", "raw", "Those customers' stage_entries rows as the summaries counted them."),
     Table("retired_touchpoint_firsts", "raw", "Those customers' touchpoint_firsts rows as the summaries counted them."),
+    Table("retired_stage_touchpoints", "raw", "Those customers' stage_touchpoints rows as the summaries counted them."),
+    Table("retired_stage_channels", "raw", "Those customers' stage_channels rows as the summaries counted them."),
     # core (sql/core/schema.sql; the rule tables from the config, core.write_stage_rules)
     Table("stage_list", "core", "The configured stages in journey order."),
     Table("stage_rules", "core", "The configured stage rules, in config order."),
@@ -296,6 +298,14 @@ _TABLES = (
     Table("summary_driver_touchpoints", "mart",
           "Per first-touch channel, stage before the goal and touchpoint: the drivers' customers with it.",
           columns=("segment", "from_order", "touchpoint", "customers_with", "converted_with")),
+    Table("summary_stage_touchpoints", "mart",
+          "Per first-touch channel, stage and touchpoint: the journey customers with it there (before moving on).",
+          columns=("segment", "stage_order", "touchpoint", "customers", "before_moving_on")),
+    Table("summary_stage_customers", "mart",
+          "Per first-touch channel and stage: the journey customers with events there.",
+          columns=("segment", "stage_order", "customers")),
+    Table("summary_stage_channels", "mart", "Per first-touch channel, stage and session channel: the sessions there.",
+          columns=("segment", "stage_order", "channel", "sessions")),
     # the analyst's answers stored nightly (cjm_analytics/analysis/)
     Table("leaks", "analysis-mart", "The stages ranked by customers lost, with what marks the customers lost there.",
           published=True, column_docs=_LEAKS_DOCS,

@@ -51,13 +51,16 @@ def build_analysis_marts(con: duckdb.DuckDBPyConnection, config: Config) -> None
 
 
 # What maintain_summaries keeps: additive counts per first-touch channel (sql/marts/summary_start.sql).
-SUMMARIES = ("summary_driver_population", "summary_driver_touchpoints")
+SUMMARIES = ("summary_driver_population", "summary_driver_touchpoints", "summary_stage_touchpoints",
+             "summary_stage_customers", "summary_stage_channels")
 # The core rows of a night's dirty customers as the summaries counted them (sql/core/retire_dirty.sql).
-RETIRED = ("retired_customers", "retired_journeys", "retired_stage_entries", "retired_touchpoint_firsts")
+RETIRED = ("retired_customers", "retired_journeys", "retired_stage_entries", "retired_touchpoint_firsts",
+           "retired_stage_touchpoints", "retired_stage_channels")
 
 
 def maintain_summaries(con: duckdb.DuckDBPyConnection, goal_order: int, full: bool) -> bool:
-    """The summaries the journey map's conversion drivers read, kept per dirty customer: a night adds its dirty
+    """The summaries the journey map reads (its top touchpoints, channel mix and conversion drivers), kept per dirty
+    customer: a night adds its dirty
     customers' rows and subtracts their retired rows, so it reads those customers only; a full refresh (or a
     warehouse without them yet) counts every customer with the same SQL. Returns whether they were rebuilt."""
     present = {str(r[0]) for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
@@ -68,13 +71,15 @@ def maintain_summaries(con: duckdb.DuckDBPyConnection, goal_order: int, full: bo
     run_sql(con, "marts/summary_start")
     if rebuild:
         run_sql(con, "marts/summary_add", journeys="journeys", entries="stage_entries", firsts="touchpoint_firsts",
-                sign=1, goal_order=goal_order)
+                touchpoints="stage_touchpoints", channels="stage_channels", sign=1, goal_order=goal_order)
     else:
         run_sql(con, "marts/summary_dirty")
         run_sql(con, "marts/summary_add", journeys="summary_new_journeys", entries="summary_new_stage_entries",
-                firsts="summary_new_touchpoint_firsts", sign=1, goal_order=goal_order)
+                firsts="summary_new_touchpoint_firsts", touchpoints="summary_new_stage_touchpoints",
+                channels="summary_new_stage_channels", sign=1, goal_order=goal_order)
         run_sql(con, "marts/summary_add", journeys="retired_journeys", entries="retired_stage_entries",
-                firsts="retired_touchpoint_firsts", sign=-1, goal_order=goal_order)
+                firsts="retired_touchpoint_firsts", touchpoints="retired_stage_touchpoints",
+                channels="retired_stage_channels", sign=-1, goal_order=goal_order)
     run_sql(con, "marts/summary_merge")
     return rebuild
 

@@ -26,8 +26,9 @@ ALL_TYPE = "all"
 ALL_PERSONA = "all customers"
 TOP_N = 5  # top touchpoints and channels per stage
 MOMENTS_PER_STAGE = 3
-# The persona types that are a function of the first-touch channel: their conversion drivers are read from the
-# summaries the aggregate step maintains per dirty customer (cjm_analytics.marts.maintain_summaries).
+# The persona types that are a function of the first-touch channel: their top touchpoints, channel mix and
+# conversion drivers are read from the summaries the aggregate step maintains per dirty customer
+# (cjm_analytics.marts.maintain_summaries); the others' are counted over their customers' rows.
 SUMMARIZED_TYPES = (ALL_TYPE, "first_touch_channel")
 
 
@@ -124,8 +125,10 @@ def moment_rows(head: Row, drivers: pd.DataFrame, lost: int) -> list[Row]:
 def driver_rows(con: duckdb.DuckDBPyConnection, map_rows: pd.DataFrame, goal_order: int,
                 min_support: int) -> list[Row]:
     """moment_of_truth and opportunity rows, per persona large enough to read and stage before the goal."""
-    placed = con.execute("SELECT DISTINCT stage_order, touchpoint FROM stage_touchpoints WHERE before_moving_on "
-                         "ORDER BY ALL").fetchall()
+    # A stage's candidates: the touchpoints some customer had there before moving on (the maintained summary of
+    # stage_touchpoints, not a scan of it).
+    placed = con.execute("SELECT DISTINCT stage_order, touchpoint FROM summary_stage_touchpoints "
+                         "WHERE before_moving_on > 0 ORDER BY ALL").fetchall()
     touchpoints: dict[int, list[str]] = {}
     for order, touchpoint in placed:
         touchpoints.setdefault(int(order), []).append(str(touchpoint))
@@ -133,7 +136,6 @@ def driver_rows(con: duckdb.DuckDBPyConnection, map_rows: pd.DataFrame, goal_ord
     heads = map_rows[(map_rows["measure"] == "lost") & ~map_rows["too_small"].astype(bool)
                      & (map_rows["customers"] >= 2 * min_support)]
     out: list[Row] = []
-    run_sql(con, "marts/journey_map_segment_personas", persona_types=list(SUMMARIZED_TYPES))
     others = set(heads["persona_type"]) - set(SUMMARIZED_TYPES)  # personas of event properties: counted here
     # Only stages with a persona large enough to test cost a query (a small warehouse costs none).
     for order in sorted(o for o in touchpoints if o < goal_order and (heads["stage_order"] == o).any()):
@@ -184,9 +186,11 @@ def build_journey_map(con: duckdb.DuckDBPyConnection, cfg: Config) -> None:
     surveys = survey_params(cfg)
     run_sql(con, "analysis/emotion_survey_responses")  # defines the cjm_survey_responses macro
     run_sql(con, "marts/journey_map_prepare")
+    run_sql(con, "marts/journey_map_segment_personas", persona_types=list(SUMMARIZED_TYPES))
     run_sql(con, "marts/journey_map", goal_order=cfg.goal_order, surveys=surveys, has_surveys=bool(surveys),
             support_events=list(cfg.analysis.support_events), has_support=bool(cfg.analysis.support_events),
-            top_n=TOP_N, min_customers=cfg.journey_map.min_customers)
+            top_n=TOP_N, min_customers=cfg.journey_map.min_customers, summarized_types=list(SUMMARIZED_TYPES),
+            has_counted=bool(set(cfg.journey_map.personas) - set(SUMMARIZED_TYPES)))
     map_rows = con.execute("SELECT * FROM journey_map").fetchdf()
     # Whether the inputs of emotion and support were configured: without them those rows are absent, which a
     # reader must tell from "configured, no answers at this stage" (never shown as 0).

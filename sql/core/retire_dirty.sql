@@ -7,6 +7,8 @@ CREATE TABLE IF NOT EXISTS retired_customers (customer_key VARCHAR NOT NULL);
 CREATE TABLE IF NOT EXISTS retired_journeys AS SELECT * FROM journeys WITH NO DATA;
 CREATE TABLE IF NOT EXISTS retired_stage_entries AS SELECT * FROM stage_entries WITH NO DATA;
 CREATE TABLE IF NOT EXISTS retired_touchpoint_firsts AS SELECT * FROM touchpoint_firsts WITH NO DATA;
+CREATE TABLE IF NOT EXISTS retired_stage_touchpoints AS SELECT * FROM stage_touchpoints WITH NO DATA;
+CREATE TABLE IF NOT EXISTS retired_stage_channels AS SELECT * FROM stage_channels WITH NO DATA;
 
 CREATE OR REPLACE TEMP TABLE newly_dirty AS
 SELECT customer_key FROM dirty_customers
@@ -18,6 +20,10 @@ INSERT INTO retired_stage_entries
 SELECT * FROM stage_entries WHERE customer_key IN (SELECT customer_key FROM newly_dirty);
 INSERT INTO retired_touchpoint_firsts
 SELECT * FROM touchpoint_firsts WHERE customer_key IN (SELECT customer_key FROM newly_dirty);
+INSERT INTO retired_stage_touchpoints
+SELECT * FROM stage_touchpoints WHERE customer_key IN (SELECT customer_key FROM newly_dirty);
+INSERT INTO retired_stage_channels
+SELECT * FROM stage_channels WHERE customer_key IN (SELECT customer_key FROM newly_dirty);
 INSERT INTO retired_customers SELECT customer_key FROM newly_dirty;
 
 DROP TABLE newly_dirty;

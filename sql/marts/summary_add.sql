@@ -1,5 +1,6 @@
 -- $sign (1 or -1) times the summaries' counts of the customers of $journeys, with their rows of $entries
--- (stage_entries) and $firsts (touchpoint_firsts), into the delta tables of summary_start.sql. The same counting
+-- (stage_entries), $firsts (touchpoint_firsts), $touchpoints (stage_touchpoints) and $channels (stage_channels),
+-- into the delta tables of summary_start.sql. The same counting
 -- for a full refresh (every customer, 1), a night's dirty customers (their new rows, 1) and what the summaries
 -- counted of them (retired_*, -1).
 
@@ -40,3 +41,21 @@ WHERE p.cutoff_number IS NULL OR f.event_number < p.cutoff_number
 GROUP BY ALL;
 
 DROP TABLE summary_population;
+
+INSERT INTO delta_stage_touchpoints
+SELECT j.first_channel, t.stage_order, t.touchpoint, $sign * count(*), $sign * count(*) FILTER (WHERE t.before_moving_on)
+FROM query_table($touchpoints) AS t
+INNER JOIN query_table($journeys) AS j ON t.customer_key = j.customer_key
+GROUP BY ALL;
+
+INSERT INTO delta_stage_customers
+SELECT j.first_channel, t.stage_order, $sign * count(*)
+FROM (SELECT DISTINCT customer_key, stage_order FROM query_table($touchpoints)) AS t
+INNER JOIN query_table($journeys) AS j ON t.customer_key = j.customer_key
+GROUP BY ALL;
+
+INSERT INTO delta_stage_channels
+SELECT j.first_channel, c.stage_order, c.channel, $sign * sum(c.sessions)
+FROM query_table($channels) AS c
+INNER JOIN query_table($journeys) AS j ON c.customer_key = j.customer_key
+GROUP BY ALL;

@@ -16,9 +16,37 @@ GROUP BY ALL
 HAVING sum(customers_with) <> 0
 ORDER BY ALL;
 
+CREATE OR REPLACE TABLE summary_stage_touchpoints AS
+SELECT segment, stage_order, touchpoint, CAST(sum(customers) AS BIGINT) AS customers,
+       CAST(sum(before_moving_on) AS BIGINT) AS before_moving_on
+FROM (SELECT * FROM summary_stage_touchpoints UNION ALL SELECT * FROM delta_stage_touchpoints)
+GROUP BY ALL
+HAVING sum(customers) <> 0
+ORDER BY ALL;
+
+CREATE OR REPLACE TABLE summary_stage_customers AS
+SELECT segment, stage_order, CAST(sum(customers) AS BIGINT) AS customers
+FROM (SELECT * FROM summary_stage_customers UNION ALL SELECT * FROM delta_stage_customers)
+GROUP BY ALL
+HAVING sum(customers) <> 0
+ORDER BY ALL;
+
+-- A customer's row of stage_channels has sessions >= 1: a group of 0 sessions has no customer left.
+CREATE OR REPLACE TABLE summary_stage_channels AS
+SELECT segment, stage_order, channel, CAST(sum(sessions) AS BIGINT) AS sessions
+FROM (SELECT * FROM summary_stage_channels UNION ALL SELECT * FROM delta_stage_channels)
+GROUP BY ALL
+HAVING sum(sessions) <> 0
+ORDER BY ALL;
+
 DROP TABLE delta_driver_population;
 DROP TABLE delta_driver_touchpoints;
+DROP TABLE delta_stage_touchpoints;
+DROP TABLE delta_stage_customers;
+DROP TABLE delta_stage_channels;
 DELETE FROM retired_customers;
 DELETE FROM retired_journeys;
 DELETE FROM retired_stage_entries;
 DELETE FROM retired_touchpoint_firsts;
+DELETE FROM retired_stage_touchpoints;
+DELETE FROM retired_stage_channels;
