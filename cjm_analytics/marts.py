@@ -1,5 +1,6 @@
 """The marts layer: funnel, transitions, daily conversion, Sankey links and the run headline (sql/marts/), and
-three of the analyst's answers (cjm_analytics.analysis), all read from the core tables."""
+three of the analyst's answers (cjm_analytics.analysis), all read from the core tables; and the summaries the
+journey map reads, maintained per dirty customer (maintain_summaries)."""
 
 from __future__ import annotations
 
@@ -60,9 +61,9 @@ RETIRED = ("retired_customers", "retired_journeys", "retired_stage_entries", "re
 
 def maintain_summaries(con: duckdb.DuckDBPyConnection, goal_order: int, full: bool) -> bool:
     """The summaries the journey map reads (its top touchpoints, channel mix and conversion drivers), kept per dirty
-    customer: a night adds its dirty
-    customers' rows and subtracts their retired rows, so it reads those customers only; a full refresh (or a
-    warehouse without them yet) counts every customer with the same SQL. Returns whether they were rebuilt."""
+    customer: a night adds its dirty customers' new rows and subtracts their retired rows, so it reads those
+    customers only; a full refresh (or a warehouse without them yet) counts every customer with the same SQL.
+    Returns whether they were rebuilt."""
     present = {str(r[0]) for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
     rebuild = full or not set(SUMMARIES) <= present
     if rebuild:  # recreated: a new version's core columns reach the retired tables too
