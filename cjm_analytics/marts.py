@@ -1,5 +1,6 @@
 """The marts layer: funnel, transitions, daily conversion, Sankey links and the run headline (sql/marts/), and
-three of the analyst's answers (cjm_analytics.analysis), all read from the core tables."""
+three of the analyst's answers (cjm_analytics.analysis), all read from the core tables; and the summaries the
+journey map reads, maintained per dirty customer (maintain_summaries)."""
 
 from __future__ import annotations
 
@@ -50,11 +51,47 @@ def build_analysis_marts(con: duckdb.DuckDBPyConnection, config: Config) -> None
     _store(con, "conversion_change", conversion_change(con, config) if has_previous_run(con) else None)
 
 
+# What maintain_summaries keeps: additive counts per first-touch channel (sql/marts/summary_start.sql).
+SUMMARIES = ("summary_driver_population", "summary_driver_touchpoints", "summary_stage_touchpoints",
+             "summary_stage_customers", "summary_stage_channels")
+# The core rows of a night's dirty customers as the summaries counted them (sql/core/retire_dirty.sql).
+RETIRED = ("retired_customers", "retired_journeys", "retired_stage_entries", "retired_touchpoint_firsts",
+           "retired_stage_touchpoints", "retired_stage_channels")
+
+
+def maintain_summaries(con: duckdb.DuckDBPyConnection, goal_order: int, full: bool) -> bool:
+    """The summaries the journey map reads (its top touchpoints, channel mix and conversion drivers), kept per dirty
+    customer: a night adds its dirty customers' new rows and subtracts their retired rows, so it reads those
+    customers only; a full refresh (or a warehouse without them yet) counts every customer with the same SQL.
+    Returns whether they were rebuilt."""
+    present = {str(r[0]) for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    rebuild = full or not set(SUMMARIES) <= present
+    if rebuild:  # recreated: a new version's core columns reach the retired tables too
+        for table in (*SUMMARIES, *RETIRED):
+            con.execute(f"DROP TABLE IF EXISTS {table}")
+    run_sql(con, "marts/summary_start")
+    if rebuild:
+        run_sql(con, "marts/summary_add", journeys="journeys", entries="stage_entries", firsts="touchpoint_firsts",
+                touchpoints="stage_touchpoints", channels="stage_channels", sign=1, goal_order=goal_order)
+    else:
+        run_sql(con, "marts/summary_dirty")
+        run_sql(con, "marts/summary_add", journeys="summary_new_journeys", entries="summary_new_stage_entries",
+                firsts="summary_new_touchpoint_firsts", touchpoints="summary_new_stage_touchpoints",
+                channels="summary_new_stage_channels", sign=1, goal_order=goal_order)
+        run_sql(con, "marts/summary_add", journeys="retired_journeys", entries="retired_stage_entries",
+                firsts="retired_touchpoint_firsts", touchpoints="retired_stage_touchpoints",
+                channels="retired_stage_channels", sign=-1, goal_order=goal_order)
+    run_sql(con, "marts/summary_merge")
+    return rebuild
+
+
 def build_marts(
-    con: duckdb.DuckDBPyConnection, config: Config, run_id: str, run_started: datetime
+    con: duckdb.DuckDBPyConnection, config: Config, run_id: str, run_started: datetime, full: bool = True
 ) -> dict[str, int]:
-    """Rebuild every mart from the core tables; returns the row count of each."""
+    """Rebuild every mart from the core tables, and maintain the summaries (maintain_summaries: per dirty customer
+    unless full); returns the row count of each."""
     report = config.report
+    maintain_summaries(con, config.goal_order, full)
     run_sql(con, "marts/stage_ladder")
     run_sql(con, "marts/stage_conversion_daily", goal_order=config.goal_order)
     run_sql(con, "marts/stage_funnel", goal_order=config.goal_order)

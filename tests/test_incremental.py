@@ -386,3 +386,73 @@ def test_a_run_killed_at_any_point_then_rerun_equals_an_uninterrupted_run(tmp_pa
         ("u1", ["browse", "cart", "buy"]), ("u3", ["browse"])]
     assert rows(cfg, "SELECT count(*) FROM raw_events") == [(6,)]
     assert differences(cfg.warehouse, full_run_copy(cfg)) == {}
+
+
+# --- the marts' summaries, maintained per dirty customer ------------------------------------------------------
+
+
+def test_summaries_kept_over_nights_with_moves_deletions_and_a_crash_equal_a_full_refresh(tmp_path: Path) -> None:
+    """The summaries (marts.maintain_summaries) subtract what they counted of each dirty customer and add their new
+    rows: customers change first-touch channel (a late first event), stage (a re-export drops an order), identity
+    (a login), and a night dies after its core steps, before its marts; each night equals a full refresh."""
+    day = write_csv(tmp_path / "web" / "day1.csv", f"""
+        {HEADER}
+        1,,u1,landing,2026-11-01T10:00:00Z,ads
+        2,,u1,product_view,2026-11-01T10:05:00Z,
+        3,,u1,add_to_cart,2026-11-01T10:10:00Z,
+        4,,u1,order,2026-11-01T10:20:00Z,
+        5,,u2,landing,2026-11-01T11:00:00Z,email
+        6,,u2,page,2026-11-01T11:05:00Z,
+        7,,u2,add_to_cart,2026-11-01T11:10:00Z,
+        8,a3,,product_view,2026-11-01T12:00:00Z,ads
+        9,a3,,add_to_cart,2026-11-01T12:05:00Z,
+        10,,u4,landing,2026-11-01T13:00:00Z,
+        11,,u4,page,2026-11-01T13:01:00Z,
+    """)
+    cfg = make_config(tmp_path)
+    run_steps(cfg, run_started=RUN_STARTED)
+    summary = "SELECT * FROM summary_driver_touchpoints ORDER BY ALL"
+    first = rows(cfg, summary)
+    # u1 (ads) converted from browse having landed; u4 (no channel) did not, u2 (email) did, both after a page.
+    assert {("ads", 1, "landing", 1, 1), (None, 1, "page", 1, 0), ("email", 1, "page", 1, 1)} <= set(first)
+    # Night 2: u1's order is re-exported away (buy -> cart), u2's late first event moves them from email to
+    # social, a3 logs in as u4 (u4 gains a cart).
+    write_csv(day, f"""
+        {HEADER}
+        1,,u1,landing,2026-11-01T10:00:00Z,ads
+        2,,u1,product_view,2026-11-01T10:05:00Z,
+        3,,u1,add_to_cart,2026-11-01T10:10:00Z,
+        5,,u2,landing,2026-11-01T11:00:00Z,email
+        6,,u2,page,2026-11-01T11:05:00Z,
+        7,,u2,add_to_cart,2026-11-01T11:10:00Z,
+        8,a3,,product_view,2026-11-01T12:00:00Z,ads
+        9,a3,,add_to_cart,2026-11-01T12:05:00Z,
+        10,,u4,landing,2026-11-01T13:00:00Z,
+        11,,u4,page,2026-11-01T13:01:00Z,
+    """)
+    write_csv(tmp_path / "web" / "day2.csv", f"""
+        {HEADER}
+        12,,u2,page,2026-11-01T08:00:00Z,social
+        13,a3,u4,login,2026-11-02T09:00:00Z,
+    """)
+    run_steps(cfg, run_started=RUN_STARTED)
+    assert rows(cfg, summary) != first
+    assert differences(cfg.warehouse, full_run_copy(cfg)) == {}
+    # Night 3 dies after its core steps: the summaries still count the customers' rows of night 2.
+    write_csv(tmp_path / "web" / "day3.csv", f"""
+        {HEADER}
+        14,,u2,order,2026-11-02T11:00:00Z,
+        15,,u5,landing,2026-11-02T12:00:00Z,ads
+    """)
+    run_steps(cfg, until="build_journeys", run_started=RUN_STARTED)
+    assert rows(cfg, "SELECT customer_key FROM retired_customers ORDER BY 1") == [("u2",), ("u5",)]
+    # Night 4 touches u2 again (and u1): u2's retired rows stay those the summaries counted.
+    write_csv(tmp_path / "web" / "day4.csv", f"""
+        {HEADER}
+        16,,u2,product_x,2026-11-01T07:00:00Z,
+        17,,u1,order,2026-11-03T10:00:00Z,
+    """)
+    run_steps(cfg, run_started=RUN_STARTED)
+    assert rows(cfg, "SELECT count(*) FROM retired_customers") == [(0,)]
+    assert rows(cfg, "SELECT count(*) FROM retired_touchpoint_firsts") == [(0,)]
+    assert differences(cfg.warehouse, full_run_copy(cfg)) == {}

@@ -438,3 +438,31 @@ def test_a_wrong_journey_map_section_is_one_line(tmp_path: Path, section: dict[s
     with pytest.raises(ConfigError) as e:
         make_config(tmp_path, journey_map=section)
     assert str(e.value) == f"test.yaml: {message}"
+
+
+def test_the_maps_driver_counts_from_the_summaries_are_those_counted_over_every_customer(sample: Config) -> None:
+    """The personas of all customers and of first-touch channel take their drivers' counts from the maintained
+    summaries (marts.maintain_summaries); counted over every customer (stage_driver_counts), they are the same."""
+    from cjm_analytics.analysis.journey_map import (
+        SUMMARIZED_TYPES,
+        build_personas,
+        stage_driver_counts,
+        summary_driver_counts,
+    )
+    from cjm_analytics.sql_steps import run_sql
+
+    con = duckdb.connect(str(sample.warehouse), read_only=True)
+    build_personas(con, sample)
+    run_sql(con, "marts/journey_map_prepare")
+    run_sql(con, "marts/journey_map_segment_personas", persona_types=list(SUMMARIZED_TYPES))
+    assert set(sample.journey_map.personas) <= set(SUMMARIZED_TYPES)
+    checked = 0
+    for order in range(1, sample.goal_order):
+        touchpoints = [str(t) for (t,) in con.execute("SELECT DISTINCT touchpoint FROM stage_touchpoints "
+                                                      "WHERE stage_order = ? ORDER BY 1", [order]).fetchall()]
+        want = stage_driver_counts(con, order, touchpoints, 1)  # every count, not only those a test reads
+        got = summary_driver_counts(con, order, touchpoints, 1)
+        pd.testing.assert_frame_equal(got, want, check_dtype=False)
+        checked += len(got)
+    assert checked > 100
+    con.close()

@@ -26,6 +26,10 @@ ALL_TYPE = "all"
 ALL_PERSONA = "all customers"
 TOP_N = 5  # top touchpoints and channels per stage
 MOMENTS_PER_STAGE = 3
+# The persona types that are a function of the first-touch channel: their top touchpoints, channel mix and
+# conversion drivers are read from the summaries the aggregate step maintains per dirty customer
+# (cjm_analytics.marts.maintain_summaries); the others' are counted over their customers' rows.
+SUMMARIZED_TYPES = (ALL_TYPE, "first_touch_channel")
 
 
 def build_personas(con: duckdb.DuckDBPyConnection, cfg: Config) -> None:
@@ -72,6 +76,14 @@ def stage_driver_counts(con: duckdb.DuckDBPyConnection, stage_order: int, touchp
                      **tables)
 
 
+def summary_driver_counts(con: duckdb.DuckDBPyConnection, stage_order: int, touchpoints: list[str],
+                          min_support: int) -> pd.DataFrame:
+    """stage_driver_counts for the personas of SUMMARIZED_TYPES, summed from the maintained summaries over the
+    first-touch channels in each persona (jm_segment_personas) instead of counted over every customer."""
+    return query_sql(con, "marts/journey_map_driver_summary_counts", from_order=stage_order,
+                     touchpoints=touchpoints, min_support=min_support)
+
+
 Row = dict[str, Any]
 
 
@@ -113,8 +125,10 @@ def moment_rows(head: Row, drivers: pd.DataFrame, lost: int) -> list[Row]:
 def driver_rows(con: duckdb.DuckDBPyConnection, map_rows: pd.DataFrame, goal_order: int,
                 min_support: int) -> list[Row]:
     """moment_of_truth and opportunity rows, per persona large enough to read and stage before the goal."""
-    placed = con.execute("SELECT DISTINCT stage_order, touchpoint FROM stage_touchpoints WHERE before_moving_on "
-                         "ORDER BY ALL").fetchall()
+    # A stage's candidates: the touchpoints some customer had there before moving on (the maintained summary of
+    # stage_touchpoints, not a scan of it).
+    placed = con.execute("SELECT DISTINCT stage_order, touchpoint FROM summary_stage_touchpoints "
+                         "WHERE before_moving_on > 0 ORDER BY ALL").fetchall()
     touchpoints: dict[int, list[str]] = {}
     for order, touchpoint in placed:
         touchpoints.setdefault(int(order), []).append(str(touchpoint))
@@ -122,9 +136,13 @@ def driver_rows(con: duckdb.DuckDBPyConnection, map_rows: pd.DataFrame, goal_ord
     heads = map_rows[(map_rows["measure"] == "lost") & ~map_rows["too_small"].astype(bool)
                      & (map_rows["customers"] >= 2 * min_support)]
     out: list[Row] = []
+    others = set(heads["persona_type"]) - set(SUMMARIZED_TYPES)  # personas of event properties: counted here
     # Only stages with a persona large enough to test cost a query (a small warehouse costs none).
     for order in sorted(o for o in touchpoints if o < goal_order and (heads["stage_order"] == o).any()):
-        counts = stage_driver_counts(con, order, touchpoints[order], min_support)
+        counts = summary_driver_counts(con, order, touchpoints[order], min_support)
+        if others:
+            counted = stage_driver_counts(con, order, touchpoints[order], min_support)
+            counts = pd.concat([counts, counted[counted["persona_type"].isin(others)]], ignore_index=True)
         per_persona = dict(iter(counts.groupby(["persona_type", "persona"])))
         for head in cast(list[Row], heads[heads["stage_order"] == order].to_dict("records")):
             found = per_persona.get((head["persona_type"], head["persona"]))
@@ -168,9 +186,11 @@ def build_journey_map(con: duckdb.DuckDBPyConnection, cfg: Config) -> None:
     surveys = survey_params(cfg)
     run_sql(con, "analysis/emotion_survey_responses")  # defines the cjm_survey_responses macro
     run_sql(con, "marts/journey_map_prepare")
+    run_sql(con, "marts/journey_map_segment_personas", persona_types=list(SUMMARIZED_TYPES))
     run_sql(con, "marts/journey_map", goal_order=cfg.goal_order, surveys=surveys, has_surveys=bool(surveys),
             support_events=list(cfg.analysis.support_events), has_support=bool(cfg.analysis.support_events),
-            top_n=TOP_N, min_customers=cfg.journey_map.min_customers)
+            top_n=TOP_N, min_customers=cfg.journey_map.min_customers, summarized_types=list(SUMMARIZED_TYPES),
+            has_counted=bool(set(cfg.journey_map.personas) - set(SUMMARIZED_TYPES)))
     map_rows = con.execute("SELECT * FROM journey_map").fetchdf()
     # Whether the inputs of emotion and support were configured: without them those rows are absent, which a
     # reader must tell from "configured, no answers at this stage" (never shown as 0).
@@ -185,5 +205,6 @@ def build_journey_map(con: duckdb.DuckDBPyConnection, cfg: Config) -> None:
         con.register("jm_extra", extra)
         con.execute("INSERT INTO journey_map BY NAME SELECT * FROM jm_extra")
         con.unregister("jm_extra")
-    for temp in ("jm_personas", "jm_customers", "cjm_driver_population", "cjm_driver_history", "cjm_driver_flags"):
+    for temp in ("jm_personas", "jm_customers", "jm_segment_personas", "cjm_driver_population", "cjm_driver_history",
+                 "cjm_driver_flags"):
         con.execute(f"DROP TABLE IF EXISTS {temp}")

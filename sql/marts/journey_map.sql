@@ -1,7 +1,8 @@
 -- The journey_map mart (docs/marts.md): per persona and stage, one row per measure, long format. The statistics
 -- that need a test per touchpoint (moment_of_truth, opportunity, persona_conversion) are added by
--- cjm_analytics.analysis.journey_map. Needs the temp tables of journey_map_prepare.sql and, with surveys, the
--- cjm_survey_responses macro. Intervals are 95% (z = 1.959964).
+-- cjm_analytics.analysis.journey_map. Needs the temp tables of journey_map_prepare.sql and
+-- journey_map_segment_personas.sql, the maintained summaries and, with surveys, the cjm_survey_responses macro.
+-- Intervals are 95% (z = 1.959964).
 
 -- Wilson score interval of hits / n (clamped to 0..1 against floating-point noise at 0 and n hits).
 CREATE OR REPLACE TEMP MACRO jm_wilson_low(hits, n) AS
@@ -45,32 +46,54 @@ funnel AS (
     FROM ladder
 ),
 
--- What each customer did at each stage, distinct per customer (the core table) before the personas multiply the rows.
-customer_touchpoints AS (
-    SELECT customer_key, stage_order, touchpoint AS label
-    FROM stage_touchpoints
+-- What customers did at each stage. The personas of all customers and of first-touch channel ($summarized_types)
+-- read the summaries kept per dirty customer (cjm_analytics.marts.maintain_summaries), summed over each persona's
+-- channels (jm_segment_personas); the personas of an event property ($has_counted) count the per-customer rows of
+-- the core table, distinct per customer, before the personas multiply the rows.
+counted_customers AS (
+    SELECT *
+    FROM jm_customers
+    WHERE $has_counted AND NOT list_contains(CAST($summarized_types AS VARCHAR[]), persona_type)
 ),
 
 stage_customers AS (
+    SELECT m.persona_type, m.persona, s.stage_order, CAST(sum(s.customers) AS BIGINT) AS customers
+    FROM summary_stage_customers AS s
+    INNER JOIN jm_segment_personas AS m ON s.segment IS NOT DISTINCT FROM m.segment
+    GROUP BY ALL
+    UNION ALL
     SELECT c.persona_type, c.persona, s.stage_order, count(*) AS customers
-    FROM (SELECT DISTINCT customer_key, stage_order FROM customer_touchpoints) AS s
-    INNER JOIN jm_customers AS c ON s.customer_key = c.customer_key
+    FROM (SELECT DISTINCT customer_key, stage_order FROM stage_touchpoints WHERE $has_counted) AS s
+    INNER JOIN counted_customers AS c ON s.customer_key = c.customer_key
     GROUP BY ALL
 ),
 
 touchpoints AS (
-    SELECT c.persona_type, c.persona, t.stage_order, t.label, count(*) AS hits
-    FROM customer_touchpoints AS t
-    INNER JOIN jm_customers AS c ON t.customer_key = c.customer_key
+    SELECT m.persona_type, m.persona, s.stage_order, s.touchpoint AS label, CAST(sum(s.customers) AS BIGINT) AS hits
+    FROM summary_stage_touchpoints AS s
+    INNER JOIN jm_segment_personas AS m ON s.segment IS NOT DISTINCT FROM m.segment
+    GROUP BY ALL
+    UNION ALL
+    SELECT c.persona_type, c.persona, t.stage_order, t.touchpoint AS label, count(*) AS hits
+    FROM stage_touchpoints AS t
+    INNER JOIN counted_customers AS c ON t.customer_key = c.customer_key
+    WHERE $has_counted
     GROUP BY ALL
 ),
 
 -- A session's channel: sessions.channel, its first event's channel that is not NULL.
 channels AS (
+    SELECT m.persona_type, m.persona, s.stage_order, coalesce(s.channel, '(no channel)') AS label,
+           CAST(sum(s.sessions) AS BIGINT) AS hits
+    FROM summary_stage_channels AS s
+    INNER JOIN jm_segment_personas AS m ON s.segment IS NOT DISTINCT FROM m.segment
+    GROUP BY ALL
+    UNION ALL
     SELECT c.persona_type, c.persona, s.stage_order, coalesce(s.channel, '(no channel)') AS label,
            CAST(sum(s.sessions) AS BIGINT) AS hits
     FROM stage_channels AS s
-    INNER JOIN jm_customers AS c ON s.customer_key = c.customer_key
+    INNER JOIN counted_customers AS c ON s.customer_key = c.customer_key
+    WHERE $has_counted
     GROUP BY ALL
 ),
 
