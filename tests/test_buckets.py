@@ -76,7 +76,7 @@ def test_incremental_nights_in_several_buckets_equal_one_full_run(
 
 
 @pytest.mark.parametrize(("duckdb_section", "during"), [({}, "95.3 MiB"), ({"memory_limit": "2GB"}, "1.8 GiB")])
-def test_the_core_steps_and_the_marts_run_within_the_budget_unless_a_memory_limit_is_set(
+def test_the_load_the_core_steps_and_the_marts_run_within_the_budget_unless_a_memory_limit_is_set(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, duckdb_section: dict[str, str], during: str) -> None:
     seen: dict[str, str] = {}
 
@@ -87,8 +87,8 @@ def test_the_core_steps_and_the_marts_run_within_the_budget_unless_a_memory_limi
             return step(con, *args, **kwargs)
         return wrapped
 
-    for name in ("sessionize", "build_journeys", "build_marts"):
+    for name in ("load_source", "sessionize", "build_journeys", "build_marts"):
         monkeypatch.setattr(nightly, name, spy(name, getattr(nightly, name)))
     built_warehouse(tmp_path, "\n".join([HEADER, "e1,a1,u1,order,2026-11-01T09:00:00Z,ads"]),
                     engine={"memory_budget": "100MB"}, duckdb=duckdb_section)
-    assert seen == {"sessionize": during, "build_journeys": during, "build_marts": during}
+    assert seen == {"load_source": during, "sessionize": during, "build_journeys": during, "build_marts": during}

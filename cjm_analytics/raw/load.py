@@ -33,7 +33,14 @@ from cjm_analytics.presets import staged_as
 from cjm_analytics.raw import project
 from cjm_analytics.raw.lifecycle import LoadPlan, ManifestEntry, PresentFile, plan_files
 from cjm_analytics.raw.project import create_staged_rows
-from cjm_analytics.raw.text import explain_refusal, record_column, stage_csv, stage_json_lines, stage_snowplow_text
+from cjm_analytics.raw.text import (
+    explain_refusal,
+    limit_kept,
+    record_column,
+    stage_csv,
+    stage_json_lines,
+    stage_snowplow_text,
+)
 from cjm_analytics.sql_steps import quote_ident, quote_literal, run_sql
 from cjm_analytics.warehouse import transaction
 
@@ -491,27 +498,28 @@ def _append_files(con: duckdb.DuckDBPyConnection, writer: duckdb.DuckDBPyConnect
     False if they could not be read; a single file is then refused (in the `writer`'s batch_files).
     """
     try:
-        if parquet_columns is None:
-            _stage(con, source, files[0])
-        elif piece_record is not None:
-            _stage_parquet_piece(con, source, files[0], parquet_columns, piece_record)
-        else:
-            _stage_parquet_files(con, source, files, parquet_columns)
-        run_sql(
-            con,
-            "raw/append_file",
-            file_index=files[0].index,  # for the reader's rejects, which only a single text file has
-            source=source.name,
-            ts_format=source.timestamp_format,
-            timezone=source.timezone,
-            ambiguous_times=source.ambiguous_times,
-            has_zone="%z" in source.timestamp_format or "%Z" in source.timestamp_format,
-            min_timestamp=source.min_timestamp,
-            run_started=run_started.replace(tzinfo=None),
-            max_future_us=int(source.max_future_hours * 3_600_000_000),
-            max_future_hours=f"{source.max_future_hours:g}",
-            filters=source.row_filters(),
-        )
+        with limit_kept(con):  # raised for a text file with a long line while it is read and judged (text.py)
+            if parquet_columns is None:
+                _stage(con, source, files[0])
+            elif piece_record is not None:
+                _stage_parquet_piece(con, source, files[0], parquet_columns, piece_record)
+            else:
+                _stage_parquet_files(con, source, files, parquet_columns)
+            run_sql(
+                con,
+                "raw/append_file",
+                file_index=files[0].index,  # for the reader's rejects, which only a single text file has
+                source=source.name,
+                ts_format=source.timestamp_format,
+                timezone=source.timezone,
+                ambiguous_times=source.ambiguous_times,
+                has_zone="%z" in source.timestamp_format or "%Z" in source.timestamp_format,
+                min_timestamp=source.min_timestamp,
+                run_started=run_started.replace(tzinfo=None),
+                max_future_us=int(source.max_future_hours * 3_600_000_000),
+                max_future_hours=f"{source.max_future_hours:g}",
+                filters=source.row_filters(),
+            )
     except (duckdb.Error, SourceError, OSError, EOFError, zlib.error, csv.Error, UnicodeError) as e:
         # Any failure to read refuses this file alone (the others load, the next run tries it again).
         # Each statement adds all of its rows or none, but the reader's rejects may be in already.

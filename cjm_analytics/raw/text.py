@@ -34,6 +34,7 @@ _JSON_LINE_DELIM = "\x1e"
 # a file with one is read with a larger limit (only such a file: the limit sizes the reader's buffers).
 _DEFAULT_MAX_LINE = 2_000_000
 _LINE_MARGIN = 1 << 16
+_MEMORY_UNITS = {"bytes": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}
 _GZIP_MAX_LINE = 4_000_000
 _CHUNK = 1 << 20  # bytes scanned at a time for line lengths
 _HEADER_LIMIT = 1 << 20  # a first line longer than this is not a header
@@ -332,8 +333,10 @@ def _quote_running_on(con: duckdb.DuckDBPyConnection, text: _Text, file: Path,
             con.execute("DROP TABLE IF EXISTS cjm_reject_scans")
             # In one buffer the reader's report is exact (parallel = false would drop an open quote's rest
             # silently), and with a limit over the window's size an open quote is reported, not dropped.
+            window_line = _max_line_size(end + 1 - start, False)
+            _room_for_reader(con, window_line)
             con.execute(f"CREATE OR REPLACE TEMP TABLE cjm_window AS SELECT * FROM "
-                        f"{text.reader(window_file, False, _max_line_size(end + 1 - start, False))}")
+                        f"{text.reader(window_file, False, window_line)}")
             found = con.execute(
                 f"""
                 SELECT line, min(line_byte_position), any_value(csv_line),
@@ -358,8 +361,51 @@ def _scan(con: duckdb.DuckDBPyConnection, text: _Text, file: Path, header: bool,
     con.execute("DROP TABLE IF EXISTS cjm_reject_errors")
     con.execute("DROP TABLE IF EXISTS cjm_reject_scans")
     # row_number() OVER () streams in scan order: the accepted rows' order in the file.
+    _room_for_reader(con, max_line)
     con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT *, row_number() OVER () AS {quote_ident(ordinal)} "
                 f"FROM {text.reader(file, header, max_line)}")
+
+
+def _room_for_reader(con: duckdb.DuckDBPyConnection, max_line: int | None) -> None:
+    """DuckDB's memory_limit raised, if below it, to DuckDB's default (80% of RAM) for a file read with a
+    max_line_size over the reader's default.
+
+    The load runs with DuckDB's limit at engine.memory_budget (nightly.load_sources), but a file with a very long
+    line needs far more than its bytes: the reader holds two buffers of 16 times max_line_size (a gzip file's
+    50 MB line: two blocks of 763.9 MiB), and judging the line copies it again and again (a JSON line of 50 MB
+    was refused for memory at 48 times its size, a Snowplow field at 2.2 GiB). No multiple of the line is safe,
+    so the rule is: such a file is staged and judged under DuckDB's default limit, as before the load ran within
+    the budget, and the load puts the limit back once it is judged (`limit_kept`). A file of short lines never
+    raises it, nor a gzip file's larger reading (_GZIP_MAX_LINE); a higher limit (the config's) is kept."""
+    if not max_line or max_line <= _GZIP_MAX_LINE:  # buffers of 128 MB at most: within any budget
+        return
+    with duckdb.connect() as fresh:
+        default = _memory_limit(fresh)
+    if default > _memory_limit(con):
+        con.execute("SET memory_limit = $limit", {"limit": f"{int(default)}B"})
+
+
+def _memory_limit(con: duckdb.DuckDBPyConnection) -> float:
+    """DuckDB's memory_limit in bytes (it says it as e.g. '572.2 MiB')."""
+    row = con.execute("SELECT current_setting('memory_limit')").fetchone()
+    amount, _, unit = str(row[0] if row else "").partition(" ")
+    return float(amount or 0) * _MEMORY_UNITS.get(unit, 0)
+
+
+@contextmanager
+def limit_kept(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """DuckDB's memory_limit as it was before the block, whatever a long line's reading raised it to in it (the
+    limit is the database's, shared by its connections: read and set on a cursor, which a result left pending on
+    `con` does not block)."""
+    with con.cursor() as setting:
+        row = setting.execute("SELECT current_setting('memory_limit')").fetchone()
+        before = str(row[0]) if row else ""
+        try:
+            yield
+        finally:
+            row = setting.execute("SELECT current_setting('memory_limit')").fetchone()
+            if row and str(row[0]) != before:
+                setting.execute("SET memory_limit = $limit", {"limit": before})
 
 
 def _rejected(con: duckdb.DuckDBPyConnection) -> bool:
