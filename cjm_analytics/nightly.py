@@ -151,9 +151,13 @@ def _within_budget(con: Any, config: Config) -> Iterator[None]:
         yield
         return
     con.execute("SET memory_limit = $limit", {"limit": f"{config.engine.memory_budget_bytes}B"})
+    # Said to the load's reader: this limit is the budget, not the user's, so a file with a very long line may
+    # be read above it (raw/text.py, `_room_for_reader`); a limit the config sets is never raised.
+    con.execute("SET VARIABLE cjm_limit_is_budget = true")
     try:
         yield
     finally:
+        con.execute("RESET VARIABLE cjm_limit_is_budget")
         con.execute("RESET memory_limit")
 
 

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
 from cjm_analytics import core, nightly
@@ -124,3 +125,22 @@ def test_the_load_checkpoints_its_batch_within_the_budget(tmp_path: Path, monkey
     run_steps(make_config(tmp_path, engine={"memory_budget": "100MB"}), until="load_sources",
               run_started=RUN_STARTED)
     assert limits == ["95.3 MiB"]
+
+
+def test_a_long_line_raises_only_the_budgets_limit_never_the_configs() -> None:
+    # The load runs at the budget's limit, which a file with a very long line may exceed while it is read; a limit
+    # the user set (duckdb.memory_limit, e.g. a container's memory) is theirs and stays.
+    from cjm_analytics.raw.text import _room_for_reader
+
+    def limit_after(is_budget: bool, max_line: int) -> str:
+        with duckdb.connect() as con:
+            con.execute("SET memory_limit = '100MB'")
+            if is_budget:
+                con.execute("SET VARIABLE cjm_limit_is_budget = true")
+            _room_for_reader(con, max_line)
+            row = con.execute("SELECT current_setting('memory_limit')").fetchone()
+            return str(row[0]) if row else ""
+
+    assert limit_after(is_budget=False, max_line=50_000_000) == "95.3 MiB"  # the config's: kept
+    assert limit_after(is_budget=True, max_line=1_000_000) == "95.3 MiB"  # a short line: within any budget
+    assert limit_after(is_budget=True, max_line=50_000_000) != "95.3 MiB"  # the budget's, for a long line: raised

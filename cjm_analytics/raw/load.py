@@ -545,6 +545,9 @@ def _staging_connection(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckD
     stage = con.cursor()
     try:
         stage.execute("SET TimeZone = 'UTC'")  # as warehouse.connect: every cast means the same everywhere
+        # A variable is the session's: whether the limit is the budget's, which a long line may raise (text.py).
+        stage.execute("SET VARIABLE cjm_limit_is_budget = $v",
+                      {"v": con.execute("SELECT getvariable('cjm_limit_is_budget')").fetchone() == (True,)})
         run_sql(stage, "raw/macros")
         yield stage
     finally:

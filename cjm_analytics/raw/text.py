@@ -376,8 +376,13 @@ def _room_for_reader(con: duckdb.DuckDBPyConnection, max_line: int | None) -> No
     was refused for memory at 48 times its size, a Snowplow field at 2.2 GiB). No multiple of the line is safe,
     so the rule is: such a file is staged and judged under DuckDB's default limit, as before the load ran within
     the budget, and the load puts the limit back once it is judged (`limit_kept`). A file of short lines never
-    raises it, nor a gzip file's larger reading (_GZIP_MAX_LINE); a higher limit (the config's) is kept."""
+    raises it, nor a gzip file's larger reading (_GZIP_MAX_LINE). Only the budget's limit is raised
+    (nightly._within_budget says so in a variable): a limit the config sets is the user's bound (a container's
+    memory), so there such a file is refused for memory with DuckDB's reason, as it always was."""
     if not max_line or max_line <= _GZIP_MAX_LINE:  # buffers of 128 MB at most: within any budget
+        return
+    row = con.execute("SELECT getvariable('cjm_limit_is_budget')").fetchone()
+    if not (row and row[0]):
         return
     with duckdb.connect() as fresh:
         default = _memory_limit(fresh)
