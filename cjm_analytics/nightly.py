@@ -35,7 +35,7 @@ from cjm_analytics.core import (
 from cjm_analytics.distributed import bucket_root, export_buckets, import_buckets, process_bucket, remove_bucket_files
 from cjm_analytics.marts import build_marts
 from cjm_analytics.raw import FileLoad, load_source
-from cjm_analytics.warehouse import open_warehouse, run_lock, transaction
+from cjm_analytics.warehouse import open_warehouse, run_lock, transaction, undone_after
 
 
 @dataclass(frozen=True)
@@ -154,11 +154,16 @@ def _within_budget(con: Any, config: Config) -> Iterator[None]:
     # Said to the load's reader: this limit is the budget, not the user's, so a file with a very long line may
     # be read above it (raw/text.py, `_room_for_reader`); a limit the config sets is never raised.
     con.execute("SET VARIABLE cjm_limit_is_budget = true")
-    try:
-        yield
-    finally:
+
+    def reset() -> None:
+        # The limit is the database's: put back on a cursor, whose transaction is not the step's (a failed
+        # statement aborts that one, which then refuses any statement); the variable is this session's.
+        with con.cursor() as other:
+            other.execute("RESET memory_limit")
         con.execute("RESET VARIABLE cjm_limit_is_budget")
-        con.execute("RESET memory_limit")
+
+    with undone_after(reset):
+        yield
 
 
 def sessionize_step(ctx: RunContext) -> StepResult:

@@ -234,6 +234,21 @@ def open_warehouse(path: Path, settings: DuckDBSettings | None = None, *,
 
 
 @contextmanager
+def undone_after(undo: Callable[[], object]) -> Iterator[None]:
+    """`undo` (a setting put back) after the block, whatever its outcome; when the block failed, a failure of the
+    undo is dropped: after a failed statement the transaction is aborted and refuses it, and the block's own error
+    (e.g. out of memory) is the one to show, not "Current transaction is aborted". The failed step's connection
+    is rolled back and closed with it."""
+    try:
+        yield
+    except BaseException:
+        with suppress(duckdb.Error):
+            undo()
+        raise
+    undo()
+
+
+@contextmanager
 def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
     """All of a step's writes, or none of them."""
     con.execute("BEGIN TRANSACTION")

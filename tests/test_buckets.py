@@ -144,3 +144,23 @@ def test_a_long_line_raises_only_the_budgets_limit_never_the_configs() -> None:
     assert limit_after(is_budget=False, max_line=50_000_000) == "95.3 MiB"  # the config's: kept
     assert limit_after(is_budget=True, max_line=1_000_000) == "95.3 MiB"  # a short line: within any budget
     assert limit_after(is_budget=True, max_line=50_000_000) != "95.3 MiB"  # the budget's, for a long line: raised
+
+
+def test_a_step_that_fails_within_the_budget_shows_its_own_error() -> None:
+    # Found at 100M: the night failed with "Current transaction is aborted", the reset of the limit after the
+    # failed statement, which hid the statement's own error.
+    config = load_config(SAMPLE_CONFIG)
+    with duckdb.connect() as con:
+        default = con.execute("SELECT current_setting('memory_limit')").fetchone()
+        con.execute("BEGIN")
+        with pytest.raises(duckdb.InvalidInputException, match="the step's own error"), \
+                nightly._within_budget(con, config):
+            con.execute("SELECT error('the step''s own error')")
+        # the limit is the database's, put back all the same
+        assert con.cursor().execute("SELECT current_setting('memory_limit')").fetchone() == default
+        con.execute("ROLLBACK")
+        # and after a block that succeeded, the limit and the variable too
+        with nightly._within_budget(con, config):
+            assert con.execute("SELECT getvariable('cjm_limit_is_budget')").fetchone() == (True,)
+        assert con.execute("SELECT current_setting('memory_limit'), getvariable('cjm_limit_is_budget')"
+                           ).fetchone() == (default[0] if default else None, None)

@@ -42,7 +42,7 @@ from cjm_analytics.raw.text import (
     stage_snowplow_text,
 )
 from cjm_analytics.sql_steps import quote_ident, quote_literal, run_sql
-from cjm_analytics.warehouse import transaction
+from cjm_analytics.warehouse import transaction, undone_after
 
 # The staging connection's tables of one chunk (sql/raw/start_chunk.sql), as the transaction reads them.
 _CHUNK_TABLES = ("batch_rows", "batch_parse_rejects", "batch_filtered")
@@ -559,8 +559,6 @@ def _setting(con: duckdb.DuckDBPyConnection, name: str, value: bool) -> Iterator
     """A boolean DuckDB setting for the length of the block, then back to what it was."""
     before = con.execute("SELECT current_setting($name)", {"name": name}).fetchone()
     con.execute(f"SET {name} = {value}")
-    try:
+    with undone_after(lambda: con.execute(f"SET {name} = {bool(before and before[0])}")):
         yield
-    finally:
-        con.execute(f"SET {name} = {bool(before and before[0])}")
 
