@@ -139,6 +139,7 @@ def stitch_identities(con: duckdb.DuckDBPyConnection, full: bool) -> dict[str, i
     run_sql(con, "core/identities")
     if not full:
         run_sql(con, "core/dirty_customers")
+        run_sql(con, "core/retired_tables")
         run_sql(con, "core/retire_dirty")  # what the marts' summaries counted of them, before it is replaced
     return {
         "full_refresh": int(full),

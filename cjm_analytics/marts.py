@@ -69,6 +69,7 @@ def maintain_summaries(con: duckdb.DuckDBPyConnection, goal_order: int, full: bo
     if rebuild:  # recreated: a new version's core columns reach the retired tables too
         for table in (*SUMMARIES, *RETIRED):
             con.execute(f"DROP TABLE IF EXISTS {table}")
+    run_sql(con, "core/retired_tables")
     run_sql(con, "marts/summary_start")
     if rebuild:
         run_sql(con, "marts/summary_add", journeys="journeys", entries="stage_entries", firsts="touchpoint_firsts",

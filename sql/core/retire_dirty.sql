@@ -3,13 +3,6 @@
 -- the new ones (cjm_analytics.marts.maintain_summaries). Only customers not kept yet: one made dirty again after a
 -- night that died before its marts committed keeps the rows the summaries still count. The aggregate step empties
 -- these tables in the commit that folds them in.
-CREATE TABLE IF NOT EXISTS retired_customers (customer_key VARCHAR NOT NULL);
-CREATE TABLE IF NOT EXISTS retired_journeys AS SELECT * FROM journeys WITH NO DATA;
-CREATE TABLE IF NOT EXISTS retired_stage_entries AS SELECT * FROM stage_entries WITH NO DATA;
-CREATE TABLE IF NOT EXISTS retired_touchpoint_firsts AS SELECT * FROM touchpoint_firsts WITH NO DATA;
-CREATE TABLE IF NOT EXISTS retired_stage_touchpoints AS SELECT * FROM stage_touchpoints WITH NO DATA;
-CREATE TABLE IF NOT EXISTS retired_stage_channels AS SELECT * FROM stage_channels WITH NO DATA;
-
 CREATE OR REPLACE TEMP TABLE newly_dirty AS
 SELECT customer_key FROM dirty_customers
 EXCEPT

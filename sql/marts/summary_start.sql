@@ -49,13 +49,6 @@ CREATE TABLE IF NOT EXISTS summary_stage_channels (
     sessions    BIGINT NOT NULL
 );
 
-CREATE TABLE IF NOT EXISTS retired_customers (customer_key VARCHAR NOT NULL);
-CREATE TABLE IF NOT EXISTS retired_journeys AS SELECT * FROM journeys WITH NO DATA;
-CREATE TABLE IF NOT EXISTS retired_stage_entries AS SELECT * FROM stage_entries WITH NO DATA;
-CREATE TABLE IF NOT EXISTS retired_touchpoint_firsts AS SELECT * FROM touchpoint_firsts WITH NO DATA;
-CREATE TABLE IF NOT EXISTS retired_stage_touchpoints AS SELECT * FROM stage_touchpoints WITH NO DATA;
-CREATE TABLE IF NOT EXISTS retired_stage_channels AS SELECT * FROM stage_channels WITH NO DATA;
-
 CREATE OR REPLACE TEMP TABLE delta_driver_population AS SELECT * FROM summary_driver_population WITH NO DATA;
 CREATE OR REPLACE TEMP TABLE delta_driver_touchpoints AS SELECT * FROM summary_driver_touchpoints WITH NO DATA;
 CREATE OR REPLACE TEMP TABLE delta_stage_touchpoints AS SELECT * FROM summary_stage_touchpoints WITH NO DATA;
