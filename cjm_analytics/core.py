@@ -86,16 +86,24 @@ def bucket_count(events: int, memory_budget: int) -> int:
     return max(1, math.ceil(events * BYTES_PER_EVENT / memory_budget))
 
 
+def bucket_bounds(bucket: int, buckets: int) -> tuple[int, int]:
+    """The range of hash(customer_key) (UBIGINT) that is bucket `bucket` of `buckets`, bounds included: the
+    buckets split 0 .. 2**64 - 1 into consecutive ranges of (nearly) equal width."""
+    return (bucket << 64) // buckets, ((bucket + 1) << 64) // buckets - 1
+
+
 def in_buckets(con: duckdb.DuckDBPyConnection, buckets: int) -> Iterator[int]:
-    """Point the scope_* views at each bucket in turn (by hash of customer_key, sql/core/scope_bucket.sql);
+    """Point the scope_* views at each bucket in turn (a range of hash(customer_key), sql/core/scope_bucket.sql);
     after the last, at every customer in scope again. (A step that fails half-way rolls back and closes its
     connection, and the temporary macro with it.)"""
     for bucket in range(buckets):
-        # Formatted, not bound: a macro's body takes no parameter, and both are ints.
-        con.execute(f"CREATE OR REPLACE TEMP MACRO cjm_in_scope_bucket(customer_key) AS "
-                    f"cjm_local_bucket(customer_key, {int(buckets)}) = {int(bucket)}")
+        low, high = bucket_bounds(bucket, buckets)
+        # Formatted, not bound: a macro's body takes no parameter, and both are ints. Typed, so that the
+        # comparison is the column's own and DuckDB evaluates it in the scan.
+        con.execute(f"CREATE OR REPLACE TEMP MACRO cjm_in_scope_bucket(customer_hash) AS "
+                    f"customer_hash BETWEEN CAST({int(low)} AS UBIGINT) AND CAST({int(high)} AS UBIGINT)")
         yield bucket
-    con.execute("CREATE OR REPLACE TEMP MACRO cjm_in_scope_bucket(customer_key) AS true")
+    con.execute("CREATE OR REPLACE TEMP MACRO cjm_in_scope_bucket(customer_hash) AS true")
 
 
 def clear_scope(con: duckdb.DuckDBPyConnection, table: str, full: bool) -> None:
@@ -164,16 +172,18 @@ def sessionize(
                            memory_budget)
     clear_scope(con, "events", full)
     clear_scope(con, "sessions", full)
+    run_sql(
+        con,
+        "core/keyed_events",
+        touchpoint_field=touchpoint_field,
+        touchpoint_path="$." + json.dumps(touchpoint_field),
+        session_path=None if session_field is None else "$." + json.dumps(session_field),
+    )
     for _ in in_buckets(con, buckets):
-        run_sql(
-            con,
-            "core/events",
-            inactivity_us=None if inactivity_minutes is None else round(inactivity_minutes * 60_000_000),
-            touchpoint_field=touchpoint_field,
-            touchpoint_path="$." + json.dumps(touchpoint_field),
-            session_path=None if session_field is None else "$." + json.dumps(session_field),
-        )
+        run_sql(con, "core/events",
+                inactivity_us=None if inactivity_minutes is None else round(inactivity_minutes * 60_000_000))
         run_sql(con, "core/sessions")
+    con.execute("DROP TABLE keyed_events")
     if not full:  # the view over raw_events again, then the copy goes
         scope(con, full)
         con.execute("DROP TABLE dirty_raw_events")

@@ -1,108 +1,20 @@
--- A touchpoint is the event name or a configured property, before cleaning (said once: events and their aliases).
-CREATE OR REPLACE TEMP MACRO cjm_touchpoint_raw(event_name, properties, field, path) AS
-    CASE WHEN field = 'event_name' THEN event_name ELSE coalesce(json_extract_string(properties, path), event_name) END;
-
--- Every loaded event of the customers in scope, with its customer_key, stage, touchpoint and session.
+-- The events of one bucket of the customers in scope (core/keyed_events: key, stage, touchpoint), with their
+-- sessions: the window sorts hold that bucket.
 INSERT INTO events BY NAME
-WITH event_names AS (
-    SELECT DISTINCT event_name FROM scope_raw_events
-),
-
--- Globs are matched once per distinct name, not once per event.
-name_rules AS (
-    SELECT
-        n.event_name,
-        list(
-            {'stage': r.stage, 'stage_order': r.stage_order, 'conditions': r.conditions}
-            ORDER BY r.rule_order
-        ) AS rules
-    FROM event_names AS n
-    INNER JOIN stage_rules AS r ON n.event_name GLOB r.pattern
-    GROUP BY n.event_name
-),
-
--- Only what events keeps, plus properties for the mapping: the window sorts below carry every column.
--- This statement's bucket of the customers in scope only (scope_bucket.sql): its window sorts hold that bucket.
--- A row with a customer id is that customer's (cjm_customer_key): its bucket is decided on that one column,
--- without the identities. Only rows without one need the identities to find theirs.
-keyed AS (
-    SELECT
-        event_id,
-        source,
-        anonymous_id,
-        event_name,
-        ts,
-        channel,
-        properties,
-        customer_id AS customer_key
-    FROM scope_raw_events
-    WHERE customer_id IS NOT NULL AND cjm_in_scope_bucket(customer_id)
-
-    UNION ALL
-
-    SELECT
-        e.event_id,
-        e.source,
-        e.anonymous_id,
-        e.event_name,
-        e.ts,
-        e.channel,
-        e.properties,
-        cjm_customer_key(e.customer_id, i.customer_id, e.anonymous_id) AS customer_key
-    FROM scope_raw_events AS e
-    LEFT JOIN identities AS i ON e.anonymous_id = i.anonymous_id
-    WHERE e.customer_id IS NULL AND cjm_in_scope_bucket(cjm_customer_key(e.customer_id, i.customer_id, e.anonymous_id))
-),
-
-touched AS (
-    SELECT
-        *,
-        cjm_touchpoint_raw(event_name, properties, $touchpoint_field, $touchpoint_path) AS touchpoint_raw
-    FROM keyed
-),
-
--- Cleaning rules (regex -> alias, first full match wins), matched once per distinct value. The values of every
--- row in scope, not only this bucket's: a lookup, so a superset gives the same aliases, and reading `touched`
--- twice would make DuckDB materialize it (every row with its properties) before the window sorts.
-touchpoint_aliases AS (
-    SELECT t.touchpoint_raw, arg_min(r.alias, r.rule_order) AS alias
-    FROM (
-        SELECT DISTINCT
-            cjm_touchpoint_raw(event_name, properties, $touchpoint_field, $touchpoint_path) AS touchpoint_raw
-        FROM scope_raw_events
-    ) AS t
-    INNER JOIN touchpoint_rules AS r ON regexp_full_match(t.touchpoint_raw, r.pattern)
-    GROUP BY t.touchpoint_raw
-),
-
--- The first rule whose property conditions all hold wins.
-mapped AS (
-    SELECT
-        k.* EXCLUDE (touchpoint_raw, properties),
-        coalesce(ta.alias, k.touchpoint_raw) AS touchpoint,
-        -- sessions.from: the tracker's session id, a property (NULL when not configured).
-        CASE WHEN $session_path IS NOT NULL THEN json_extract_string(k.properties, $session_path) END
-            AS tracker_session,
-        list_filter(
-            nr.rules, lambda r: r.conditions IS NULL OR json_contains(k.properties, r.conditions)
-        )[1] AS rule
-    FROM touched AS k
-    LEFT JOIN name_rules AS nr ON k.event_name = nr.event_name
-    LEFT JOIN touchpoint_aliases AS ta ON k.touchpoint_raw = ta.touchpoint_raw
+WITH bucket_events AS (
+    SELECT * FROM keyed_events WHERE cjm_in_scope_bucket(customer_hash)
 ),
 
 gaps AS (
     SELECT
-        * EXCLUDE (rule, tracker_session),
-        rule.stage AS stage,
-        rule.stage_order AS stage_order,
+        * EXCLUDE (tracker_session),
         epoch_us(ts) - lag(epoch_us(ts)) OVER by_time AS gap_us,
         tracker_session,
         -- The last tracker session id before this event (events without one in between are skipped).
         last_value(tracker_session IGNORE NULLS) OVER (
             by_time ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
         ) AS previous_tracker_session
-    FROM mapped
+    FROM bucket_events
     WINDOW by_time AS (PARTITION BY customer_key ORDER BY ts, event_id, source)
 ),
 
@@ -136,6 +48,7 @@ SELECT
     event_id,
     source,
     customer_key,
+    customer_hash,
     anonymous_id,
     event_name,
     touchpoint,

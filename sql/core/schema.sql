@@ -38,6 +38,9 @@ CREATE TABLE IF NOT EXISTS events (
     event_id       VARCHAR NOT NULL,
     source         VARCHAR NOT NULL,
     customer_key   VARCHAR NOT NULL,
+    -- hash(customer_key): the customer's bucket (core.in_buckets). Stored, and the table written bucket by bucket,
+    -- so that a bucket's reads skip the other buckets' row groups on their min/max instead of hashing every key.
+    customer_hash  UBIGINT NOT NULL,
     anonymous_id   VARCHAR,
     event_name     VARCHAR NOT NULL,
     touchpoint     VARCHAR,

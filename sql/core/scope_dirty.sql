@@ -32,19 +32,19 @@ WHERE cjm_customer_key(r.customer_id, i.customer_id, r.anonymous_id) IN (SELECT 
 CREATE OR REPLACE TEMP VIEW scope_events AS
 SELECT * FROM events
 WHERE customer_key IN (SELECT customer_key FROM dirty_customers)
-    AND cjm_in_scope_bucket(customer_key);
+    AND cjm_in_scope_bucket(customer_hash);
 
 CREATE OR REPLACE TEMP VIEW scope_journey_steps AS
 SELECT * FROM journey_steps
 WHERE customer_key IN (SELECT customer_key FROM dirty_customers)
-    AND cjm_in_scope_bucket(customer_key);
+    AND cjm_in_scope_bucket(hash(customer_key));
 
 CREATE OR REPLACE TEMP VIEW scope_sessions AS
 SELECT * FROM sessions
 WHERE customer_key IN (SELECT customer_key FROM dirty_customers)
-    AND cjm_in_scope_bucket(customer_key);
+    AND cjm_in_scope_bucket(hash(customer_key));
 
 CREATE OR REPLACE TEMP VIEW scope_journeys AS
 SELECT * FROM journeys
 WHERE customer_key IN (SELECT customer_key FROM dirty_customers)
-    AND cjm_in_scope_bucket(customer_key);
+    AND cjm_in_scope_bucket(hash(customer_key));

@@ -12,8 +12,8 @@ WHERE customer_key IN (SELECT customer_key FROM dirty_customers);
 
 CREATE OR REPLACE TEMP VIEW scope_events AS
 SELECT * FROM dirty_events
-WHERE cjm_in_scope_bucket(customer_key);
+WHERE cjm_in_scope_bucket(customer_hash);
 
 CREATE OR REPLACE TEMP VIEW scope_sessions AS
 SELECT * FROM dirty_sessions
-WHERE cjm_in_scope_bucket(customer_key);
+WHERE cjm_in_scope_bucket(hash(customer_key));

@@ -7,16 +7,16 @@ SELECT * FROM raw_events WHERE anonymous_id IS NOT NULL;
 
 CREATE OR REPLACE TEMP VIEW scope_events AS
 SELECT * FROM events
-WHERE cjm_in_scope_bucket(customer_key);
+WHERE cjm_in_scope_bucket(customer_hash);
 
 CREATE OR REPLACE TEMP VIEW scope_journey_steps AS
 SELECT * FROM journey_steps
-WHERE cjm_in_scope_bucket(customer_key);
+WHERE cjm_in_scope_bucket(hash(customer_key));
 
 CREATE OR REPLACE TEMP VIEW scope_sessions AS
 SELECT * FROM sessions
-WHERE cjm_in_scope_bucket(customer_key);
+WHERE cjm_in_scope_bucket(hash(customer_key));
 
 CREATE OR REPLACE TEMP VIEW scope_journeys AS
 SELECT * FROM journeys
-WHERE cjm_in_scope_bucket(customer_key);
+WHERE cjm_in_scope_bucket(hash(customer_key));
