@@ -3,6 +3,7 @@ gives exactly the tables of a run in one, on a full refresh and on incremental n
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 
 from cjm_analytics import core, nightly
 from cjm_analytics.config import Config, load_config
+from cjm_analytics.sql_steps import quote_literal, run_sql
 from tests import test_incremental
 from tests.conftest import SAMPLE_CONFIG, copy_sample
 from tests.fixtures import RUN_STARTED, built_warehouse, make_config, rows, run_steps, write_csv
@@ -164,3 +166,47 @@ def test_a_step_that_fails_within_the_budget_shows_its_own_error() -> None:
             assert con.execute("SELECT getvariable('cjm_limit_is_budget')").fetchone() == (True,)
         assert con.execute("SELECT current_setting('memory_limit'), getvariable('cjm_limit_is_budget')"
                            ).fetchone() == (default[0] if default else None, None)
+
+
+def _scans(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The table scans of a DuckDB JSON profile."""
+    for node in [*plan.get("operator", []), *plan.get("children", [])]:
+        if node.get("type") == "TABLE_SCAN":
+            yield node
+        yield from _scans(node)
+
+
+def test_a_bucket_reads_only_its_own_row_groups_of_events(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """events is written bucket by bucket with the stored hash of its key, and a bucket is a range of that hash:
+    each bucket's read skips the other buckets' row groups (at 100M events, 84 buckets each read all 100M rows
+    several times). Small row groups (2,048 rows) make the sample span many."""
+    cfg = load_config(copy_sample(tmp_path / "sample") / SAMPLE_CONFIG.name)
+    run_steps(cfg, until="stitch_identities", run_started=RUN_STARTED)
+    con = duckdb.connect()
+    con.execute(f"ATTACH {quote_literal(str(tmp_path / 'small.duckdb'))} AS small (ROW_GROUP_SIZE 2048)")
+    con.execute("USE small")
+    run_sql(con, "raw/schema")
+    run_sql(con, "core/schema")
+    con.execute(f"ATTACH {quote_literal(str(cfg.warehouse))} AS built (READ_ONLY)")
+    for table in ("raw_events", "identities", *core.RULE_TABLES):
+        con.execute(f"INSERT INTO {table} SELECT * FROM built.{table}")
+    monkeypatch.setattr(core, "BYTES_PER_EVENT", 100_000)  # the sample's ~37k events: 6,000 a bucket
+    counts = core.sessionize(con, cfg.sessions.inactivity, cfg.touchpoints.field, session_field=cfg.sessions.from_)
+    buckets, events = counts["buckets"], counts["events_recomputed"]
+    assert buckets >= 4 and events == con.execute("SELECT count(*) FROM raw_events").fetchall()[0][0]
+
+    profile = tmp_path / "profile.json"
+    con.execute("PRAGMA enable_profiling = 'json'")
+    con.execute(f"PRAGMA profiling_output = {quote_literal(str(profile))}")
+    seen = 0
+    for bucket in core.in_buckets(con, buckets):
+        low, high = bucket * 2**64 // buckets, (bucket + 1) * 2**64 // buckets  # computed apart from core's
+        in_bucket = con.execute("SELECT count(*) FROM scope_events").fetchall()[0][0]
+        (scan,) = [s for s in _scans(json.loads(profile.read_text())) if "events" in s["extra_info"]["Table"]]
+        keys = con.execute("SELECT customer_key, count(*) FROM events GROUP BY ALL").fetchall()
+        hashes = dict(con.execute("SELECT DISTINCT customer_key, hash(customer_key) FROM events").fetchall())
+        assert in_bucket == sum(n for key, n in keys if low <= hashes[key] < high)
+        # This bucket's share of the row groups, and one more at each end that it shares with a neighbour.
+        assert scan["row_groups_scanned"] <= scan["total_row_groups_to_scan"] // buckets + 2, scan
+        seen += in_bucket
+    assert seen == events
