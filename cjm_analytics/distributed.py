@@ -72,7 +72,7 @@ def export_buckets(con: duckdb.DuckDBPyConnection, out_dir: Path, buckets: int, 
     for table in RULE_TABLES:
         con.execute(f"COPY {table} TO {quote_literal(str(out_dir / _RULES / f'{table}.parquet'))} (FORMAT parquet)")
     raw, identities = out_dir / "_raw_events", out_dir / "_identities"
-    # The worker computes customer_key again (sql/core/events.sql) and checks that it agrees.
+    # The worker computes customer_key again (sql/core/keyed_events.sql) and checks that it agrees.
     con.execute(
         f"""COPY (
             SELECT r.*, cjm_customer_key(r.customer_id, i.customer_id, r.anonymous_id) AS customer_key,

@@ -1,4 +1,4 @@
--- Per stage rule, the loaded events it matches on its own (sql/core/events.sql: the name glob and every
+-- Per stage rule, the loaded events it matches on its own (sql/core/keyed_events.sql: the name glob and every
 -- property condition), and the events the stage ends up with (the first matching rule wins there).
 WITH names AS (
     SELECT event_name, properties FROM raw_events
