@@ -7,7 +7,7 @@ CREATE OR REPLACE TEMP MACRO cjm_touchpoint_raw(event_name, properties, field, p
 -- each bucket's core/events then reads its own rows (their min/max skip the rest), where reading raw_events per
 -- bucket read every raw row again for each bucket (84 times at 100M events) and joined the identities each time.
 -- Narrow: the properties are read here and not carried on.
-CREATE OR REPLACE TEMP TABLE keyed_events AS
+CREATE OR REPLACE TEMP TABLE keyed_events_unsorted AS
 WITH event_names AS (
     SELECT DISTINCT event_name FROM scope_raw_events
 ),
@@ -97,5 +97,12 @@ SELECT
     * EXCLUDE (rule),
     rule.stage AS stage,
     rule.stage_order AS stage_order
-FROM mapped
+FROM mapped;
+
+-- Ordered in a statement of its own: sorted in the one above, the sort shared the budget with the hash tables of
+-- the identities join (pinned until the statement ends), and at 100M events it ran out of memory.
+CREATE OR REPLACE TEMP TABLE keyed_events AS
+SELECT * FROM keyed_events_unsorted
 ORDER BY customer_hash;
+
+DROP TABLE keyed_events_unsorted;
