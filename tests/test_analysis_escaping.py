@@ -265,17 +265,29 @@ SVG_TEXT = "root => Array.from(root.querySelectorAll('svg text')).map(t => t.tex
 HOVER_TEXT = "() => Array.from(document.querySelectorAll('.hoverlayer .hovertext')).map(t => t.textContent).join('\\n')"
 
 
+HOVER_SHOWN = "() => document.querySelectorAll('.hoverlayer .hovertext').length > 0"
+HOVER_GONE = "() => document.querySelectorAll('.hoverlayer .hovertext').length === 0"
+
+
 def _hover_each_point(page: Page, div: str) -> list[str]:
-    """Hover every drawn bar, funnel bar and marker; return each hover label's text."""
+    """Hover every drawn bar, funnel bar and marker; return each hover label's text.
+
+    Each point is scrolled into view (the mouse cannot hover below the viewport), the pointer leaves it and
+    the last label must be gone, then the point's own label must be drawn. A fixed short wait instead read
+    the previous point's label again, for points off screen and on a loaded machine.
+    """
     texts = []
     points = page.locator(f"{div} .point")
     for i in range(points.count()):
         point = points.nth(i)
+        point.scroll_into_view_if_needed()
         box = point.bounding_box()
         if box is None or box["width"] == 0 or box["height"] == 0:
             continue
+        page.mouse.move(0, 0)
+        page.wait_for_function(HOVER_GONE, timeout=5_000)
         page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-        page.wait_for_timeout(30)
+        page.wait_for_function(HOVER_SHOWN, timeout=5_000)
         texts.append(page.evaluate(HOVER_TEXT))
     return texts
 
