@@ -117,6 +117,45 @@ def clear_scope(con: duckdb.DuckDBPyConnection, table: str, full: bool) -> None:
         con.execute(f"DELETE FROM {table} WHERE customer_key IN (SELECT customer_key FROM dirty_customers)")
 
 
+# What deleting rows holds in memory until its transaction commits and a checkpoint writes the deletes out: DuckDB
+# keeps 16 KiB of version info for every 2048-row vector a delete touches, however few of its rows go. A night's
+# dirty customers are spread over every vector of a table, so their delete holds about 8 bytes per row of the whole
+# table, 12 with its undo log (measured: 303 MB for a quarter of 100M events). Per row, with room to spare.
+DELETE_BYTES_PER_ROW = 16
+
+
+def clear_dirty(con: duckdb.DuckDBPyConnection, tables: tuple[str, ...], memory_budget: int) -> int:
+    """Delete the dirty customers' rows of `tables` ahead of the step that recomputes them: range by range of
+    hash(customer_key), each range's deletes committed and checkpointed before the next, the ranges as many as what
+    the deletes hold (DELETE_BYTES_PER_ROW per row of the tables) needs to fit memory_budget. Called outside a
+    transaction. A run that dies between two ranges leaves those customers dirty (dirty_customers is kept until the
+    marts commit), and the next run deletes the rest and recomputes them all. Returns the number of ranges."""
+    for table in tables:
+        if table not in _CUSTOMER_TABLES:
+            raise ValueError(table)
+    if not _count(con, "SELECT count(*) FROM dirty_customers"):
+        return 0
+    rows = sum(_count(con, f"SELECT count(*) FROM {table}") for table in tables)
+    ranges = max(1, math.ceil(rows * DELETE_BYTES_PER_ROW / memory_budget))
+    for part in range(ranges):
+        low, high = bucket_bounds(part, ranges)
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for table in tables:
+                # events stores the hash: the range skips the other ranges' row groups (sql/core/schema.sql).
+                key = "customer_hash" if table == "events" else "hash(customer_key)"
+                # Formatted, not bound, as in in_buckets: ints, compared in the scan.
+                con.execute(f"DELETE FROM {table} WHERE {key} BETWEEN CAST({int(low)} AS UBIGINT) "
+                            f"AND CAST({int(high)} AS UBIGINT) "
+                            "AND customer_key IN (SELECT customer_key FROM dirty_customers)")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        con.execute("COMMIT")
+        con.execute("CHECKPOINT")  # only a checkpoint lets go of what the deletes held
+    return ranges
+
+
 def write_rules(con: duckdb.DuckDBPyConnection, stages: list[Stage], touchpoints: Touchpoints) -> None:
     """The config's stages and touchpoint cleaning rules as the rows of stage_list, stage_rules and
     touchpoint_rules (sql/core/schema.sql); rule order = config order."""
@@ -156,6 +195,12 @@ def stitch_identities(con: duckdb.DuckDBPyConnection, full: bool) -> dict[str, i
     }
 
 
+# The per-customer tables each step replaces the rows of, for the customers in scope.
+SESSIONIZE_TABLES = ("events", "sessions")
+JOURNEY_TABLES = ("journey_steps", "journeys", "stage_entries", "stage_touchpoints", "stage_channels",
+                  "touchpoint_firsts", "channel_touches")
+
+
 def sessionize(
     con: duckdb.DuckDBPyConnection, inactivity_minutes: float | None, touchpoint_field: str = "event_name",
     full: bool = True, session_field: str | None = None, memory_budget: int = DEFAULT_MEMORY_BUDGET,
@@ -170,8 +215,8 @@ def sessionize(
     # A full refresh reads every raw row: its count is the table's, without evaluating the scope.
     buckets = bucket_count(_count(con, f"SELECT count(*) FROM {'raw_events' if full else 'scope_raw_events'}"),
                            memory_budget)
-    clear_scope(con, "events", full)
-    clear_scope(con, "sessions", full)
+    for table in SESSIONIZE_TABLES:
+        clear_scope(con, table, full)
     run_sql(
         con,
         "core/keyed_events",
@@ -208,8 +253,7 @@ def build_journeys(
     if not full:
         run_sql(con, "core/scope_dirty_cached")
     buckets = bucket_count(_count(con, f"SELECT count(*) FROM {'events' if full else 'scope_events'}"), memory_budget)
-    for table in ("journey_steps", "journeys", "stage_entries", "stage_touchpoints", "stage_channels",
-                  "touchpoint_firsts", "channel_touches"):
+    for table in JOURNEY_TABLES:
         clear_scope(con, table, full)
     for _ in in_buckets(con, buckets):
         run_sql(con, "core/journey_steps")

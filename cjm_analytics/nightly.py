@@ -23,7 +23,10 @@ from cjm_analytics.alerts import alerting
 from cjm_analytics.checks import Health, check_run, gate
 from cjm_analytics.config import Config, DuckDBSettings
 from cjm_analytics.core import (
+    JOURNEY_TABLES,
+    SESSIONIZE_TABLES,
     build_journeys,
+    clear_dirty,
     decide_refresh,
     decided_full,
     derivation_fingerprint,
@@ -86,24 +89,39 @@ class ExportResult(StepResult):
     folders: list[Path]  # the non-empty buckets, to process
 
 
-def run_step(ctx: RunContext, step: str, work: Callable[[Any], dict[str, Any]], atomic: bool = True) -> StepResult:
-    """Run one step over the warehouse; its run_log row commits together with its writes (atomic steps)."""
+def run_step(ctx: RunContext, step: str, work: Callable[[Any], dict[str, Any]], atomic: bool = True,
+             replaces: tuple[str, ...] = ()) -> StepResult:
+    """Run one step over the warehouse; its run_log row commits together with its writes (atomic steps). On a
+    night, the dirty customers' rows of the per-customer tables the step `replaces` are deleted first, in ranges
+    that each commit (core.clear_dirty: one delete of them all would hold memory in proportion to the tables)."""
     started, clock = datetime.now(UTC), time.perf_counter()
     opened = open_warehouse(ctx.config.warehouse, ctx.config.duckdb)
-    with opened as con, transaction(con) if atomic else nullcontext(con):
-        with progress.current().step(step, con):
+    with opened as con, progress.current().step(step, con):
+        cleared = _delete_dirty_rows(ctx, con, replaces)
+        with transaction(con) if atomic else nullcontext(con):
             counts = work(con)
-        result = StepResult(step, round(time.perf_counter() - clock, 3), counts)
-        con.execute(
-            "INSERT INTO run_log VALUES ($run_id, $step, $started, $finished, $seconds, $counts)",
-            {
-                "run_id": ctx.run_id, "step": step, "started": started.replace(tzinfo=None),
-                "finished": datetime.now(UTC).replace(tzinfo=None), "seconds": result.seconds,
-                "counts": json.dumps(counts, default=str),
-            },
-        )
+            if replaces:
+                counts = {**counts, "delete_ranges": cleared}
+            result = StepResult(step, round(time.perf_counter() - clock, 3), counts)
+            con.execute(
+                "INSERT INTO run_log VALUES ($run_id, $step, $started, $finished, $seconds, $counts)",
+                {
+                    "run_id": ctx.run_id, "step": step, "started": started.replace(tzinfo=None),
+                    "finished": datetime.now(UTC).replace(tzinfo=None), "seconds": result.seconds,
+                    "counts": json.dumps(counts, default=str),
+                },
+            )
     progress.current().finished(step, result.seconds, counts)
     return result
+
+
+def _delete_dirty_rows(ctx: RunContext, con: Any, tables: tuple[str, ...]) -> int:
+    """The dirty customers' rows of `tables`, deleted ahead of a night's step, within the budget (core.clear_dirty);
+    the number of ranges (0 on a full refresh, which recreates the tables in the step's transaction)."""
+    if not tables or ctx.is_full(con):
+        return 0
+    with _within_budget(con, ctx.config):
+        return clear_dirty(con, tables, ctx.config.engine.memory_budget_bytes)
 
 
 def load_sources(ctx: RunContext) -> LoadResult:
@@ -175,7 +193,7 @@ def sessionize_step(ctx: RunContext) -> StepResult:
             return sessionize(con, cfg.sessions.inactivity, cfg.touchpoints.field, ctx.is_full(con),
                               cfg.sessions.from_, cfg.engine.memory_budget_bytes)
 
-    return run_step(ctx, "sessionize", work)
+    return run_step(ctx, "sessionize", work, replaces=SESSIONIZE_TABLES)
 
 
 def build_journeys_step(ctx: RunContext) -> StepResult:
@@ -186,7 +204,7 @@ def build_journeys_step(ctx: RunContext) -> StepResult:
         with _within_budget(con, cfg):
             return build_journeys(con, cfg.goal_order, ctx.is_full(con), cfg.engine.memory_budget_bytes)
 
-    return run_step(ctx, "build_journeys", work)
+    return run_step(ctx, "build_journeys", work, replaces=JOURNEY_TABLES)
 
 
 def aggregate_step(ctx: RunContext) -> StepResult:
@@ -282,7 +300,8 @@ def export_buckets_step(ctx: RunContext) -> ExportResult:
 
 def import_buckets_step(ctx: RunContext, outputs: list[Path]) -> StepResult:
     """The buckets' rows into the core tables in one transaction; then the run's bucket files go."""
-    done = run_step(ctx, "import_buckets", lambda con: import_buckets(con, outputs, ctx.is_full(con)))
+    done = run_step(ctx, "import_buckets", lambda con: import_buckets(con, outputs, ctx.is_full(con)),
+                    replaces=SESSIONIZE_TABLES + JOURNEY_TABLES)
     remove_bucket_files(ctx.config, ctx.run_id)
     return done
 

@@ -65,6 +65,7 @@ def test_incremental_nights_in_several_buckets_equal_one_full_run(
     second += ["late,a1,u1,add_to_cart,2026-11-01T09:15:00Z,", *(
         f"n{c},b{c},v{c},order,2026-11-02T10:0{c}:00Z,email" for c in range(4))]
     monkeypatch.setattr(core, "BYTES_PER_EVENT", core.DEFAULT_MEMORY_BUDGET // 3)  # three events a bucket
+    monkeypatch.setattr(core, "DELETE_BYTES_PER_ROW", core.DEFAULT_MEMORY_BUDGET // 4)  # and the deletes by 4 rows
     write_csv(root / "web" / "night0.csv", "\n".join([HEADER, *first]))
     cfg = make_config(root)
     run_steps(cfg, run_started=RUN_STARTED)
@@ -74,6 +75,10 @@ def test_incremental_nights_in_several_buckets_equal_one_full_run(
     night = dict(buckets_used(cfg))
     assert night["sessionize"] >= 2 and rows(cfg, "SELECT count(*) FROM run_log WHERE step = 'stitch_identities' "
                                                    "AND counts->>'full_refresh' = '0'") == [(1,)]
+    # The night's deletes ran in ranges, each committed (core.clear_dirty): 18 events and 6 sessions, by 4 rows.
+    assert rows(cfg, "SELECT step, CAST(counts->>'delete_ranges' AS INT) FROM run_log WHERE step IN "
+                     "('sessionize', 'build_journeys') AND run_id = (SELECT max_by(run_id, started_at) FROM run_log) "
+                     "ORDER BY started_at")[0] == ("sessionize", 6)
 
     monkeypatch.setattr(core, "BYTES_PER_EVENT", 1)  # the full run in one bucket
     full = full_run_copy(cfg)
@@ -210,3 +215,44 @@ def test_a_bucket_reads_only_its_own_row_groups_of_events(tmp_path: Path, monkey
         assert scan["row_groups_scanned"] <= scan["total_row_groups_to_scan"] // buckets + 2, scan
         seen += in_bucket
     assert seen == events
+
+
+def _customers_events(path: Path, events: int) -> None:
+    """A warehouse whose events are `events` rows of 20 per customer stored in the order of their hash, as the
+    core steps write them, and every 20th customer dirty: a night's deletes touch every vector of the table."""
+    with duckdb.connect(str(path)) as con:
+        run_sql(con, "raw/schema")
+        run_sql(con, "core/schema")
+        con.execute(f"""
+            INSERT INTO events
+            SELECT 'e' || i, 'web', 'c' || i // 20, hash('c' || i // 20), NULL, 'view', NULL,
+                   TIMESTAMP '2026-11-01' + INTERVAL (i % 20) MINUTE, NULL, NULL, NULL, 1, i % 20 + 1
+            FROM range({events}) AS r(i) ORDER BY hash('c' || i // 20)""")
+        con.execute(f"INSERT INTO dirty_customers SELECT 'c' || c FROM range(0, {events // 20}, 20) AS r(c)")
+
+
+def test_a_nights_deletes_fit_the_budget_range_by_range(tmp_path: Path) -> None:
+    # DuckDB holds 16 KiB for every 2048-row vector a delete touches until a checkpoint after its commit: deleting
+    # the dirty customers' events at once held 1.1 GB at 100M events and failed within a 600MB budget (exit 6).
+    _customers_events(tmp_path / "w.duckdb", 2_000_000)
+    dirty = 100_000  # 5,000 of the 100,000 customers
+    limit = 16 * 2**20  # what deleting all of them at once would hold is ~16 MB more than the table's pages
+
+    def cleared(budget: int) -> tuple[int, list[tuple[Any, ...]]]:
+        copy = tmp_path / f"copy-{budget}.duckdb"
+        copy.write_bytes((tmp_path / "w.duckdb").read_bytes())
+        with duckdb.connect(str(copy)) as con:
+            con.execute("SET threads = 1")
+            con.execute(f"SET memory_limit = '{limit}B'")
+            # Reading the dirty customers' events fits the limit; it is deleting them that holds memory.
+            assert con.execute("SELECT count(*) FROM events WHERE customer_key IN "
+                               "(SELECT customer_key FROM dirty_customers)").fetchall() == [(dirty,)]
+            ranges = core.clear_dirty(con, ("events",), budget)
+            return ranges, con.execute("SELECT count(*), count(*) FILTER (WHERE customer_key IN "
+                                       "(SELECT customer_key FROM dirty_customers)) FROM events").fetchall()
+
+    with pytest.raises(duckdb.OutOfMemoryException):
+        cleared(2**40)  # one range: all at once
+    ranges, left = cleared(limit // 2)
+    assert ranges == -(-2_000_000 * core.DELETE_BYTES_PER_ROW // (limit // 2)) == 4
+    assert left == [(2_000_000 - dirty, 0)]
