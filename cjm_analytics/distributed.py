@@ -168,7 +168,8 @@ def process_bucket(bucket_dir: Path, config: Config) -> Path:
 
 
 def import_buckets(con: duckdb.DuckDBPyConnection, out_dirs: list[Path], full: bool) -> dict[str, Any]:
-    """Replace the customers in scope in the core tables by the buckets' rows (call inside one transaction)."""
+    """Replace the customers in scope in the core tables by the buckets' rows (call inside one transaction; on a
+    night, after the dirty customers' rows are deleted: core.clear_dirty)."""
     inserted: dict[str, int] = {}
     for table in CORE_TABLES:
         clear_scope(con, table, full)

@@ -35,7 +35,14 @@ from cjm_analytics.core import (
     stitch_identities,
     write_rules,
 )
-from cjm_analytics.distributed import bucket_root, export_buckets, import_buckets, process_bucket, remove_bucket_files
+from cjm_analytics.distributed import (
+    CORE_TABLES,
+    bucket_root,
+    export_buckets,
+    import_buckets,
+    process_bucket,
+    remove_bucket_files,
+)
 from cjm_analytics.marts import build_marts
 from cjm_analytics.raw import FileLoad, load_source
 from cjm_analytics.warehouse import open_warehouse, run_lock, transaction, undone_after
@@ -301,7 +308,7 @@ def export_buckets_step(ctx: RunContext) -> ExportResult:
 def import_buckets_step(ctx: RunContext, outputs: list[Path]) -> StepResult:
     """The buckets' rows into the core tables in one transaction; then the run's bucket files go."""
     done = run_step(ctx, "import_buckets", lambda con: import_buckets(con, outputs, ctx.is_full(con)),
-                    replaces=SESSIONIZE_TABLES + JOURNEY_TABLES)
+                    replaces=CORE_TABLES)
     remove_bucket_files(ctx.config, ctx.run_id)
     return done
 
