@@ -57,11 +57,11 @@ def dropped_at(con: duckdb.DuckDBPyConnection, cfg: Config, stage: str, segment:
     return query_sql(con, "analysis/audience", stage_order=order, **_mark_people(con, cfg))
 
 
-def stalled_customers(con: duckdb.DuckDBPyConnection, cfg: Config, reach_factor: float = REACH_FACTOR
-                      ) -> pd.DataFrame:
+def stalled_customers(con: duckdb.DuckDBPyConnection, cfg: Config, reach_factor: float = REACH_FACTOR,
+                      spells: str | None = None) -> pd.DataFrame:
     """Customers sitting at a stage before the goal longer than its p90 dwell who have not left for good (columns:
-    docs/analysis/audience.md)."""
-    spells = build_stage_spells(con, cfg)
+    docs/analysis/audience.md). `spells`: as in survival.time_to_next."""
+    spells = spells or build_stage_spells(con, cfg)
     run_sql(con, "analysis/stalled_people", goal_order=cfg.goal_order, reach_factor=reach_factor,
             min_movers=cfg.analysis.min_segment_size, spells=spells)
     return query_sql(con, "analysis/stalled", **_mark_people(con, cfg))

@@ -41,14 +41,16 @@ def build_stage_spells(con: duckdb.DuckDBPyConnection, cfg: Config) -> str:
     return SPELLS
 
 
-def time_to_next(con: duckdb.DuckDBPyConnection, cfg: Config, stage: str | None = None) -> TimeToNext:
-    """The Kaplan–Meier curves and projected eventual conversions, of every measured stage or of `stage`."""
+def time_to_next(con: duckdb.DuckDBPyConnection, cfg: Config, stage: str | None = None,
+                 spells: str | None = None) -> TimeToNext:
+    """The Kaplan–Meier curves and projected eventual conversions, of every measured stage or of `stage`. `spells`:
+    the table build_stage_spells made, when the caller made it already (the nightly marts, once for two users)."""
     stages = measured_stages(cfg)
     if stage is not None and stage not in stages:
         after = (f" (it is at or after the goal: {cfg.entity.plural} there have completed)"
                  if stage in cfg.stage_names else "")
         raise AnalysisError(f"stage: {stage!r} has no time to next{after}; use one of {', '.join(stages) or 'none'}")
-    spells = build_stage_spells(con, cfg)
+    spells = spells or build_stage_spells(con, cfg)
     curve = query_sql(con, "analysis/time_to_next_curve", goal_order=cfg.goal_order, spells=spells)
     eventual = query_sql(con, "analysis/time_to_next_eventual", spells=spells, curve_table=CURVE)
     if stage is not None:
