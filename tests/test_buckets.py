@@ -97,11 +97,12 @@ def test_the_load_the_core_steps_and_the_marts_run_within_the_budget_unless_a_me
             return step(con, *args, **kwargs)
         return wrapped
 
-    for name in ("load_source", "sessionize", "build_journeys", "build_marts"):
+    for name in ("load_source", "stitch_identities", "sessionize", "build_journeys", "build_marts"):
         monkeypatch.setattr(nightly, name, spy(name, getattr(nightly, name)))
     built_warehouse(tmp_path, "\n".join([HEADER, "e1,a1,u1,order,2026-11-01T09:00:00Z,ads"]),
                     engine={"memory_budget": "100MB"}, duckdb=duckdb_section)
-    assert seen == {"load_source": during, "sessionize": during, "build_journeys": during, "build_marts": during}
+    assert seen == {"load_source": during, "stitch_identities": during, "sessionize": during,
+                    "build_journeys": during, "build_marts": during}
 
 
 def test_the_load_checkpoints_its_batch_within_the_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
