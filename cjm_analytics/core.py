@@ -127,35 +127,39 @@ DELETE_BYTES_PER_ROW = 16
 
 
 def clear_dirty(con: duckdb.DuckDBPyConnection, tables: tuple[str, ...], memory_budget: int) -> int:
-    """Delete the dirty customers' rows of `tables` ahead of the step that recomputes them: range by range of
-    hash(customer_key), each range's deletes committed and checkpointed before the next, the ranges as many as what
-    the deletes hold (DELETE_BYTES_PER_ROW per row of the tables) needs to fit memory_budget. Called outside a
-    transaction. A run that dies between two ranges leaves those customers dirty (dirty_customers is kept until the
-    marts commit), and the next run deletes the rest and recomputes them all. Returns the number of ranges."""
+    """Delete the dirty customers' rows of `tables` ahead of the step that recomputes them: table by table, range
+    by range of hash(customer_key), each range's delete committed and checkpointed before the next, the ranges of
+    a table as many as what its delete holds (DELETE_BYTES_PER_ROW per row of it) needs to fit memory_budget.
+    Called outside a transaction. A run that dies between two ranges leaves those customers dirty
+    (dirty_customers is kept until the marts commit), and the next run deletes the rest and recomputes them all.
+    Returns the number of ranges (of transactions)."""
     for table in tables:
         if table not in _CUSTOMER_TABLES:
             raise ValueError(table)
     if not _count(con, "SELECT count(*) FROM dirty_customers"):
         return 0
-    rows = sum(_count(con, f"SELECT count(*) FROM {table}") for table in tables)
-    ranges = max(1, math.ceil(rows * DELETE_BYTES_PER_ROW / memory_budget))
-    for part in range(ranges):
-        low, high = bucket_bounds(part, ranges)
-        con.execute("BEGIN TRANSACTION")
-        try:
-            for table in tables:
-                # events stores the hash: the range skips the other ranges' row groups (sql/core/schema.sql).
-                key = "customer_hash" if table == "events" else "hash(customer_key)"
+    done = 0
+    for table in tables:
+        # A table of its own: a range of one table's delete scans that table alone (only events stores the hash
+        # its ranges skip on), and a small table is one range.
+        ranges = math.ceil(_count(con, f"SELECT count(*) FROM {table}") * DELETE_BYTES_PER_ROW / memory_budget)
+        # events stores the hash: a range skips the other ranges' row groups (sql/core/schema.sql).
+        key = "customer_hash" if table == "events" else "hash(customer_key)"
+        for part in range(ranges):
+            low, high = bucket_bounds(part, ranges)
+            con.execute("BEGIN TRANSACTION")
+            try:
                 # Formatted, not bound, as in in_buckets: ints, compared in the scan.
                 con.execute(f"DELETE FROM {table} WHERE {key} BETWEEN CAST({int(low)} AS UBIGINT) "
                             f"AND CAST({int(high)} AS UBIGINT) "
                             "AND customer_key IN (SELECT customer_key FROM dirty_customers)")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        con.execute("COMMIT")
-        con.execute("CHECKPOINT")  # only a checkpoint lets go of what the deletes held
-    return ranges
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+            con.execute("CHECKPOINT")  # only a checkpoint lets go of what the delete held
+        done += ranges
+    return done
 
 
 def write_rules(con: duckdb.DuckDBPyConnection, stages: list[Stage], touchpoints: Touchpoints) -> None:
