@@ -143,8 +143,8 @@ def clear_dirty(con: duckdb.DuckDBPyConnection, tables: tuple[str, ...], memory_
         # A table of its own: a range of one table's delete scans that table alone (only events stores the hash
         # its ranges skip on), and a small table is one range.
         ranges = math.ceil(_count(con, f"SELECT count(*) FROM {table}") * DELETE_BYTES_PER_ROW / memory_budget)
-        # events stores the hash: a range skips the other ranges' row groups (sql/core/schema.sql).
-        key = "customer_hash" if table == "events" else "hash(customer_key)"
+        # Where the table stores the hash, a range skips the other ranges' row groups (sql/core/schema.sql).
+        key = "customer_hash" if table in HASHED_TABLES else "hash(customer_key)"
         for part in range(ranges):
             low, high = bucket_bounds(part, ranges)
             con.execute("BEGIN TRANSACTION")
@@ -201,6 +201,8 @@ def stitch_identities(con: duckdb.DuckDBPyConnection, full: bool) -> dict[str, i
     }
 
 
+# The per-customer tables that store customer_hash (the others are filtered on the hash of their key).
+HASHED_TABLES = ("events", "sessions", "journey_steps")
 # The per-customer tables each step replaces the rows of, for the customers in scope.
 SESSIONIZE_TABLES = ("events", "sessions")
 JOURNEY_TABLES = ("journey_steps", "journeys", "stage_entries", "stage_touchpoints", "stage_channels",

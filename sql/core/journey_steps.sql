@@ -1,7 +1,7 @@
 -- The collapsed stage path, one row per step: what paths, transitions and the Sankey are built from.
 INSERT INTO journey_steps BY NAME
 WITH mapped AS (
-    SELECT customer_key, event_number, ts, stage, stage_order
+    SELECT customer_key, customer_hash, event_number, ts, stage, stage_order
     FROM scope_events
     WHERE stage IS NOT NULL
 ),
@@ -23,6 +23,7 @@ run_starts AS (
 
 SELECT
     customer_key,
+    customer_hash,
     row_number() OVER path_order AS step,
     count(*) OVER (PARTITION BY customer_key) AS path_length,
     stage,

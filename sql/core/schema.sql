@@ -52,8 +52,10 @@ CREATE TABLE IF NOT EXISTS events (
     event_number   BIGINT NOT NULL
 );
 
+-- sessions and journey_steps store customer_hash too, as events does: a bucket's statements read them by hash range.
 CREATE TABLE IF NOT EXISTS sessions (
     customer_key   VARCHAR NOT NULL,
+    customer_hash  UBIGINT NOT NULL,
     session_id     VARCHAR NOT NULL,
     session_number BIGINT NOT NULL,
     session_start  TIMESTAMP NOT NULL,
@@ -66,6 +68,7 @@ CREATE TABLE IF NOT EXISTS sessions (
 
 CREATE TABLE IF NOT EXISTS journey_steps (
     customer_key     VARCHAR NOT NULL,
+    customer_hash    UBIGINT NOT NULL,
     step             BIGINT NOT NULL,
     path_length      BIGINT NOT NULL,
     stage            VARCHAR NOT NULL,

@@ -37,12 +37,12 @@ WHERE customer_key IN (SELECT customer_key FROM dirty_customers)
 CREATE OR REPLACE TEMP VIEW scope_journey_steps AS
 SELECT * FROM journey_steps
 WHERE customer_key IN (SELECT customer_key FROM dirty_customers)
-    AND cjm_in_scope_bucket(hash(customer_key));
+    AND cjm_in_scope_bucket(customer_hash);
 
 CREATE OR REPLACE TEMP VIEW scope_sessions AS
 SELECT * FROM sessions
 WHERE customer_key IN (SELECT customer_key FROM dirty_customers)
-    AND cjm_in_scope_bucket(hash(customer_key));
+    AND cjm_in_scope_bucket(customer_hash);
 
 CREATE OR REPLACE TEMP VIEW scope_journeys AS
 SELECT * FROM journeys

@@ -16,4 +16,4 @@ WHERE cjm_in_scope_bucket(customer_hash);
 
 CREATE OR REPLACE TEMP VIEW scope_sessions AS
 SELECT * FROM dirty_sessions
-WHERE cjm_in_scope_bucket(hash(customer_key));
+WHERE cjm_in_scope_bucket(customer_hash);

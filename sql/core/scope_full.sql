@@ -11,11 +11,11 @@ WHERE cjm_in_scope_bucket(customer_hash);
 
 CREATE OR REPLACE TEMP VIEW scope_journey_steps AS
 SELECT * FROM journey_steps
-WHERE cjm_in_scope_bucket(hash(customer_key));
+WHERE cjm_in_scope_bucket(customer_hash);
 
 CREATE OR REPLACE TEMP VIEW scope_sessions AS
 SELECT * FROM sessions
-WHERE cjm_in_scope_bucket(hash(customer_key));
+WHERE cjm_in_scope_bucket(customer_hash);
 
 CREATE OR REPLACE TEMP VIEW scope_journeys AS
 SELECT * FROM journeys

@@ -2,6 +2,7 @@
 INSERT INTO sessions BY NAME
 SELECT
     customer_key,
+    customer_hash,
     -- Stable while the session's first event stays its first: the same id tonight as last night.
     md5(customer_key || '|' || strftime(min(ts), '%Y-%m-%dT%H:%M:%S.%f')) AS session_id,
     session_number,
@@ -12,4 +13,4 @@ SELECT
     arg_max(event_name, event_number) AS last_event,
     arg_min(channel, event_number) FILTER (WHERE channel IS NOT NULL) AS channel
 FROM scope_events
-GROUP BY customer_key, session_number;
+GROUP BY customer_key, customer_hash, session_number;
