@@ -140,8 +140,8 @@ def clear_dirty(con: duckdb.DuckDBPyConnection, tables: tuple[str, ...], memory_
         return 0
     done = 0
     for table in tables:
-        # A table of its own: a range of one table's delete scans that table alone (only events stores the hash
-        # its ranges skip on), and a small table is one range.
+        # Ranges of its own: a range's delete then reads that table alone (a table without the stored hash
+        # whole, in every range), and a small table is one range.
         ranges = math.ceil(_count(con, f"SELECT count(*) FROM {table}") * DELETE_BYTES_PER_ROW / memory_budget)
         # Where the table stores the hash, a range skips the other ranges' row groups (sql/core/schema.sql).
         key = "customer_hash" if table in HASHED_TABLES else "hash(customer_key)"
