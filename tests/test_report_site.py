@@ -9,7 +9,7 @@ import os
 import struct
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pytest
@@ -262,6 +262,35 @@ def test_export_figures_are_every_chart_with_a_title() -> None:
 def test_export_refuses_an_unknown_format(tmp_path: Path) -> None:
     with pytest.raises(ExportError, match="cannot export gif"):
         export_charts(make_warehouse(), tmp_path, ("gif",))
+
+
+@pytest.mark.parametrize(("errors", "fails"), [
+    (["ReferenceError: kaleido_scopes is not defined"] * 2, False),  # kaleido's race with its page: tried again
+    (["ReferenceError: kaleido_scopes is not defined"] * 3, True),  # but a bounded number of times
+    (["Chromium crashed"], True),  # any other error at once
+])
+def test_export_tries_again_only_when_kaleidos_page_was_not_ready(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, errors: list[str], fails: bool) -> None:
+    kaleido = pytest.importorskip("kaleido")
+    calls: list[int] = []
+
+    def write(jobs: list[dict[str, Any]], **kwargs: Any) -> None:
+        calls.append(len(jobs))
+        if len(calls) <= len(errors):
+            raise RuntimeError(errors[len(calls) - 1])
+        for job in jobs:
+            Path(job["path"]).write_bytes(b"drawn")
+
+    monkeypatch.setattr(kaleido, "write_fig_from_object_sync", write)
+    chromium = tmp_path / "chromium"
+    chromium.write_text("")
+    if fails:
+        with pytest.raises(ExportError, match=errors[-1]):
+            export_charts(make_warehouse(), tmp_path, ("png",), chromium=chromium)
+        assert len(calls) == min(len(errors), 3)
+    else:
+        assert len(export_charts(make_warehouse(), tmp_path, ("png",), chromium=chromium)) == 10
+        assert calls == [10, 10, 10]
 
 
 @pytest.mark.browser

@@ -71,6 +71,14 @@ def export_figures(marts: Marts) -> list[tuple[str, go.Figure]]:
     return figures
 
 
+# kaleido 1.5 can call its page's script before the page has run it ("ReferenceError: kaleido_scopes is not
+# defined"): it takes the JavaScript context Chromium reports first, which on a loaded machine can still be the
+# blank page's. Seen once in a full test run on 2 busy cores; the same export passes alone. Each attempt starts
+# Chromium afresh, so the export is tried again, a bounded number of times, on that error only.
+_PAGE_NOT_READY = "kaleido_scopes is not defined"
+EXPORT_ATTEMPTS = 3
+
+
 def find_chromium(chromium: Path | None = None) -> Path:
     """The Chrome or Chromium to render with: the argument, else $BROWSER_PATH, else chromium on the PATH."""
     for candidate in (chromium, os.environ.get("BROWSER_PATH"), shutil.which("chromium"), "/usr/bin/chromium"):
@@ -112,10 +120,14 @@ def export_charts(
     kopts: dict[str, Any] = {"path": str(browser), "mathjax": False}
     if plotly_js.is_file():
         kopts["plotlyjs"] = plotly_js
-    try:
-        kaleido.write_fig_from_object_sync(jobs, kopts=kopts, cancel_on_error=True)
-    except Exception as e:  # kaleido raises its own and choreographer's errors; the user needs one line
-        raise ExportError(f"exporting the charts with {browser} failed: {type(e).__name__}: {e}") from e
+    for attempt in range(1, EXPORT_ATTEMPTS + 1):
+        try:
+            kaleido.write_fig_from_object_sync(jobs, kopts=kopts, cancel_on_error=True)
+            break
+        except Exception as e:  # kaleido raises its own and choreographer's errors; the user needs one line
+            if attempt < EXPORT_ATTEMPTS and _PAGE_NOT_READY in str(e):
+                continue
+            raise ExportError(f"exporting the charts with {browser} failed: {type(e).__name__}: {e}") from e
     missing = [p for p in written if not p.is_file()]
     if missing:
         raise ExportError(f"exporting the charts with {browser} wrote no {', '.join(p.name for p in missing)}")
