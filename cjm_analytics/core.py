@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Iterator
 
 import duckdb
@@ -126,6 +127,19 @@ def clear_scope(con: duckdb.DuckDBPyConnection, table: str, full: bool) -> None:
 DELETE_BYTES_PER_ROW = 16
 
 
+_SHOWN_SIZE = re.compile(r"([0-9.]+) (bytes|KiB|MiB|GiB|TiB|PiB)")
+
+
+def _memory_limit(con: duckdb.DuckDBPyConnection) -> int | None:
+    """DuckDB's memory limit on this connection in bytes, read from how it shows it ("572.2 MiB")."""
+    row = con.execute("SELECT current_setting('memory_limit')").fetchone()
+    shown = _SHOWN_SIZE.fullmatch(str(row[0]).strip()) if row else None
+    if shown is None:
+        return None
+    power = ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB").index(shown.group(2))
+    return int(float(shown.group(1)) * 1024**power)
+
+
 def clear_dirty(con: duckdb.DuckDBPyConnection, tables: tuple[str, ...], memory_budget: int) -> int:
     """Delete the dirty customers' rows of `tables` ahead of the step that recomputes them: table by table, range
     by range of hash(customer_key), each range's delete committed and checkpointed before the next, the ranges of
@@ -138,11 +152,13 @@ def clear_dirty(con: duckdb.DuckDBPyConnection, tables: tuple[str, ...], memory_
             raise ValueError(table)
     if not _count(con, "SELECT count(*) FROM dirty_customers"):
         return 0
+    # What a delete holds cannot spill: a duckdb.memory_limit below the budget bounds the ranges instead.
+    room = min(memory_budget, _memory_limit(con) or memory_budget)
     done = 0
     for table in tables:
         # Ranges of its own: a range's delete then reads that table alone (a table without the stored hash
         # whole, in every range), and a small table is one range.
-        ranges = math.ceil(_count(con, f"SELECT count(*) FROM {table}") * DELETE_BYTES_PER_ROW / memory_budget)
+        ranges = math.ceil(_count(con, f"SELECT count(*) FROM {table}") * DELETE_BYTES_PER_ROW / room)
         # Where the table stores the hash, a range skips the other ranges' row groups (sql/core/schema.sql).
         key = "customer_hash" if table in HASHED_TABLES else "hash(customer_key)"
         for part in range(ranges):

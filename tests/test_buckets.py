@@ -238,7 +238,7 @@ def _customers_events(path: Path, events: int) -> None:
         con.execute(f"INSERT INTO dirty_customers SELECT 'c' || c FROM range(0, {events // 20}, 20) AS r(c)")
 
 
-def test_a_nights_deletes_fit_the_budget_range_by_range(tmp_path: Path) -> None:
+def test_a_nights_deletes_fit_the_budget_range_by_range(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # DuckDB holds 16 KiB for every 2048-row vector a delete touches until a checkpoint after its commit: deleting
     # the dirty customers' events at once held 1.1 GB at 100M events and failed within a 600MB budget (exit 6).
     _customers_events(tmp_path / "w.duckdb", 2_000_000)
@@ -258,8 +258,22 @@ def test_a_nights_deletes_fit_the_budget_range_by_range(tmp_path: Path) -> None:
             return ranges, con.execute("SELECT count(*), count(*) FILTER (WHERE customer_key IN "
                                        "(SELECT customer_key FROM dirty_customers)) FROM events").fetchall()
 
-    with pytest.raises(duckdb.OutOfMemoryException):
-        cleared(2**40)  # one range: all at once
+    with monkeypatch.context() as m:  # one range: all at once
+        m.setattr(core, "_memory_limit", lambda con: None)
+        with pytest.raises(duckdb.OutOfMemoryException):
+            cleared(2**40)
     ranges, left = cleared(limit // 2)
     assert ranges == -(-2_000_000 * core.DELETE_BYTES_PER_ROW // (limit // 2)) == 4
     assert left == [(2_000_000 - dirty, 0)]
+    # A budget above DuckDB's limit (a config's duckdb.memory_limit below engine.memory_budget): the limit
+    # sizes the ranges, since what a delete holds cannot spill.
+    assert cleared(2**40 + 1) == (-(-2_000_000 * core.DELETE_BYTES_PER_ROW // limit), left) == (2, left)
+
+
+@pytest.mark.parametrize(("setting", "expected"), [("16MiB", 16 * 2**20), ("600MB", 600 * 10**6), ("4GB", 4 * 10**9)])
+def test_duckdbs_memory_limit_is_read_in_bytes(setting: str, expected: int) -> None:
+    with duckdb.connect() as con:
+        con.execute(f"SET memory_limit = '{setting}'")
+        limit = core._memory_limit(con)
+    # DuckDB shows one decimal of its unit (4GB is "3.7 GiB"): within 5%, which the 16 bytes per row allow for.
+    assert limit is not None and abs(limit - expected) <= expected * 0.05
