@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 from collections.abc import Iterator
 
 import duckdb
@@ -18,6 +17,7 @@ import duckdb
 from cjm_analytics.catalog import CUSTOMER_TABLES as _CUSTOMER_TABLES
 from cjm_analytics.config import Config, Engine, Stage, Touchpoints
 from cjm_analytics.sql_steps import run_sql, sql_text
+from cjm_analytics.warehouse import memory_limit_bytes, transaction
 
 # The config's rules as tables (sql/core/schema.sql), written by write_rules.
 RULE_TABLES = ("stage_list", "stage_rules", "touchpoint_rules")
@@ -127,19 +127,6 @@ def clear_scope(con: duckdb.DuckDBPyConnection, table: str, full: bool) -> None:
 DELETE_BYTES_PER_ROW = 16
 
 
-_SHOWN_SIZE = re.compile(r"([0-9.]+) (bytes|KiB|MiB|GiB|TiB|PiB)")
-
-
-def _memory_limit(con: duckdb.DuckDBPyConnection) -> int | None:
-    """DuckDB's memory limit on this connection in bytes, read from how it shows it ("572.2 MiB")."""
-    row = con.execute("SELECT current_setting('memory_limit')").fetchone()
-    shown = _SHOWN_SIZE.fullmatch(str(row[0]).strip()) if row else None
-    if shown is None:
-        return None
-    power = ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB").index(shown.group(2))
-    return int(float(shown.group(1)) * 1024**power)
-
-
 def clear_dirty(con: duckdb.DuckDBPyConnection, tables: tuple[str, ...], memory_budget: int) -> int:
     """Delete the dirty customers' rows of `tables` ahead of the step that recomputes them: table by table, range
     by range of hash(customer_key), each range's delete committed and checkpointed before the next, the ranges of
@@ -153,7 +140,7 @@ def clear_dirty(con: duckdb.DuckDBPyConnection, tables: tuple[str, ...], memory_
     if not _count(con, "SELECT count(*) FROM dirty_customers"):
         return 0
     # What a delete holds cannot spill: a duckdb.memory_limit below the budget bounds the ranges instead.
-    room = min(memory_budget, _memory_limit(con) or memory_budget)
+    room = min(memory_budget, memory_limit_bytes(con) or memory_budget)
     done = 0
     for table in tables:
         # Ranges of its own: a range's delete then reads that table alone (a table without the stored hash
@@ -163,16 +150,11 @@ def clear_dirty(con: duckdb.DuckDBPyConnection, tables: tuple[str, ...], memory_
         key = "customer_hash" if table in HASHED_TABLES else "hash(customer_key)"
         for part in range(ranges):
             low, high = bucket_bounds(part, ranges)
-            con.execute("BEGIN TRANSACTION")
-            try:
+            with transaction(con):
                 # Formatted, not bound, as in in_buckets: ints, compared in the scan.
                 con.execute(f"DELETE FROM {table} WHERE {key} BETWEEN CAST({int(low)} AS UBIGINT) "
                             f"AND CAST({int(high)} AS UBIGINT) "
                             "AND customer_key IN (SELECT customer_key FROM dirty_customers)")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            con.execute("COMMIT")
             con.execute("CHECKPOINT")  # only a checkpoint lets go of what the delete held
         done += ranges
     return done

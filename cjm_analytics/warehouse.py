@@ -57,6 +57,18 @@ def _current(con: duckdb.DuckDBPyConnection, name: str) -> str:
     return str(row[0]) if row else ""
 
 
+_MEMORY_UNITS = {"bytes": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40, "PiB": 1 << 50}
+
+
+def memory_limit_bytes(con: duckdb.DuckDBPyConnection) -> int:
+    """DuckDB's memory_limit in bytes (it says it as e.g. '572.2 MiB'); 0 if it says it otherwise."""
+    amount, _, unit = _current(con, "memory_limit").partition(" ")
+    try:
+        return int(float(amount) * _MEMORY_UNITS.get(unit, 0))
+    except ValueError:
+        return 0
+
+
 def lock_path(warehouse: Path) -> Path:
     """The run lock of a warehouse: `<warehouse>.lock` beside it."""
     return warehouse.with_name(warehouse.name + ".lock")

@@ -15,6 +15,7 @@ import pytest
 from cjm_analytics import core, nightly
 from cjm_analytics.config import Config, load_config
 from cjm_analytics.sql_steps import quote_literal, run_sql
+from cjm_analytics.warehouse import memory_limit_bytes
 from tests import test_incremental
 from tests.conftest import SAMPLE_CONFIG, copy_sample
 from tests.fixtures import RUN_STARTED, built_warehouse, make_config, rows, run_steps, write_csv
@@ -259,7 +260,7 @@ def test_a_nights_deletes_fit_the_budget_range_by_range(tmp_path: Path, monkeypa
                                        "(SELECT customer_key FROM dirty_customers)) FROM events").fetchall()
 
     with monkeypatch.context() as m:  # one range: all at once
-        m.setattr(core, "_memory_limit", lambda con: None)
+        m.setattr(core, "memory_limit_bytes", lambda con: 0)
         with pytest.raises(duckdb.OutOfMemoryException):
             cleared(2**40)
     ranges, left = cleared(limit // 2)
@@ -274,6 +275,6 @@ def test_a_nights_deletes_fit_the_budget_range_by_range(tmp_path: Path, monkeypa
 def test_duckdbs_memory_limit_is_read_in_bytes(setting: str, expected: int) -> None:
     with duckdb.connect() as con:
         con.execute(f"SET memory_limit = '{setting}'")
-        limit = core._memory_limit(con)
+        limit = memory_limit_bytes(con)
     # DuckDB shows one decimal of its unit (4GB is "3.7 GiB"): within 5%, which the 16 bytes per row allow for.
-    assert limit is not None and abs(limit - expected) <= expected * 0.05
+    assert abs(limit - expected) <= expected * 0.05

@@ -27,6 +27,7 @@ from cjm_analytics.errors import SourceError
 from cjm_analytics.presets import SNOWPLOW_TSV_COLUMNS
 from cjm_analytics.raw.project import internal_name
 from cjm_analytics.sql_steps import quote_ident, quote_literal
+from cjm_analytics.warehouse import memory_limit_bytes
 
 # Control characters are escaped inside valid JSON, so this delimiter keeps each JSON line one field.
 _JSON_LINE_DELIM = "\x1e"
@@ -34,7 +35,6 @@ _JSON_LINE_DELIM = "\x1e"
 # a file with one is read with a larger limit (only such a file: the limit sizes the reader's buffers).
 _DEFAULT_MAX_LINE = 2_000_000
 _LINE_MARGIN = 1 << 16
-_MEMORY_UNITS = {"bytes": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}
 _GZIP_MAX_LINE = 4_000_000
 _CHUNK = 1 << 20  # bytes scanned at a time for line lengths
 _HEADER_LIMIT = 1 << 20  # a first line longer than this is not a header
@@ -385,16 +385,9 @@ def _room_for_reader(con: duckdb.DuckDBPyConnection, max_line: int | None) -> No
     if not (row and row[0]):
         return
     with duckdb.connect() as fresh:
-        default = _memory_limit(fresh)
-    if default > _memory_limit(con):
+        default = memory_limit_bytes(fresh)
+    if default > memory_limit_bytes(con):
         con.execute("SET memory_limit = $limit", {"limit": f"{int(default)}B"})
-
-
-def _memory_limit(con: duckdb.DuckDBPyConnection) -> float:
-    """DuckDB's memory_limit in bytes (it says it as e.g. '572.2 MiB')."""
-    row = con.execute("SELECT current_setting('memory_limit')").fetchone()
-    amount, _, unit = str(row[0] if row else "").partition(" ")
-    return float(amount or 0) * _MEMORY_UNITS.get(unit, 0)
 
 
 @contextmanager
